@@ -1,0 +1,1 @@
+"""Corridor: composition root (the `corridor` command) and plumbing shared by the services."""

@@ -1,0 +1,22 @@
+"""The ``corridor`` command: one entry point for nodes, the registry and the demo."""
+
+from __future__ import annotations
+
+import click
+
+from corridor.demo import demo
+from node.cli import node
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="corridor")
+def main() -> None:
+    """Corridor: signed, policy-filtered data sharing for transboundary wildlife monitoring.
+
+    Each institution runs a sovereign node over its own data; partners receive
+    only signed, policy-filtered extracts. Start with 'corridor demo'.
+    """
+
+
+main.add_command(node)
+main.add_command(demo)

@@ -1,0 +1,112 @@
+"""HTTP plumbing shared by the node and the registry: errors as RFC 9457 problem+json.
+
+Each service defines its exceptions as subclasses of :class:`CorridorError`
+with the HTTP status on the class (CONVENTIONS.md §4); :class:`ProblemApi`
+renders them, and every werkzeug ``HTTPException``, as
+``application/problem+json``. Unexpected exceptions become an opaque 500 whose
+detail goes to the log, never to the client.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+from flask import Flask, Response, json
+from flask_smorest import Api
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+PROBLEM_JSON = "application/problem+json"
+log = logging.getLogger(__name__)
+
+
+class CorridorError(Exception):
+    """Root of every error a Corridor service reports to a client."""
+
+    status: ClassVar[int] = 500
+    title: ClassVar[str] = "Internal error"
+    type_slug: ClassVar[str] = "about:blank"
+
+    def __init__(self, detail: str | None = None, **extra: Any) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail
+        self.extra = extra
+
+
+class BadRequest(CorridorError):
+    """The request is malformed."""
+
+    status = 400
+    title = "Bad request"
+
+
+class Unauthorized(CorridorError):
+    """Credentials are missing or invalid."""
+
+    status = 401
+    title = "Unauthorized"
+
+
+class Forbidden(CorridorError):
+    """The caller is known but may not do this."""
+
+    status = 403
+    title = "Forbidden"
+
+
+class NotFound(CorridorError):
+    """No such resource (or the caller may not know it exists)."""
+
+    status = 404
+    title = "Not found"
+
+
+class Conflict(CorridorError):
+    """The request conflicts with the current state."""
+
+    status = 409
+    title = "Conflict"
+
+
+def problem(status: int, title: str, detail: str | None = None, **extra: Any) -> Response:
+    """Build an RFC 9457 problem+json response."""
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    body.update(extra)
+    return Response(json.dumps(body), status=status, mimetype=PROBLEM_JSON)
+
+
+class ProblemApi(Api):  # type: ignore[misc]
+    """flask-smorest ``Api`` whose errors are RFC 9457 problem documents."""
+
+    def init_app(self, app: Flask, *args: Any, **kwargs: Any) -> None:
+        """Attach to ``app`` and register the problem handlers."""
+        super().init_app(app, *args, **kwargs)
+        app.register_error_handler(CorridorError, self.handle_corridor_error)
+        app.register_error_handler(Exception, self.handle_unexpected)
+
+    def handle_http_exception(self, error: HTTPException) -> Response:
+        """Render werkzeug errors (404 routes, 405, webargs 422) as problems."""
+        code = error.code or 500
+        extra: dict[str, Any] = {}
+        data = getattr(error, "data", None) or {}
+        errors = data.get("errors") or data.get("messages")
+        if errors:
+            extra["errors"] = errors
+        detail = data.get("message") or error.description
+        response = problem(code, error.name, detail, **extra)
+        for key, value in (data.get("headers") or {}).items():
+            response.headers[key] = value
+        return response
+
+    def handle_corridor_error(self, error: CorridorError) -> Response:
+        """Render a service error."""
+        return problem(error.status, error.title, error.detail, **error.extra)
+
+    def handle_unexpected(self, error: Exception) -> Response:
+        """Log the real exception; tell the client only that it failed."""
+        if isinstance(error, HTTPException):
+            return self.handle_http_exception(error)
+        log.exception("unhandled error", exc_info=error)
+        return self.handle_http_exception(InternalServerError())

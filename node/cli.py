@@ -1,0 +1,354 @@
+"""``corridor node``: set up a node, import and list its data, serve it."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from node import demo_data
+from node.datasets import current_datasets
+from node.db import make_engine, make_session_factory, upgrade
+from node.errors import CorridorError
+from node.exports import export_dwc
+from node.importer import Importer, ImportRefused, ImportResult
+from node.keystore import KeystoreError, create_keystore, public_keys
+from node.settings import (
+    CONFIG_FILE,
+    NodeSettings,
+    SettingsError,
+    load_settings,
+    render_config,
+    validate_identity,
+)
+from node.sources import SourceError
+
+# A progress bar is drawn only for inputs larger than this (a few thousand rows).
+PROGRESS_THRESHOLD_BYTES = 256 * 1024
+PROGRESS_THRESHOLD_ROWS = 5_000
+
+# soft_wrap: one message stays one line, whatever the terminal width (grep-able logs).
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print one error line and exit."""
+    err.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    sys.exit(code)
+
+
+def _settings(ctx: click.Context) -> NodeSettings:
+    directory: Path = ctx.obj["dir"]
+    try:
+        return load_settings(directory)
+    except SettingsError as e:
+        fail(str(e))
+
+
+@click.group()
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("."), show_default="current directory",
+              help="The node directory (config, keys, database).")
+@click.pass_context
+def node(ctx: click.Context, directory: Path) -> None:
+    """Run a sovereign node: its data, its keys, its rules."""
+    ctx.ensure_object(dict)
+    ctx.obj["dir"] = directory
+
+
+@node.command()
+@click.option("--member-id", required=True, help="Member id, e.g. ru-lotl.")
+@click.option("--name", required=True, help="Institution name.")
+@click.option("--country", required=True, help="ISO 3166-1 alpha-2 code, e.g. RU.")
+@click.option("--url", default=None, help="The node's public base URL.")
+@click.pass_context
+def init(ctx: click.Context, member_id: str, name: str, country: str, url: str | None) -> None:
+    """Create config, signing key and database in the node directory."""
+    directory: Path = ctx.obj["dir"]
+    try:
+        settings = init_node(directory, member_id, name, country, url)
+    except SettingsError as e:
+        fail(str(e))
+    out.print(f"Initialised node [bold]{member_id}[/] ({name}, {settings.country}) in {directory}")
+    out.print(f"  signing key  {public_keys(settings.keys_dir).to_jwks()['keys'][0]['kid']}"
+              "  (in keys/, mode 0600)")
+    out.print(f"  database     {settings.database_url}")
+
+
+def init_node(directory: Path, member_id: str, name: str, country: str,
+              url: str | None = None, database_url: str | None = None) -> NodeSettings:
+    """Create a node directory: config, signing key, migrated database.
+
+    Raises:
+        SettingsError: bad identity, or the directory is already a node.
+    """
+    country = country.upper()
+    validate_identity(member_id, country)
+    if (directory / CONFIG_FILE).exists():
+        raise SettingsError(f"{directory} is already a node directory ({CONFIG_FILE} exists)")
+    directory.mkdir(parents=True, exist_ok=True)
+    create_keystore(directory / "keys")
+    (directory / CONFIG_FILE).write_text(
+        render_config(member_id, name, country, url, database_url), "utf-8")
+    settings = load_settings(directory)
+    upgrade(make_engine(settings.database_url))
+    return settings
+
+
+@contextmanager
+def _progress(label: str, *, rows: bool = False
+              ) -> Iterator[tuple[Callable[[int], None], Callable[[int], None]]]:
+    """Yield (on_total, on_advance) callbacks driving a rich progress bar.
+
+    The bar appears only for long work: inputs over PROGRESS_THRESHOLD_BYTES,
+    or over PROGRESS_THRESHOLD_ROWS when counting rows.
+    """
+    columns: list[Any] = [TextColumn("[bold]{task.description}"), BarColumn()]
+    if rows:
+        columns += [MofNCompleteColumn(), TimeRemainingColumn()]
+    else:
+        columns += [DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn()]
+    progress = Progress(*columns, console=err, transient=True)
+    threshold = PROGRESS_THRESHOLD_ROWS if rows else PROGRESS_THRESHOLD_BYTES
+    state: dict[str, Any] = {"task": None}
+
+    def on_total(total: int) -> None:
+        if total >= threshold and state["task"] is None:
+            progress.start()
+            state["task"] = progress.add_task(label, total=total)
+
+    def on_advance(n: int) -> None:
+        if state["task"] is not None:
+            progress.advance(state["task"], n)
+
+    try:
+        yield on_total, on_advance
+    finally:
+        if state["task"] is not None:
+            progress.stop()
+
+
+def _report_refusal(refused: ImportRefused, what: str) -> NoReturn:
+    err.print(f"[bold red]refused:[/] {what} has {refused.total} problem(s); nothing was imported.")
+    for problem in refused.problems:
+        err.print(f"  {problem}", markup=False, soft_wrap=True)
+    if refused.total > len(refused.problems):
+        err.print(f"  ... and {refused.total - len(refused.problems)} more")
+    sys.exit(1)
+
+
+def _print_result(result: ImportResult) -> None:
+    counts = ", ".join(f"{n:,} {k}" for k, n in result.counts.items())
+    out.print(f"Imported [bold]{result.name}[/] v{result.version} ({result.profile}): {counts}")
+
+
+def _importer(settings: NodeSettings) -> Importer:
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    return Importer(engine, batch_rows=settings.import_batch_rows,
+                    max_problems=settings.max_problems_reported)
+
+
+@node.group("import")
+def import_() -> None:
+    """Import a dataset (all or nothing; re-importing makes a new version)."""
+
+
+@import_.command("camtrap-dp")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--name", default=None, help="Dataset name (default: the package's name).")
+@click.pass_context
+def import_camtrap(ctx: click.Context, path: Path, name: str | None) -> None:
+    """Import a Camtrap DP 1.0 package: a directory or zip with datapackage.json."""
+    settings = _settings(ctx)
+    try:
+        with _progress(f"importing {path.name}") as (on_total, on_bytes):
+            result = _importer(settings).import_camtrap(path, name=name, on_bytes=on_bytes,
+                                                        on_total=on_total)
+    except SourceError as e:
+        fail(str(e))
+    except ImportRefused as refused:
+        _report_refusal(refused, str(path))
+    _print_result(result)
+
+
+@import_.command("dwc")
+@click.argument("events", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("occurrences", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dataset", "name", required=True, help="Dataset name, e.g. flyway-counts.")
+@click.option("--title", default=None, help="Human-readable title.")
+@click.pass_context
+def import_dwc(ctx: click.Context, events: Path, occurrences: Path, name: str,
+               title: str | None) -> None:
+    """Import a Darwin Core sampling-event dataset: EVENTS.csv and OCCURRENCES.csv."""
+    settings = _settings(ctx)
+    try:
+        with _progress(f"importing {name}") as (on_total, on_bytes):
+            result = _importer(settings).import_dwc(events, occurrences, name=name, title=title,
+                                                    on_bytes=on_bytes, on_total=on_total)
+    except SourceError as e:
+        fail(str(e))
+    except ImportRefused as refused:
+        _report_refusal(refused, f"{events.name} + {occurrences.name}")
+    _print_result(result)
+
+
+@node.command()
+@click.pass_context
+def datasets(ctx: click.Context) -> None:
+    """List datasets (current versions) with their row counts and coverage."""
+    settings = _settings(ctx)
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    with make_session_factory(engine)() as session:
+        rows = current_datasets(session)
+        if not rows:
+            out.print("No datasets yet. Import one with 'corridor node import ...'.")
+            return
+        out.print(dataset_summary(rows))
+
+
+def dataset_summary(rows: Any) -> str:
+    """A block of lines per dataset: readable at any width, and grep-able."""
+    blocks = []
+    for d in rows:
+        counts = ", ".join(f"{v:,} {k}" for k, v in d.counts.items())
+        lines = [f"[bold]{d.name}[/]  v{d.version}  {d.profile}  {d.title}",
+                 f"  rows     {counts}",
+                 f"  species  {len(d.taxa)}"]
+        if d.temporal_start:
+            lines.append(f"  dates    {d.temporal_start} .. {d.temporal_end} (UTC)")
+        if d.bbox_west is not None:
+            lines.append(f"  area     {d.bbox_south:.3f} .. {d.bbox_north:.3f} N, "
+                         f"{d.bbox_west:.3f} .. {d.bbox_east:.3f} E")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+@node.command("export-dwc")
+@click.argument("dataset")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write occurrence.csv.")
+@click.pass_context
+def export_dwc_command(ctx: click.Context, dataset: str, out_path: Path) -> None:
+    """Convert a camera-trap dataset to a Darwin Core occurrence table."""
+    settings = _settings(ctx)
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    try:
+        n = export_dwc(engine, dataset, out_path)
+    except CorridorError as e:
+        fail(str(e.detail))
+    except ValueError as e:
+        fail(f"cannot convert {dataset}: {e}")
+    out.print(f"Wrote {n:,} occurrences to {out_path}")
+
+
+@node.command("generate-demo")
+@click.option("--observations", default=20_000, show_default=True,
+              type=click.IntRange(1, 1_000_000), help="Camera-trap observations to generate.")
+@click.option("--seed", default=2024, show_default=True, help="Random seed (same seed, same data).")
+@click.option("--side", type=click.Choice(["ru", "cn"]), default=None,
+              help="Border side (default: from the node's country).")
+@click.option("--no-import", is_flag=True, help="Only write the files, do not import them.")
+@click.pass_context
+def generate_demo(ctx: click.Context, observations: int, seed: int, side: str | None,
+                  no_import: bool) -> None:
+    """Generate synthetic two-country camera-trap and bird-count data, then import it."""
+    settings = _settings(ctx)
+    chosen = side or ("cn" if settings.country == "CN" else "ru")
+    target = settings.directory / "demo-data"
+    results = generate_and_import(settings, target, side=chosen, observations=observations,
+                                  seed=seed, do_import=not no_import)
+    if no_import:
+        out.print(f"Wrote demo data to {target}")
+    for result in results:
+        _print_result(result)
+
+
+def generate_and_import(settings: NodeSettings, target: Path, *, side: str, observations: int,
+                        seed: int, do_import: bool = True,
+                        bird_counts: bool = True) -> list[ImportResult]:
+    """Generate one side's camera-trap package (and the bird counts); import them."""
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    with _progress(f"generating {side} camera-trap data", rows=True) as (on_total, on_advance):
+        on_total(observations)
+        done = [0]
+
+        def count(n: int) -> None:
+            on_advance(n - done[0])
+            done[0] = n
+
+        package = demo_data.generate_camtrap(target / f"camtrap-{side}", side=side,  # type: ignore[arg-type]
+                                             observations=observations, seed=seed, progress=count)
+    if bird_counts:
+        events, occurrences = demo_data.generate_bird_counts(target / "bird-counts", seed=seed)
+    if not do_import:
+        return []
+    importer = _importer(settings)
+    results = []
+    try:
+        with _progress("importing camera-trap data") as (on_total, on_bytes):
+            results.append(importer.import_camtrap(package.path, on_bytes=on_bytes,
+                                                   on_total=on_total))
+        if bird_counts:
+            results.append(importer.import_dwc(
+                events, occurrences, name="flyway-counts",
+                title="Flyway crane and spoonbill counts (synthetic)"))
+    except ImportRefused as refused:
+        _report_refusal(refused, "generated demo data")
+    return results
+
+
+@node.command()
+@click.pass_context
+def keys(ctx: click.Context) -> None:
+    """Print the node's public JWKS."""
+    import json
+
+    settings = _settings(ctx)
+    try:
+        jwks = public_keys(settings.keys_dir).to_jwks()
+    except KeystoreError as e:
+        fail(str(e))
+    click.echo(json.dumps(jwks, indent=2))
+
+
+@node.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8400, show_default=True, type=int)
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int) -> None:
+    """Serve the node's API (development server; use gunicorn node.wsgi:app in production)."""
+    from werkzeug.serving import run_simple
+
+    from node.app import create_app
+
+    settings = _settings(ctx)
+    upgrade(make_engine(settings.database_url))
+    app = create_app({"CORRIDOR_SETTINGS": settings})
+    run_simple(host, port, app, threaded=True)
+
+
+def temp_node_dir() -> Path:
+    """A fresh temporary directory for throw-away nodes."""
+    return Path(tempfile.mkdtemp(prefix="corridor-"))

@@ -1,0 +1,55 @@
+"""Reading datasets: listing, lookup and the metadata view served to clients."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from node.errors import DatasetNotFound
+from node.models import Dataset
+
+
+def current_datasets(session: Session) -> Sequence[Dataset]:
+    """The current version of every dataset, by name."""
+    return session.scalars(
+        select(Dataset).where(Dataset.current.is_(True)).order_by(Dataset.name)
+    ).all()
+
+
+def get_dataset(session: Session, name: str, version: int | None = None) -> Dataset:
+    """One dataset by name (the current version unless ``version`` is given).
+
+    Raises:
+        DatasetNotFound: no such dataset or version.
+    """
+    query = select(Dataset).where(Dataset.name == name)
+    query = query.where(Dataset.version == version) if version else query.where(
+        Dataset.current.is_(True)
+    )
+    dataset = session.scalars(query).first()
+    if dataset is None:
+        raise DatasetNotFound(f"no dataset named {name!r}" + (f" v{version}" if version else ""))
+    return dataset
+
+
+def metadata_view(dataset: Dataset) -> dict[str, Any]:
+    """The public metadata of a dataset (the API's ``Dataset`` object)."""
+    bbox = None
+    if dataset.bbox_west is not None:
+        bbox = [dataset.bbox_west, dataset.bbox_south, dataset.bbox_east, dataset.bbox_north]
+    return {
+        "name": dataset.name,
+        "version": dataset.version,
+        "profile": dataset.profile,
+        "title": dataset.title,
+        "description": dataset.description,
+        "licenses": dataset.licenses,
+        "contributors": dataset.contributors,
+        "taxa": dataset.taxa,
+        "counts": dataset.counts,
+        "coverage": {"start": dataset.temporal_start, "end": dataset.temporal_end, "bbox": bbox},
+        "imported_at": dataset.imported_at,
+    }

@@ -1,0 +1,46 @@
+"""marshmallow schemas: the node API's wire format (loaded and dumped at the edge)."""
+
+from __future__ import annotations
+
+from marshmallow import RAISE, Schema, fields
+
+
+class CoverageSchema(Schema):
+    """Temporal and spatial coverage of a dataset."""
+
+    class Meta:
+        unknown = RAISE
+
+    start = fields.String(allow_none=True, metadata={"description": "first date (UTC), ISO 8601"})
+    end = fields.String(allow_none=True, metadata={"description": "last date (UTC), ISO 8601"})
+    bbox = fields.List(fields.Float(), allow_none=True,
+                       metadata={"description": "[west, south, east, north] in degrees"})
+
+
+class DatasetSchema(Schema):
+    """Dataset metadata: never rows, never coordinates finer than the bounding box."""
+
+    class Meta:
+        unknown = RAISE
+        ordered = True
+
+    name = fields.String(required=True)
+    version = fields.Integer(required=True)
+    profile = fields.String(required=True, metadata={"description": "camtrap-dp or dwc-event"})
+    title = fields.String(required=True)
+    description = fields.String(allow_none=True)
+    licenses = fields.List(fields.Dict())
+    contributors = fields.List(fields.Dict())
+    taxa = fields.List(fields.String())
+    counts = fields.Dict(keys=fields.String(), values=fields.Integer())
+    coverage = fields.Nested(CoverageSchema)
+    imported_at = fields.DateTime(format="iso")
+
+
+class DatasetListSchema(Schema):
+    """A page of datasets."""
+
+    class Meta:
+        unknown = RAISE
+
+    datasets = fields.List(fields.Nested(DatasetSchema))

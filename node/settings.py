@@ -1,0 +1,176 @@
+"""Typed node settings: one place that reads the node's config file and the environment.
+
+A node directory looks like::
+
+    DIR/node.toml        identity and storage settings (written by ``corridor node init``)
+    DIR/keys/            the node's Ed25519 signing keys, mode 0700, files 0600
+    DIR/node.db          the SQLite database (unless ``database_url`` points elsewhere)
+
+Environment variables override the file, so one directory can be run against
+PostgreSQL in production without editing it:
+
+``CORRIDOR_NODE_DATABASE_URL``
+    SQLAlchemy URL of the node database (default ``sqlite:///DIR/node.db``).
+``CORRIDOR_NODE_SECRET_KEY``
+    Flask session secret (default: generated at ``init`` and kept in ``DIR/keys/``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+CONFIG_FILE = "node.toml"
+KEYS_DIR = "keys"
+DEFAULT_DB_FILE = "node.db"
+
+MEMBER_ID_RE = re.compile(r"^[a-z]{2}-[a-z0-9][a-z0-9-]{1,30}$")
+COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
+
+
+class SettingsError(Exception):
+    """The node directory or its configuration is missing or invalid."""
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    """Everything a node needs to know about itself.
+
+    Attributes:
+        directory: the node directory (holds config, keys and, by default, the database).
+        member_id: the institution's member id, ``cc-name`` (e.g. ``ru-lotl``).
+        name: human-readable institution name.
+        country: ISO 3166-1 alpha-2 country code.
+        url: the node's public base URL (``None`` until the node is given one).
+        database_url: SQLAlchemy database URL.
+        import_batch_rows: rows per INSERT batch during import (memory vs. round trips).
+        max_problems_reported: import problems listed in full (the total is always given).
+    """
+
+    directory: Path
+    member_id: str
+    name: str
+    country: str
+    url: str | None = None
+    database_url: str = ""
+    import_batch_rows: int = 5_000
+    max_problems_reported: int = 50
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def keys_dir(self) -> Path:
+        """Directory holding the node's private keys."""
+        return self.directory / KEYS_DIR
+
+    def with_overrides(self, **changes: Any) -> NodeSettings:
+        """Return a copy with some fields replaced (used by tests and ``create_app``)."""
+        return replace(self, **changes)
+
+
+def default_database_url(directory: Path) -> str:
+    """The embedded SQLite database inside the node directory."""
+    return f"sqlite:///{(directory / DEFAULT_DB_FILE).resolve()}"
+
+
+def validate_identity(member_id: str, country: str) -> None:
+    """Refuse malformed member ids and country codes with a one-line reason."""
+    if not MEMBER_ID_RE.match(member_id):
+        raise SettingsError(
+            f"member id {member_id!r} must look like 'ru-lotl': a 2-letter country prefix, "
+            "a dash, then 2-31 lower-case letters, digits or dashes"
+        )
+    if not COUNTRY_RE.match(country):
+        raise SettingsError(f"country {country!r} must be an ISO 3166-1 alpha-2 code such as RU")
+
+
+def load_settings(directory: Path, environ: Mapping[str, str] | None = None) -> NodeSettings:
+    """Read ``DIR/node.toml`` and apply environment overrides.
+
+    Raises:
+        SettingsError: the directory is not an initialised node or its config is invalid.
+    """
+    env = os.environ if environ is None else environ
+    config_path = directory / CONFIG_FILE
+    if not config_path.is_file():
+        raise SettingsError(
+            f"{directory} is not a Corridor node directory (no {CONFIG_FILE}); "
+            "run 'corridor node --dir DIR init' first"
+        )
+    try:
+        data = tomllib.loads(config_path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise SettingsError(f"{config_path}: not valid TOML: {e}") from e
+    node = data.get("node")
+    if not isinstance(node, dict):
+        raise SettingsError(f"{config_path}: missing [node] table")
+    try:
+        member_id = str(node["member_id"])
+        name = str(node["name"])
+        country = str(node["country"])
+    except KeyError as e:
+        raise SettingsError(f"{config_path}: [node] is missing {e.args[0]!r}") from e
+    validate_identity(member_id, country)
+    storage = data.get("storage", {})
+    database_url = (
+        env.get("CORRIDOR_NODE_DATABASE_URL")
+        or storage.get("database_url")
+        or default_database_url(directory)
+    )
+    return NodeSettings(
+        directory=directory,
+        member_id=member_id,
+        name=name,
+        country=country,
+        url=node.get("url") or None,
+        database_url=str(database_url),
+        import_batch_rows=int(storage.get("import_batch_rows", 5_000)),
+        extra={k: v for k, v in data.items() if k not in {"node", "storage"}},
+    )
+
+
+def _toml_string(value: str) -> str:
+    """Quote a string as a TOML basic string."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+def render_config(member_id: str, name: str, country: str, url: str | None,
+                  database_url: str | None = None) -> str:
+    """The initial ``node.toml`` written by ``corridor node init``."""
+    lines = [
+        "# Corridor node configuration. Environment variables CORRIDOR_NODE_* override it.",
+        "[node]",
+        f"member_id = {_toml_string(member_id)}",
+        f"name = {_toml_string(name)}",
+        f"country = {_toml_string(country)}",
+    ]
+    if url:
+        lines.append(f"url = {_toml_string(url)}")
+    lines += ["", "[storage]"]
+    if database_url:
+        lines.append(f"database_url = {_toml_string(database_url)}")
+    else:
+        lines.append('# database_url = "postgresql+psycopg://user@host/db"'
+                     "  (default: node.db in this directory)")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def secret_key(settings: NodeSettings, environ: Mapping[str, str] | None = None) -> str | None:
+    """The Flask session secret, from the environment or the key directory."""
+    env = os.environ if environ is None else environ
+    if env.get("CORRIDOR_NODE_SECRET_KEY"):
+        return env["CORRIDOR_NODE_SECRET_KEY"]
+    path = settings.keys_dir / "session-secret"
+    return path.read_text(encoding="ascii").strip() if path.is_file() else None
+
+
+def node_directory(environ: Mapping[str, str] | None = None) -> Path:
+    """The node directory named by ``CORRIDOR_NODE_DIR`` (default: the current directory)."""
+    env = os.environ if environ is None else environ
+    return Path(env.get("CORRIDOR_NODE_DIR", "."))

@@ -1,0 +1,77 @@
+"""The node's read API over real HTTP: metadata only, OpenAPI 3.1, problem+json errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from node.app import create_app
+from node.db import make_engine
+from node.importer import Importer
+from node.settings import NodeSettings
+
+pytestmark = pytest.mark.storage
+
+
+@pytest.fixture
+def live(node_settings: NodeSettings, camtrap_example: Path, live_server: Any) -> Any:
+    Importer(make_engine(node_settings.database_url)).import_camtrap(camtrap_example)
+    return live_server(create_app({"CORRIDOR_SETTINGS": node_settings}))
+
+
+def get_json(live: Any, path: str) -> tuple[int, str, Any]:
+    status, headers, body = live.request("GET", path)
+    return status, headers.get("Content-Type", ""), json.loads(body)
+
+
+def test_list_datasets_gives_metadata_only(live: Any) -> None:
+    status, ctype, body = get_json(live, "/datasets")
+    assert status == 200 and ctype.startswith("application/json")
+    (dataset,) = body["datasets"]
+    assert dataset["name"] == "camtrap-dp-example-dataset"
+    assert dataset["counts"]["observations"] == 549
+    assert dataset["coverage"] == {"start": "2020-05-30", "end": "2021-04-18",
+                                   "bbox": [4.013, 50.699, 5.659, 51.496]}
+    text = json.dumps(body)
+    for leak in ("deploymentID", "00a2c20d", "51.181", "observationID"):
+        assert leak not in text  # no rows, no camera coordinates
+
+
+def test_get_one_dataset(live: Any) -> None:
+    status, _, body = get_json(live, "/datasets/camtrap-dp-example-dataset")
+    assert status == 200
+    assert body["version"] == 1 and body["profile"] == "camtrap-dp"
+    assert body["licenses"][0]["name"] == "CC0-1.0"
+
+
+@pytest.mark.parametrize(("method", "path", "status"), [
+    ("GET", "/datasets/no-such-thing", 404),
+    ("GET", "/nowhere", 404),
+    ("POST", "/datasets", 405),
+    ("DELETE", "/datasets/camtrap-dp-example-dataset", 405),
+])
+def test_errors_are_problem_json(live: Any, method: str, path: str, status: int) -> None:
+    got, headers, body = live.request(method, path)
+    assert got == status
+    assert headers["Content-Type"] == "application/problem+json"
+    problem = json.loads(body)
+    assert problem["status"] == status and problem["title"]
+    assert "Traceback" not in body.decode()
+
+
+def test_oversize_body_refused_with_problem_json(live: Any) -> None:
+    status, headers, _ = live.request("POST", "/datasets", body=b"x" * (2 * 1024 * 1024),
+                                      headers={"Content-Type": "application/json"})
+    assert status in (405, 413)
+    assert headers["Content-Type"] == "application/problem+json"
+
+
+def test_openapi_document_is_3_1_and_lists_the_routes(live: Any) -> None:
+    status, _, spec = get_json(live, "/openapi.json")
+    assert status == 200
+    assert spec["openapi"] == "3.1.0"
+    assert {"/datasets", "/datasets/{name}"} <= set(spec["paths"])
+    assert "Dataset" in spec["components"]["schemas"]
