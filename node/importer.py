@@ -22,6 +22,7 @@ from typing import IO, Any
 
 from sqlalchemy import Connection, Engine, Table, func, select, update
 
+from node.db import BulkWriter
 from node.models import (
     PROFILE_CAMTRAP,
     PROFILE_DWC_EVENT,
@@ -41,16 +42,13 @@ from node.validation import (
     DWC_OCCURRENCE,
     Problem,
     ProblemLog,
+    RowParser,
     TableSpec,
     camtrap_table,
     check_header,
-    parse_row,
 )
 
 DATASET_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-# DictReader fills these in for ragged rows (NUL cannot occur in a parsed CSV field).
-_SHORT_ROW = "\x00short"
-_EXTRA = "\x00extra"
 
 ProgressCallback = Callable[[int], None]
 
@@ -122,35 +120,32 @@ def check_dataset_name(name: str) -> str:
 
 def _csv_rows(
     stream: IO[bytes], file: str, log: ProblemLog, on_bytes: ProgressCallback | None
-) -> Iterator[tuple[int, list[str], dict[str, Any]]]:
-    """Yield (line, header, row) from a UTF-8 CSV stream; decoding problems are logged."""
+) -> Iterator[tuple[int, list[str], list[str]]]:
+    """Yield (line, header, values) from a UTF-8 CSV stream; decoding problems are logged."""
     text = io.TextIOWrapper(
         io.BufferedReader(CountingReader(stream, on_bytes), 1 << 16),
         encoding="utf-8-sig", newline="",
     )
-    reader = csv.DictReader(text, restval=_SHORT_ROW, restkey=_EXTRA)
+    reader = csv.reader(text)
     try:
-        header = list(reader.fieldnames or [])
+        header = next(reader, [])
         if not header:
             log.add(Problem(file, None, None, "file is empty (no header row)"))
             return
-        for row in reader:
-            yield reader.line_num, header, row
+        for values in reader:
+            if values:  # csv.DictReader's convention: blank lines are skipped
+                yield reader.line_num, header, values
     except UnicodeDecodeError:
         log.add(Problem(file, reader.line_num + 1, None, "not valid UTF-8 text"))
     except csv.Error as e:
         log.add(Problem(file, reader.line_num, None, f"malformed CSV: {e}"))
 
 
-def _shape_ok(row: dict[str, Any], header: list[str], file: str, line: int,
+def _shape_ok(values: list[str], header: list[str], file: str, line: int,
               log: ProblemLog) -> bool:
-    if _EXTRA in row:
-        n = len(header) + len(row[_EXTRA])
-        log.add(Problem(file, line, None, f"row has {n} values, header has {len(header)}"))
-        return False
-    if any(v == _SHORT_ROW for v in row.values()):
-        n = sum(v != _SHORT_ROW for v in row.values())
-        log.add(Problem(file, line, None, f"row has {n} values, header has {len(header)}"))
+    if len(values) != len(header):
+        log.add(Problem(file, line, None,
+                        f"row has {len(values)} values, header has {len(header)}"))
         return False
     return True
 
@@ -170,21 +165,26 @@ class _TableLoader:
         self.batch: list[dict[str, Any]] = []
         self.keys: set[str] = set()
         self.count = 0
-        self.specs = spec.by_name()
+        self.parser = RowParser(spec, self.columns)
+        self.writer = BulkWriter(conn, table)
 
-    def parse(self, row: Mapping[str, str], file: str, line: int) -> dict[str, Any] | None:
+    def bind(self, header: list[str]) -> None:
+        """Read rows of this header from now on."""
+        self.parser.bind(header)
+        self.pk_pos = header.index(self.spec.primary_key) if self.spec.primary_key in header \
+            else None
+
+    def parse(self, row: list[str], file: str, line: int) -> dict[str, Any] | None:
         """Validate one row; return the typed record, or None if it has problems."""
-        before = self.log.total
-        record = {k: v for k, v in parse_row(self.spec, self.specs, row, file, line, self.log)
-                  if k in self.columns}
-        key = record.get(self.spec.primary_key)
-        if key is not None:
+        pk = self.spec.primary_key
+        key = None if self.pk_pos is None else row[self.pk_pos]
+        if key:
             if key in self.keys:
-                self.log.add(Problem(file, line, self.spec.primary_key,
-                                     f"duplicate {self.spec.primary_key} {key!r}"))
-            else:
-                self.keys.add(key)
-        return record if self.log.total == before else None
+                self.log.add(Problem(file, line, pk, f"duplicate {pk} {key!r}"))
+                self.parser.parse(row, file, line, self.log)  # report its other problems too
+                return None
+            self.keys.add(key)
+        return self.parser.parse(row, file, line, self.log)
 
     def add(self, record: dict[str, Any]) -> None:
         """Queue a valid record; nothing is inserted once any problem is known."""
@@ -201,7 +201,7 @@ class _TableLoader:
     def flush(self) -> None:
         """Insert queued records."""
         if self.batch and not self.log:
-            self.conn.execute(self.table.insert(), self.batch)
+            self.writer.insert(self.batch)
         self.batch.clear()
 
 
@@ -339,6 +339,7 @@ class Importer:
                     header_checked = True
                     if not check_header(loader.spec, header, file, log, strict=True):
                         return
+                    loader.bind(header)
                 if not _shape_ok(row, header, file, line, log):
                     continue
                 record = loader.parse(row, file, line)
@@ -374,7 +375,8 @@ class Importer:
         elif isinstance(resource.get("path"), str):
             file = resource["path"]
             with source.open(file) as stream:
-                rows = [(line, row) for line, _, row in _csv_rows(stream, file, log, on_bytes)]
+                rows = [(line, dict(zip(header, values, strict=False)))
+                        for line, header, values in _csv_rows(stream, file, log, on_bytes)]
         else:
             return 0
         seen: set[str] = set()
@@ -441,6 +443,8 @@ class Importer:
                             columns[loader.spec.name] = header
                             if not check_header(loader.spec, header, file, log, strict=False):
                                 break
+                            loader.bind(header)
+                            licence_pos = header.index("license") if "license" in header else None
                         if not _shape_ok(row, header, file, line, log):
                             continue
                         record = loader.parse(row, file, line)
@@ -451,14 +455,14 @@ class Importer:
                                               record["decimalLongitude"])
                             summary.add_time(record["eventDate_start_utc"],
                                              record["eventDate_end_utc"])
-                            if row.get("license"):
-                                licences.add(row["license"])
+                            if licence_pos is not None and row[licence_pos]:
+                                licences.add(row[licence_pos])
                         else:
                             if not _check_reference(record, "eventID", event_loader.keys,
                                                     "eventID of events", file, line, log):
                                 continue
                             summary.taxa.add(record["scientificName"])
-                        record["terms"] = dict(row)
+                        record["terms"] = dict(zip(header, row, strict=True))
                         loader.add(record)
                     loader.flush()
             if log:

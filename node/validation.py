@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -323,39 +323,72 @@ def check_header(
     return ok
 
 
-def parse_row(
-    spec: TableSpec, specs: Mapping[str, FieldSpec], row: Mapping[str, str],
-    file: str, line: int, log: ProblemLog,
-) -> Iterator[tuple[str, Any]]:
-    """Yield (field, typed value) for the spec'd fields of one row, logging problems.
+_PLAIN, _DATETIME, _EVENT_DATE = 0, 1, 2
 
-    Datetime fields yield their text under the field name and the UTC value
-    under ``<field>_utc``; eventDate also yields ``eventDate_start_utc`` and
-    ``eventDate_end_utc``.
+
+class RowParser:
+    """A table spec compiled for speed: one flat loop per row, no per-field generators.
+
+    ``parse`` validates every field of the spec and returns the typed record
+    (only the fields named in ``keep``), or ``None`` after logging every
+    problem of the row. Datetime fields give their
+    text under the field name and the UTC value under ``<field>_utc``; eventDate
+    also gives ``eventDate_start_utc`` and ``eventDate_end_utc``.
     """
-    for name, spec_field in specs.items():
-        raw = row.get(name)
-        if raw is None or raw in spec.missing_values:
-            if spec_field.required:
-                log.add(Problem(file, line, name, "required value is missing"))
-            yield name, None
-            if spec_field.type == "datetime":
-                yield f"{name}_utc", None
-            continue
-        try:
-            if spec_field.type == "eventDate":
-                text, start, end = parse_event_date(raw)
-                yield name, text
-                yield f"{name}_start_utc", start
-                yield f"{name}_end_utc", end
+
+    def __init__(self, spec: TableSpec, keep: Iterable[str]) -> None:
+        kept = set(keep)
+        self.spec = spec
+        self.missing = spec.missing_values
+        self.plan: list[tuple[str, Callable[[str], Any] | None, bool, int]] = []
+        self.dropped = frozenset(f.name for f in spec.fields if f.name not in kept)
+        self.positions: list[int | None] = []
+        for f in spec.fields:
+            kind = {"datetime": _DATETIME, "eventDate": _EVENT_DATE}.get(f.type, _PLAIN)
+            plain_string = (f.type in ("string", "any") and f.enum is None
+                            and f.pattern is None)
+            self.plan.append((f.name, None if plain_string else f.parse, f.required, kind))
+
+    def bind(self, header: Sequence[str]) -> None:
+        """Fix the column positions of a file's header (absent columns read as missing)."""
+        index = {name: i for i, name in enumerate(header)}
+        self.positions = [index.get(name) for name, *_ in self.plan]
+
+    def parse(self, values: Sequence[str], file: str, line: int,
+              log: ProblemLog) -> dict[str, Any] | None:
+        """Validate and convert one CSV row (a list in the order of the bound header)."""
+        out: dict[str, Any] = {}
+        ok = True
+        missing = self.missing
+        for (name, convert, required, kind), pos in zip(self.plan, self.positions, strict=True):
+            raw = None if pos is None else values[pos]
+            if raw is None or raw in missing:
+                if required:
+                    log.add(Problem(file, line, name, "required value is missing"))
+                    ok = False
+                out[name] = None
+                if kind == _DATETIME:
+                    out[name + "_utc"] = None
+                elif kind == _EVENT_DATE:
+                    out[name + "_start_utc"] = out[name + "_end_utc"] = None
                 continue
-            value = spec_field.parse(raw)
-        except FieldProblem as e:
-            log.add(Problem(file, line, name, str(e)))
-            yield name, None
-            continue
-        if spec_field.type == "datetime":
-            yield name, value[0]
-            yield f"{name}_utc", value[1]
-        else:
-            yield name, value
+            if convert is None:
+                out[name] = raw
+                continue
+            try:
+                value: Any = parse_event_date(raw) if kind == _EVENT_DATE else convert(raw)
+            except FieldProblem as e:
+                log.add(Problem(file, line, name, str(e)))
+                ok = False
+                continue
+            if kind == _DATETIME:
+                out[name], out[name + "_utc"] = value
+            elif kind == _EVENT_DATE:
+                out[name], out[name + "_start_utc"], out[name + "_end_utc"] = value
+            else:
+                out[name] = value
+        if not ok:
+            return None
+        for name in self.dropped:
+            out.pop(name, None)
+        return out
