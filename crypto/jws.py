@@ -127,6 +127,7 @@ def sign_detached(
     payload: bytes,
     key: SigningKey,
     *,
+    typ: str | None = None,
     headers: Mapping[str, Any] | None = None,
 ) -> str:
     """Sign ``payload`` and return the detached form ``header..signature``.
@@ -137,7 +138,7 @@ def sign_detached(
 
     :raises ValueError: as :func:`sign_compact`.
     """
-    return jose_jws.detach_content(sign_compact(payload, key, headers=headers))
+    return jose_jws.detach_content(sign_compact(payload, key, typ=typ, headers=headers))
 
 
 def verify_compact(
@@ -174,6 +175,7 @@ def verify_detached(
     keys: KeySet,
     *,
     max_size: int = _DEFAULT_MAX_SIZE,
+    expected_typ: str | None = None,
 ) -> Verified:
     """Verify a detached JWS ``header..signature`` over ``payload``.
 
@@ -187,7 +189,7 @@ def verify_detached(
     if payload_segment:
         _fail("detached JWS carries an embedded payload")
     header = _decode_header(header_segment)
-    key = _check_header(header, keys, None)
+    key = _check_header(header, keys, expected_typ)
     _check_signature_segment(signature_segment)
     payload = bytes(payload)
     _joserfc_verify(raw, key, header, payload, detached_payload=payload, max_size=max_size)

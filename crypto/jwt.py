@@ -52,8 +52,8 @@ def decode_jwt(
     *,
     now: int,
     audience: str,
+    typ: str,
     issuer: str | None = None,
-    typ: str | None = None,
     leeway: int = 30,
     max_lifetime: int | None = None,
     required: Iterable[str] = DEFAULT_REQUIRED_CLAIMS,
@@ -66,7 +66,9 @@ def decode_jwt(
     :param now: current time, seconds since the epoch.
     :param audience: who we are; ``aud`` must equal it or be a list holding it.
     :param issuer: if given, ``iss`` must equal it.
-    :param typ: if given, the header's ``typ`` must match it (RFC 7515 §4.1.9).
+    :param typ: the header's ``typ`` must match it (RFC 7515 §4.1.9). It is
+        required: the same keys sign trust lists, agreements and tokens, and
+        only ``typ`` keeps one kind from being replayed as another (RFC 8725 §3.11).
     :param leeway: allowed clock skew, in seconds, for ``exp``, ``nbf``, ``iat``.
     :param max_lifetime: if given, ``exp - iat`` may be at most this many
         seconds (both claims then become mandatory).

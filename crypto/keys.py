@@ -45,6 +45,29 @@ def jwk_thumbprint(x: str) -> str:
     return b64url_encode(hashlib.sha256(canonical_json(members)).digest())
 
 
+# Curve25519 field prime and the y-coordinates of the small-order points of
+# edwards25519 (orders 1, 2, 4 and 8). A public key on one of them makes
+# "universal" signatures possible (R = identity, s = 0 verifies any message),
+# so the signer could later deny anything; libsodium refuses the same set.
+_P = 2**255 - 19
+_SMALL_ORDER_Y = frozenset({
+    0,
+    1,
+    _P - 1,
+    0x05FC536D880238B13933C6D305ACDFD5F098EFF289F4C345B027B2C28F95E826,
+    0x7A03AC9277FDC74EC6CC392CFA53202A0F67100D760B3CBA4FD84D3D706A17C7,
+})
+
+
+def _refuse_weak_point(raw: bytes) -> None:
+    """Refuse non-canonical and small-order Ed25519 public keys (RFC 8032 §5.1.3)."""
+    y = int.from_bytes(raw, "little") & ((1 << 255) - 1)
+    if y >= _P:
+        raise InvalidKey("non-canonical Ed25519 public key encoding")
+    if y in _SMALL_ORDER_Y:
+        raise InvalidKey("weak (small-order) Ed25519 public key")
+
+
 class VerifyKey:
     """An Ed25519 public key, used to verify signatures."""
 
@@ -59,6 +82,7 @@ class VerifyKey:
             raise InvalidKey("not an Ed25519 public key")
         self._key = public_key
         self._raw = public_key.public_bytes_raw()
+        _refuse_weak_point(self._raw)
         self._kid = jwk_thumbprint(b64url_encode(self._raw))
 
     @classmethod

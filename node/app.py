@@ -11,7 +11,8 @@ from flask import Flask
 from corridor.web import ProblemApi
 from node import api as api_views
 from node.extensions import db
-from node.settings import NodeSettings, load_settings, secret_key
+from node.keystore import load_session_secret
+from node.settings import NodeSettings, load_settings, secret_key_override
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -39,7 +40,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         OPENAPI_JSON_PATH="openapi.json",
         JSON_SORT_KEYS=False,
         MAX_CONTENT_LENGTH=1 * 1024 * 1024,
-        SECRET_KEY=secret_key(settings),
+        SECRET_KEY=secret_key_override() or load_session_secret(settings.keys_dir),
     )
     app.config.update(config)
     app.extensions["corridor_settings"] = settings

@@ -104,7 +104,10 @@ def init_node(directory: Path, member_id: str, name: str, country: str,
     if (directory / CONFIG_FILE).exists():
         raise SettingsError(f"{directory} is already a node directory ({CONFIG_FILE} exists)")
     directory.mkdir(parents=True, exist_ok=True)
-    create_keystore(directory / "keys")
+    try:
+        create_keystore(directory / "keys")
+    except KeystoreError as e:
+        raise SettingsError(str(e)) from e
     (directory / CONFIG_FILE).write_text(
         render_config(member_id, name, country, url, database_url), "utf-8")
     settings = load_settings(directory)

@@ -12,6 +12,7 @@ and foreign-key checks, not by the file sizes.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -35,7 +36,7 @@ from node.models import (
     Occurrence,
     table_of,
 )
-from node.sources import CountingReader, PackageSource, SourceError, sha256_files
+from node.sources import CountingReader, PackageSource, SourceError
 from node.validation import (
     CAMTRAP_RESOURCES,
     DWC_EVENT,
@@ -48,7 +49,11 @@ from node.validation import (
     check_header,
 )
 
-DATASET_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+# Longest physical CSV line accepted (exifData JSON runs to a few kB).
+MAX_LINE_CHARS = 1 << 20
+# Largest package accepted by default (uncompressed); bounds the work a zip bomb can cause.
+DEFAULT_MAX_IMPORT_BYTES = 20 * (1 << 30)
+DATASET_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
 ProgressCallback = Callable[[int], None]
 
@@ -111,22 +116,38 @@ class _Summary:
 
 def check_dataset_name(name: str) -> str:
     """Validate a dataset name (lower-case slug); raise SourceError with the rule."""
-    if not DATASET_NAME_RE.match(name):
+    if not DATASET_NAME_RE.fullmatch(name):
         raise SourceError(
             f"dataset name {name!r} must be 1-64 lower-case letters, digits, '-' or '_'"
         )
     return name
 
 
+class _LineTooLong(Exception):
+    pass
+
+
+def _bounded_lines(text: IO[str]) -> Iterator[str]:
+    """Physical lines of at most MAX_LINE_CHARS, so one huge line cannot exhaust memory."""
+    while line := text.readline(MAX_LINE_CHARS + 1):
+        if len(line) > MAX_LINE_CHARS:
+            raise _LineTooLong
+        yield line
+
+
 def _csv_rows(
-    stream: IO[bytes], file: str, log: ProblemLog, on_bytes: ProgressCallback | None
+    stream: IO[bytes], file: str, log: ProblemLog, on_bytes: ProgressCallback | None,
+    digest: Any = None,
 ) -> Iterator[tuple[int, list[str], list[str]]]:
-    """Yield (line, header, values) from a UTF-8 CSV stream; decoding problems are logged."""
-    text = io.TextIOWrapper(
-        io.BufferedReader(CountingReader(stream, on_bytes), 1 << 16),
-        encoding="utf-8-sig", newline="",
-    )
-    reader = csv.reader(text)
+    """Yield (line, header, values) from a UTF-8 CSV stream; decoding problems are logged.
+
+    Every byte read is fed to ``digest`` (when given), so the file is hashed in
+    the same single pass that validates it.
+    """
+    counting = CountingReader(stream, on_bytes, digest)
+    text = io.TextIOWrapper(io.BufferedReader(counting, 1 << 16), encoding="utf-8-sig",
+                            newline="")
+    reader = csv.reader(_bounded_lines(text))
     try:
         header = next(reader, [])
         if not header:
@@ -135,8 +156,12 @@ def _csv_rows(
         for values in reader:
             if values:  # csv.DictReader's convention: blank lines are skipped
                 yield reader.line_num, header, values
+        counting.drain()
     except UnicodeDecodeError:
         log.add(Problem(file, reader.line_num + 1, None, "not valid UTF-8 text"))
+    except _LineTooLong:
+        log.add(Problem(file, reader.line_num + 1, None,
+                        f"line longer than {MAX_LINE_CHARS:,} characters"))
     except csv.Error as e:
         log.add(Problem(file, reader.line_num, None, f"malformed CSV: {e}"))
 
@@ -227,11 +252,20 @@ class Importer:
     """Imports datasets into one node database."""
 
     def __init__(self, engine: Engine, *, batch_rows: int = 5_000, max_problems: int = 50,
+                 max_bytes: int = DEFAULT_MAX_IMPORT_BYTES,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.engine = engine
         self.batch_rows = batch_rows
         self.max_problems = max_problems
+        self.max_bytes = max_bytes
         self.clock = clock
+
+    def _check_size(self, total: int, on_total: ProgressCallback | None) -> None:
+        if total > self.max_bytes:
+            raise SourceError(f"input is {total:,} bytes uncompressed, more than the "
+                              f"{self.max_bytes:,} bytes this node accepts in one import")
+        if on_total is not None:
+            on_total(total)
 
     # -- shared --------------------------------------------------------------
 
@@ -270,9 +304,11 @@ class Importer:
     def _import_camtrap(self, source: PackageSource, name: str | None,
                         on_bytes: ProgressCallback | None,
                         on_total: ProgressCallback | None) -> ImportResult:
-        descriptor = source.descriptor()
-        resources = {r.get("name"): r for r in descriptor.get("resources", [])
-                     if isinstance(r, dict)}
+        descriptor, raw_descriptor = source.descriptor()
+        resource_list = descriptor.get("resources")
+        if not isinstance(resource_list, list):
+            raise SourceError("datapackage.json: 'resources' must be a list")
+        resources = {r.get("name"): r for r in resource_list if isinstance(r, dict)}
         paths: dict[str, str] = {}
         for resource in CAMTRAP_RESOURCES:
             path = resources.get(resource, {}).get("path")
@@ -286,16 +322,15 @@ class Importer:
         members = [*paths.values()]
         if individuals and isinstance(individuals.get("path"), str):
             members.append(individuals["path"])
-        if on_total is not None:
-            on_total(sum(source.size(m) for m in members))
-        digest = source.sha256(["datapackage.json", *members])
+        self._check_size(sum(source.size(m) for m in members), on_total)
+        meta = _camtrap_metadata(descriptor)
+        digest = hashlib.sha256(b"datapackage.json\0" + raw_descriptor)
         log = ProblemLog(self.max_problems)
         summary = _Summary()
-        meta = _camtrap_metadata(descriptor)
 
         with self.engine.connect() as conn, conn.begin() as tx:
             dataset_id = self._new_version(conn, {
-                **meta, "name": name, "profile": PROFILE_CAMTRAP, "source_sha256": digest,
+                **meta, "name": name, "profile": PROFILE_CAMTRAP, "source_sha256": "",
                 "imported_at": self.clock(), "counts": {},
             })
             loaders = {
@@ -310,15 +345,15 @@ class Importer:
             }
             for resource in CAMTRAP_RESOURCES:
                 self._load_camtrap_resource(source, paths[resource], loaders, resource, log,
-                                            summary, on_bytes)
+                                            summary, on_bytes, digest)
             n_individuals = self._load_individuals(conn, source, individuals, dataset_id, log,
-                                                   on_bytes)
+                                                   on_bytes, digest)
             if log:
                 tx.rollback()
                 raise ImportRefused(log)
             counts = {r: loaders[r].count for r in CAMTRAP_RESOURCES}
             counts["individuals"] = n_individuals
-            values: dict[str, Any] = {"counts": counts}
+            values: dict[str, Any] = {"counts": counts, "source_sha256": digest.hexdigest()}
             summary.apply(values)
             self._finish(conn, dataset_id, name, values)
             version = conn.scalar(select(table_of(Dataset).c.version)
@@ -329,12 +364,13 @@ class Importer:
     def _load_camtrap_resource(self, source: PackageSource, path: str,
                                loaders: Mapping[str, _TableLoader], resource: str,
                                log: ProblemLog, summary: _Summary,
-                               on_bytes: ProgressCallback | None) -> None:
+                               on_bytes: ProgressCallback | None, digest: Any) -> None:
         loader = loaders[resource]
         file = path
+        digest.update(path.encode() + b"\0")
         with source.open(path) as stream:
             header_checked = False
-            for line, header, row in _csv_rows(stream, file, log, on_bytes):
+            for line, header, row in _csv_rows(stream, file, log, on_bytes, digest):
                 if not header_checked:
                     header_checked = True
                     if not check_header(loader.spec, header, file, log, strict=True):
@@ -365,26 +401,15 @@ class Importer:
 
     def _load_individuals(self, conn: Connection, source: PackageSource,
                           resource: Mapping[str, Any] | None, dataset_id: int,
-                          log: ProblemLog, on_bytes: ProgressCallback | None) -> int:
+                          log: ProblemLog, on_bytes: ProgressCallback | None,
+                          digest: Any) -> int:
+        """Load the optional ``individuals`` resource (inline ``data`` or a CSV ``path``)."""
         if not resource:
             return 0
-        file = "individuals"
-        rows: list[tuple[int, Any]]
-        if isinstance(resource.get("data"), list):
-            rows = [(i + 1, r) for i, r in enumerate(resource["data"])]
-        elif isinstance(resource.get("path"), str):
-            file = resource["path"]
-            with source.open(file) as stream:
-                rows = [(line, dict(zip(header, values, strict=False)))
-                        for line, header, values in _csv_rows(stream, file, log, on_bytes)]
-        else:
-            return 0
+        writer = BulkWriter(conn, table_of(Individual))
         seen: set[str] = set()
-        batch = []
-        for line, row in rows:
-            if not isinstance(row, dict):
-                log.add(Problem(file, line, None, "individual is not an object"))
-                continue
+        batch: list[dict[str, Any]] = []
+        for file, line, row in _individual_rows(source, resource, log, on_bytes, digest):
             ident = row.get("individualID", row.get("id"))
             if ident in (None, ""):
                 log.add(Problem(file, line, "individualID", "required value is missing"))
@@ -394,10 +419,16 @@ class Importer:
                 log.add(Problem(file, line, "individualID", f"duplicate individualID {ident!r}"))
                 continue
             seen.add(ident)
+            name = row.get("scientificName")
+            if log:
+                continue
             batch.append({"dataset_id": dataset_id, "individualID": ident,
-                          "scientificName": row.get("scientificName") or None, "record": row})
+                          "scientificName": str(name) if name else None, "record": row})
+            if len(batch) >= self.batch_rows:
+                writer.insert(batch)
+                batch.clear()
         if batch and not log:
-            conn.execute(table_of(Individual).insert(), batch)
+            writer.insert(batch)
         return len(seen)
 
     # -- Darwin Core -----------------------------------------------------------
@@ -415,9 +446,8 @@ class Importer:
         for path in (events, occurrences):
             if not path.is_file():
                 raise SourceError(f"{path}: no such file")
-        if on_total is not None:
-            on_total(events.stat().st_size + occurrences.stat().st_size)
-        digest = sha256_files([events, occurrences])
+        self._check_size(events.stat().st_size + occurrences.stat().st_size, on_total)
+        digest = hashlib.sha256()
         log = ProblemLog(self.max_problems)
         summary = _Summary()
         columns: dict[str, list[str]] = {}
@@ -426,7 +456,7 @@ class Importer:
         with self.engine.connect() as conn, conn.begin() as tx:
             dataset_id = self._new_version(conn, {
                 "name": name, "profile": PROFILE_DWC_EVENT, "title": title or name,
-                "source_sha256": digest, "imported_at": self.clock(), "counts": {},
+                "source_sha256": "", "imported_at": self.clock(), "counts": {},
                 "contributors": [], "licenses": [], "descriptor": {},
             })
             event_loader = _TableLoader(conn, table_of(Event), DWC_EVENT, dataset_id, log,
@@ -435,9 +465,10 @@ class Importer:
                                       log, self.batch_rows)
             for path, loader in ((events, event_loader), (occurrences, occ_loader)):
                 file = path.name
+                digest.update(file.encode() + b"\0")
                 with path.open("rb") as stream:
                     first = True
-                    for line, header, row in _csv_rows(stream, file, log, on_bytes):
+                    for line, header, row in _csv_rows(stream, file, log, on_bytes, digest):
                         if first:
                             first = False
                             columns[loader.spec.name] = header
@@ -471,6 +502,7 @@ class Importer:
             counts = {"events": event_loader.count, "occurrences": occ_loader.count}
             values: dict[str, Any] = {
                 "counts": counts, "descriptor": {"columns": columns},
+                "source_sha256": digest.hexdigest(),
                 "licenses": [{"path": lic} for lic in sorted(licences)],
             }
             summary.apply(values)
@@ -481,6 +513,33 @@ class Importer:
         return ImportResult(dataset_id, name, int(version or 0), PROFILE_DWC_EVENT, counts)
 
 
+def _individual_rows(source: PackageSource, resource: Mapping[str, Any], log: ProblemLog,
+                     on_bytes: ProgressCallback | None, digest: Any,
+                     ) -> Iterator[tuple[str, int, dict[str, Any]]]:
+    """Rows of the individuals resource as dicts, streamed; shape problems are logged."""
+    data = resource.get("data")
+    if isinstance(data, list):
+        for i, row in enumerate(data):
+            if isinstance(row, dict):
+                yield "individuals", i + 1, row
+            else:
+                log.add(Problem("individuals", i + 1, None, "individual is not an object"))
+        return
+    path = resource.get("path")
+    if not isinstance(path, str):
+        return
+    digest.update(path.encode() + b"\0")
+    with source.open(path) as stream:
+        first = True
+        for line, header, values in _csv_rows(stream, path, log, on_bytes, digest):
+            if first and not {"individualID", "id"} & set(header):
+                log.add(Problem(path, 1, "individualID", "required column is missing"))
+                return
+            first = False
+            if _shape_ok(values, header, path, line, log):
+                yield path, line, dict(zip(header, values, strict=True))
+
+
 def _camtrap_metadata(descriptor: Mapping[str, Any]) -> dict[str, Any]:
     """Dataset-table columns taken from a Camtrap DP descriptor (inline data dropped)."""
     kept = {k: v for k, v in descriptor.items() if k != "resources"}
@@ -488,9 +547,13 @@ def _camtrap_metadata(descriptor: Mapping[str, Any]) -> dict[str, Any]:
         {k: v for k, v in r.items() if k != "data"} if isinstance(r, dict) else r
         for r in descriptor.get("resources", [])
     ]
+    for key in ("contributors", "licenses"):
+        if not isinstance(descriptor.get(key) or [], list):
+            raise SourceError(f"datapackage.json: {key!r} must be a list")
+    description = descriptor.get("description")
     return {
         "title": str(descriptor.get("title") or descriptor.get("name") or "untitled"),
-        "description": descriptor.get("description"),
+        "description": str(description) if description is not None else None,
         "contributors": list(descriptor.get("contributors") or []),
         "licenses": list(descriptor.get("licenses") or []),
         "package_version": str(descriptor["version"]) if descriptor.get("version") else None,

@@ -1,20 +1,24 @@
 """The node's private keys on disk: one PEM file per key, readable by the owner only.
 
-``DIR/keys/`` is created with mode 0700; each key is written atomically as
-``<kid>.pem`` with mode 0600 (created that way, never chmod-ed afterwards, so
-there is no window in which another user could read it). ``active`` names the
-key that signs.
+``DIR/keys/`` is created with mode 0700 and must not exist beforehand; each key
+is written as ``<kid>.pem`` with mode 0600 (created that way with O_EXCL, never
+chmod-ed afterwards, so there is no window in which another user could read
+it). ``active`` names the key that signs; it is written last, through a
+temporary file and an atomic rename, so a failed call never changes which key
+signs.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import stat
 from pathlib import Path
 
 from crypto.keys import KeySet, SigningKey
 
 ACTIVE_FILE = "active"
+SESSION_SECRET_FILE = "session-secret"  # noqa: S105 (a file name, not a secret)
 
 
 class KeystoreError(Exception):
@@ -22,43 +26,68 @@ class KeystoreError(Exception):
 
 
 def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    """Create ``path`` with mode 0600; refuse to follow or replace anything already there."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
 
 
 def create_keystore(keys_dir: Path) -> SigningKey:
-    """Create the key directory with a fresh Ed25519 key and a session secret."""
-    keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(keys_dir, 0o700)
+    """Create the key directory with a fresh Ed25519 key and a session secret.
+
+    Raises:
+        KeystoreError: the directory already exists (keys are never overwritten).
+    """
+    try:
+        os.mkdir(keys_dir, 0o700)
+    except FileExistsError as e:
+        raise KeystoreError(f"{keys_dir} already exists; refusing to touch existing keys") from e
+    os.chmod(keys_dir, 0o700)  # mkdir's mode is filtered by the umask
     key = SigningKey.generate()
     _write_private(keys_dir / f"{key.kid}.pem", key.private_pem())
-    (keys_dir / ACTIVE_FILE).write_text(key.kid + "\n", encoding="ascii")
-    _write_private(keys_dir / "session-secret", secrets.token_urlsafe(32).encode())
+    _write_private(keys_dir / SESSION_SECRET_FILE, secrets.token_urlsafe(32).encode())
+    pending = keys_dir / f".{ACTIVE_FILE}.tmp"
+    _write_private(pending, (key.kid + "\n").encode("ascii"))
+    os.replace(pending, keys_dir / ACTIVE_FILE)
     return key
+
+
+def _read_private(path: Path) -> bytes:
+    """Read a secret file, refusing links and files that others can read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as e:
+        raise KeystoreError(f"{path}: cannot read ({e.strerror})") from e
+    with os.fdopen(fd, "rb") as fh:
+        info = os.fstat(fh.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise KeystoreError(f"{path}: not a regular file")
+        mode = stat.S_IMODE(info.st_mode)
+        if mode & 0o077:
+            raise KeystoreError(
+                f"{path}: readable by others (mode {mode:o}); run 'chmod 600' on it")
+        return fh.read()
 
 
 def load_signing_key(keys_dir: Path) -> SigningKey:
-    """Load the active signing key, refusing files that others can read."""
-    try:
-        kid = (keys_dir / ACTIVE_FILE).read_text(encoding="ascii").strip()
-    except OSError as e:
-        raise KeystoreError(f"{keys_dir}: no active key ({e.strerror})") from e
-    path = keys_dir / f"{kid}.pem"
-    try:
-        mode = path.stat().st_mode & 0o777
-        if mode & 0o077:
-            raise KeystoreError(f"{path}: private key is readable by others (mode {mode:o}); "
-                                "run 'chmod 600' on it")
-        key = SigningKey.from_pem(path.read_bytes())
-    except OSError as e:
-        raise KeystoreError(f"{path}: cannot read the active key ({e.strerror})") from e
+    """Load the active signing key."""
+    kid = _read_private(keys_dir / ACTIVE_FILE).decode("ascii", "replace").strip()
+    if not kid or "/" in kid or kid.startswith("."):
+        raise KeystoreError(f"{keys_dir / ACTIVE_FILE}: does not name a key")
+    key = SigningKey.from_pem(_read_private(keys_dir / f"{kid}.pem"))
     if key.kid != kid:
-        raise KeystoreError(f"{path}: key id does not match its file name")
+        raise KeystoreError(f"{keys_dir / kid}.pem: key id does not match its file name")
     return key
 
 
+def load_session_secret(keys_dir: Path) -> str | None:
+    """The web session secret kept beside the keys, if there is one."""
+    path = keys_dir / SESSION_SECRET_FILE
+    if not path.exists():
+        return None
+    return _read_private(path).decode("ascii").strip()
+
+
 def public_keys(keys_dir: Path) -> KeySet:
-    """The public halves of every key in the directory (the node's JWKS)."""
-    keys = [load_signing_key(keys_dir).public_key]
-    return KeySet(keys)
+    """The public halves of the node's keys (its JWKS)."""
+    return KeySet([load_signing_key(keys_dir).public_key])

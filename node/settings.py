@@ -29,8 +29,8 @@ CONFIG_FILE = "node.toml"
 KEYS_DIR = "keys"
 DEFAULT_DB_FILE = "node.db"
 
-MEMBER_ID_RE = re.compile(r"^[a-z]{2}-[a-z0-9][a-z0-9-]{1,30}$")
-COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
+MEMBER_ID_RE = re.compile(r"[a-z]{2}-[a-z0-9][a-z0-9-]{1,30}")
+COUNTRY_RE = re.compile(r"[A-Z]{2}")
 
 
 class SettingsError(Exception):
@@ -79,12 +79,12 @@ def default_database_url(directory: Path) -> str:
 
 def validate_identity(member_id: str, country: str) -> None:
     """Refuse malformed member ids and country codes with a one-line reason."""
-    if not MEMBER_ID_RE.match(member_id):
+    if not MEMBER_ID_RE.fullmatch(member_id):
         raise SettingsError(
             f"member id {member_id!r} must look like 'ru-lotl': a 2-letter country prefix, "
             "a dash, then 2-31 lower-case letters, digits or dashes"
         )
-    if not COUNTRY_RE.match(country):
+    if not COUNTRY_RE.fullmatch(country):
         raise SettingsError(f"country {country!r} must be an ISO 3166-1 alpha-2 code such as RU")
 
 
@@ -161,13 +161,10 @@ def render_config(member_id: str, name: str, country: str, url: str | None,
     return "\n".join(lines)
 
 
-def secret_key(settings: NodeSettings, environ: Mapping[str, str] | None = None) -> str | None:
-    """The Flask session secret, from the environment or the key directory."""
+def secret_key_override(environ: Mapping[str, str] | None = None) -> str | None:
+    """The Flask session secret from ``CORRIDOR_NODE_SECRET_KEY``, if set."""
     env = os.environ if environ is None else environ
-    if env.get("CORRIDOR_NODE_SECRET_KEY"):
-        return env["CORRIDOR_NODE_SECRET_KEY"]
-    path = settings.keys_dir / "session-secret"
-    return path.read_text(encoding="ascii").strip() if path.is_file() else None
+    return env.get("CORRIDOR_NODE_SECRET_KEY") or None
 
 
 def node_directory(environ: Mapping[str, str] | None = None) -> Path:

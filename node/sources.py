@@ -6,10 +6,12 @@ importer read outside the package (``..``, absolute paths, links).
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
+import os
+import stat
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,11 +36,13 @@ def safe_member(path: str) -> str:
 
 
 class CountingReader(io.RawIOBase):
-    """A binary reader that reports how many bytes have been read so far."""
+    """A binary reader that reports each chunk it reads and feeds it to a digest."""
 
-    def __init__(self, raw: IO[bytes], on_bytes: Callable[[int], None] | None) -> None:
+    def __init__(self, raw: IO[bytes], on_bytes: Callable[[int], None] | None,
+                 digest: Any = None) -> None:
         self._raw = raw
         self._on_bytes = on_bytes
+        self._digest = digest
 
     def readable(self) -> bool:
         """Always readable."""
@@ -46,12 +50,23 @@ class CountingReader(io.RawIOBase):
 
     def readinto(self, buffer: Any) -> int:
         """Fill ``buffer`` from the underlying stream and report the count."""
-        data = self._raw.read(len(buffer))
+        try:
+            data = self._raw.read(len(buffer))
+        except (zipfile.BadZipFile, EOFError, zlib.error) as e:
+            raise SourceError(f"corrupt archive: {e}") from e
         n = len(data)
         buffer[:n] = data
-        if n and self._on_bytes is not None:
-            self._on_bytes(n)
+        if n:
+            if self._digest is not None:
+                self._digest.update(data)
+            if self._on_bytes is not None:
+                self._on_bytes(n)
         return n
+
+    def drain(self) -> None:
+        """Read (and hash) whatever is left of the stream."""
+        while self.read(1 << 16):
+            pass
 
 
 @dataclass
@@ -71,8 +86,9 @@ class PackageSource:
             return
         try:
             self._zip = zipfile.ZipFile(self.location)
-        except zipfile.BadZipFile as e:
-            raise SourceError(f"{self.location}: neither a directory nor a zip file") from e
+        except (zipfile.BadZipFile, OSError, ValueError) as e:
+            raise SourceError(f"{self.location}: neither a directory nor a readable zip file") \
+                from e
         names = self._zip.namelist()
         candidates = [n for n in names if PurePosixPath(n).name == "datapackage.json"]
         candidates.sort(key=lambda n: n.count("/"))
@@ -105,6 +121,18 @@ class PackageSource:
             raise SourceError(f"{member}: resolves outside the package")
         return path
 
+    def _open_dir_member(self, member: str) -> IO[bytes]:
+        """Open without following a final symlink, and check what was opened."""
+        path = self._dir_path(member)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError as e:
+            raise SourceError(f"{member}: cannot open ({e.strerror})") from e
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise SourceError(f"{member}: listed in datapackage.json but not a regular file")
+        return os.fdopen(fd, "rb")
+
     @contextmanager
     def open(self, member: str) -> Iterator[IO[bytes]]:
         """Open a member for binary reading."""
@@ -112,48 +140,31 @@ class PackageSource:
         if self._zip is not None:
             try:
                 info = self._zip.getinfo(self._prefix + member)
+                fh = self._zip.open(info)
             except KeyError as e:
                 raise SourceError(f"{member}: listed in datapackage.json but not in the zip") from e
-            with self._zip.open(info) as fh:
+            except (zipfile.BadZipFile, RuntimeError, NotImplementedError, ValueError) as e:
+                # encrypted members, unknown compression methods, corrupt headers
+                raise SourceError(f"{member}: cannot be read from the zip ({e})") from e
+            with fh:
                 yield fh
             return
-        with self._dir_path(member).open("rb") as fh:
+        with self._open_dir_member(member) as fh:
             yield fh
 
-    def descriptor(self) -> dict[str, Any]:
-        """The parsed ``datapackage.json``."""
+    def descriptor(self) -> tuple[dict[str, Any], bytes]:
+        """The parsed ``datapackage.json`` and its bytes."""
         with self.open("datapackage.json") as fh:
-            data = fh.read(MAX_DESCRIPTOR_BYTES + 1)
+            try:
+                data = fh.read(MAX_DESCRIPTOR_BYTES + 1)
+            except (zipfile.BadZipFile, EOFError, zlib.error) as e:
+                raise SourceError(f"datapackage.json: corrupt archive ({e})") from e
         if len(data) > MAX_DESCRIPTOR_BYTES:
             raise SourceError("datapackage.json is larger than 4 MiB")
         try:
             parsed = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as e:
-            raise SourceError(f"datapackage.json is not valid JSON: {e}") from e
+        except (ValueError, UnicodeDecodeError, RecursionError) as e:
+            raise SourceError(f"datapackage.json is not valid JSON: {str(e)[:200]}") from e
         if not isinstance(parsed, dict):
             raise SourceError("datapackage.json must be a JSON object")
-        return parsed
-
-    def sha256(self, members: list[str]) -> str:
-        """SHA-256 over the named members, in order (identifies the source version)."""
-        digest = hashlib.sha256()
-        for member in members:
-            digest.update(member.encode() + b"\0")
-            with self.open(member) as fh:
-                _hash_stream(digest, fh)
-        return digest.hexdigest()
-
-
-def sha256_files(paths: list[Path]) -> str:
-    """SHA-256 over loose files, in order."""
-    digest = hashlib.sha256()
-    for path in paths:
-        digest.update(path.name.encode() + b"\0")
-        with path.open("rb") as fh:
-            _hash_stream(digest, fh)
-    return digest.hexdigest()
-
-
-def _hash_stream(digest: Any, stream: IO[bytes]) -> None:
-    while chunk := stream.read(1 << 20):
-        digest.update(chunk)
+        return parsed, data

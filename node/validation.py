@@ -22,11 +22,17 @@ SCHEMA_DIR = Path(__file__).parent / "data" / "camtrap-dp-1.0.2"
 CAMTRAP_RESOURCES = ("deployments", "media", "observations")
 
 # Camtrap DP datetimes: "%Y-%m-%dT%H:%M:%S%z" with a mandatory offset ("Z" allowed).
+# All patterns are matched against the whole value (fullmatch) and with ASCII
+# digits only: "\d" would otherwise accept e.g. Arabic-Indic digits, which int() reads.
 _DATETIME_RE = re.compile(
-    r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:?\d{2})$"
+    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:?\d{2})", re.ASCII
 )
-_DATETIME_NO_OFFSET_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?$")
-_INTEGER_RE = re.compile(r"^[+-]?\d+$")
+_DATETIME_NO_OFFSET_RE = re.compile(
+    r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?", re.ASCII
+)
+_INTEGER_RE = re.compile(r"[+-]?\d{1,19}", re.ASCII)
+_NUMBER_RE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d{1,3})?", re.ASCII)
+_INT64 = 2**63
 _BOOLEANS = {"true": True, "false": False, "TRUE": True, "FALSE": False, "True": True,
              "False": False, "1": True, "0": False}
 
@@ -73,8 +79,8 @@ class ProblemLog:
 
 def parse_datetime(raw: str) -> tuple[str, datetime]:
     """Parse an ISO 8601 datetime that must carry an offset; return (text, UTC value)."""
-    if not _DATETIME_RE.match(raw):
-        if _DATETIME_NO_OFFSET_RE.match(raw):
+    if not _DATETIME_RE.fullmatch(raw):
+        if _DATETIME_NO_OFFSET_RE.fullmatch(raw):
             raise FieldProblem(f"datetime {raw!r} has no timezone offset (e.g. +10:00 or Z)")
         raise FieldProblem(f"{raw!r} is not a datetime like 2024-05-30T04:57:37+10:00")
     try:
@@ -86,17 +92,20 @@ def parse_datetime(raw: str) -> tuple[str, datetime]:
 
 def parse_integer(raw: str) -> int:
     """Parse an integer (no decimals, no exponent)."""
-    if not _INTEGER_RE.match(raw):
-        raise FieldProblem(f"{raw!r} is not an integer")
-    return int(raw)
+    if not _INTEGER_RE.fullmatch(raw):
+        raise FieldProblem(f"{raw[:40]!r} is not an integer (at most 19 digits)")
+    value = int(raw)
+    if not -_INT64 <= value < _INT64:
+        raise FieldProblem(f"{raw} is outside the 64-bit integer range")
+    return value
 
 
 def parse_number(raw: str) -> float:
-    """Parse a finite decimal number."""
-    try:
-        value = float(raw)
-    except ValueError as e:
-        raise FieldProblem(f"{raw!r} is not a number") from e
+    """Parse a finite decimal number (plain ASCII notation, as Table Schema defines it)."""
+    # float() alone would also accept "1_000", " 1 ", "infinity" and non-ASCII digits.
+    if not _NUMBER_RE.fullmatch(raw):
+        raise FieldProblem(f"{raw[:40]!r} is not a number")
+    value = float(raw)
     if not math.isfinite(value):
         raise FieldProblem(f"{raw!r} is not a finite number")
     return value
@@ -142,7 +151,7 @@ class FieldSpec:
         if self.enum is not None and value not in self.enum:
             allowed = ", ".join(sorted(self.enum))
             raise FieldProblem(f"{raw!r} is not one of the allowed values ({allowed})")
-        if self.pattern is not None and not self.pattern.match(raw):
+        if self.pattern is not None and not self.pattern.fullmatch(raw):
             raise FieldProblem(f"{raw!r} does not match the required pattern")
         if self.minimum is not None and value < self.minimum:
             raise FieldProblem(f"{raw} is below the minimum {self.minimum:g}")
@@ -208,13 +217,13 @@ def camtrap_table(resource: str) -> TableSpec:
 _DWC_DATE_PART = (
     r"\d{4}(?:-\d{2}(?:-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?)?)?"
 )
-_DWC_DATE_RE = re.compile(rf"^({_DWC_DATE_PART})(?:/({_DWC_DATE_PART}))?$")
+_DWC_DATE_RE = re.compile(rf"({_DWC_DATE_PART})(?:/({_DWC_DATE_PART}))?", re.ASCII)
 
 
 def _dwc_bound(part: str, *, end: bool) -> datetime:
     """Earliest (or latest) UTC instant of a possibly partial ISO 8601 date."""
     if "T" in part:
-        if not re.search(r"(?:Z|[+-]\d{2}:?\d{2})$", part):
+        if not re.search(r"(?:Z|[+-]\d{2}:?\d{2})\Z", part):
             raise FieldProblem(f"eventDate {part!r} has a time but no timezone offset")
         return datetime.fromisoformat(part).astimezone(UTC)
     pieces = [int(p) for p in part.split("-")]
@@ -235,7 +244,7 @@ def _dwc_bound(part: str, *, end: bool) -> datetime:
 
 def parse_event_date(raw: str) -> tuple[str, datetime, datetime]:
     """Parse a Darwin Core eventDate (date, datetime or interval); return text, start, end."""
-    match = _DWC_DATE_RE.match(raw)
+    match = _DWC_DATE_RE.fullmatch(raw)
     if not match:
         raise FieldProblem(f"{raw!r} is not an ISO 8601 date, datetime or interval")
     try:
@@ -263,7 +272,7 @@ DWC_EVENT = TableSpec(
         FieldSpec("samplingProtocol", "string"),
         FieldSpec("locationID", "string"),
         FieldSpec("locality", "string"),
-        FieldSpec("countryCode", "string", pattern=re.compile(r"^[A-Z]{2}$")),
+        FieldSpec("countryCode", "string", pattern=re.compile(r"[A-Z]{2}")),
         FieldSpec("decimalLatitude", "number", minimum=-90, maximum=90),
         FieldSpec("decimalLongitude", "number", minimum=-180, maximum=180),
         FieldSpec("coordinateUncertaintyInMeters", "number", minimum=1),
@@ -291,7 +300,7 @@ DWC_OCCURRENCE = TableSpec(
     ),
 )
 
-_TERM_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+_TERM_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
 
 def check_header(
@@ -313,7 +322,7 @@ def check_header(
         if strict and name not in known:
             log.add(Problem(file, 1, name, f"unknown column (not in the {spec.name} schema)"))
             ok = False
-        elif not strict and not _TERM_NAME_RE.match(name):
+        elif not strict and not _TERM_NAME_RE.fullmatch(name):
             log.add(Problem(file, 1, name, "column name is not a Darwin Core term name"))
             ok = False
     for f in spec.fields:

@@ -45,6 +45,7 @@ def decode(token: str | bytes, keys: KeySet, **options: Any) -> dict[str, Any]:
     """decode_jwt with this module's defaults."""
     options.setdefault("now", NOW)
     options.setdefault("audience", AUDIENCE)
+    options.setdefault("typ", "JWT")
     return decode_jwt(token, keys, **options)
 
 
@@ -193,10 +194,10 @@ BAD_TOKENS: dict[str, Callable[[SigningKey, SigningKey, Any], str]] = {
     "payload-json-null": lambda k, a, f: sign_compact(b"null", k, typ="JWT"),
     "payload-empty": lambda k, a, f: sign_compact(b"", k, typ="JWT"),
     "payload-nan": lambda k, a, f: sign_compact(
-        json.dumps(claims(exp=NOW + 300)).replace(str(NOW + 300), "NaN").encode(), k
+        json.dumps(claims(exp=NOW + 300)).replace(str(NOW + 300), "NaN").encode(), k, typ="JWT"
     ),
     "payload-duplicate-exp": lambda k, a, f: sign_compact(
-        json.dumps(claims())[:-1].encode() + b',"exp":9999999999}', k
+        json.dumps(claims())[:-1].encode() + b',"exp":9999999999}', k, typ="JWT"
     ),
     "tampered-payload": lambda k, a, f: ".".join(
         [
@@ -207,7 +208,7 @@ BAD_TOKENS: dict[str, Callable[[SigningKey, SigningKey, Any], str]] = {
     ),
     "tampered-header": lambda k, a, f: ".".join(
         [
-            f.header({"alg": "EdDSA", "kid": k.kid, "typ": "at+jwt"}),
+            f.header({"alg": "EdDSA", "kid": k.kid, "typ": "JWT", "cty": "x"}),
             *encode_jwt(claims(), k).split(".")[1:],
         ]
     ),
@@ -349,3 +350,13 @@ def test_decode_refuses_bad_arguments(
 ) -> None:
     with pytest.raises(error):
         decode(encode_jwt(claims(), key), keyset, **options)
+
+
+@pytest.mark.parametrize("typ", ["at+jwt", "corridor-trust-list+jwt"])
+def test_a_token_of_another_type_is_refused_even_with_valid_signature(
+    key: SigningKey, keyset: KeySet, typ: str
+) -> None:
+    token = encode_jwt(claims(), key, typ=typ)
+    with pytest.raises(InvalidSignature) as excinfo:
+        decode(token, keyset, typ="JWT")
+    assert "does not match" in excinfo.value.reason

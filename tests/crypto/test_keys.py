@@ -288,3 +288,36 @@ def test_keyset_rejects_non_string_or_empty_kid(keyset: KeySet, kid: Any) -> Non
     assert kid not in keyset
     with pytest.raises(InvalidSignature):
         keyset.get(kid)
+
+
+# --- weak keys (security review M1) ------------------------------------------------
+
+_P = 2**255 - 19
+_SMALL_ORDER_Y = [
+    0, 1, _P - 1,
+    0x05FC536D880238B13933C6D305ACDFD5F098EFF289F4C345B027B2C28F95E826,
+    0x7A03AC9277FDC74EC6CC392CFA53202A0F67100D760B3CBA4FD84D3D706A17C7,
+]
+
+
+@pytest.mark.parametrize("sign", [0, 1])
+@pytest.mark.parametrize("y", _SMALL_ORDER_Y)
+def test_small_order_public_keys_are_refused(y: int, sign: int) -> None:
+    raw = (y | (sign << 255)).to_bytes(32, "little")
+    with pytest.raises(InvalidKey):
+        VerifyKey.from_bytes(raw)
+
+
+def test_identity_key_cannot_carry_a_universal_signature_through_jwks() -> None:
+    import base64
+
+    identity = (1).to_bytes(32, "little")
+    x = base64.urlsafe_b64encode(identity).rstrip(b"=").decode()
+    with pytest.raises(InvalidKey):
+        KeySet.from_jwks({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": x}]})
+
+
+@pytest.mark.parametrize("y", [_P, _P + 1, 2**255 - 1])
+def test_non_canonical_encodings_are_refused(y: int) -> None:
+    with pytest.raises(InvalidKey):
+        VerifyKey.from_bytes(y.to_bytes(32, "little"))

@@ -8,6 +8,7 @@ import io
 import json
 import shutil
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -28,11 +29,6 @@ def _count(engine: sa.Engine, model: type, dataset_id: int | None = None) -> int
         return int(conn.scalar(query) or 0)
 
 
-def _copy_example(src: Path, dst: Path) -> Path:
-    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("dwc_expected", "schemas_*"))
-    for path in dst.iterdir():
-        path.chmod(0o644)
-    return dst
 
 
 def _edit_csv(path: Path, line: int, field: str, value: str) -> None:
@@ -132,9 +128,9 @@ def _db_fingerprint(database_url: str, engine: sa.Engine) -> str:
 
 
 @pytest.fixture
-def corrupted(camtrap_example: Path, tmp_path: Path) -> Path:
+def corrupted(camtrap_example: Path, tmp_path: Path, example_copy: Callable[[str], Path]) -> Path:
     """A copy of the example with one bad enum, missing timezone, orphan FK and duplicate id."""
-    pkg = _copy_example(camtrap_example, tmp_path / "bad")
+    pkg = example_copy("bad")
     _edit_csv(pkg / "deployments.csv", 3, "featureType", "motorway")
     _edit_csv(pkg / "media.csv", 10, "timestamp", "2020-05-30T04:57:37")
     _edit_csv(pkg / "observations.csv", 5, "deploymentID", "nowhere")
@@ -166,9 +162,9 @@ def test_corrupted_package_refused_with_each_problem_and_db_unchanged(
 
 
 def test_refusal_reports_first_fifty_and_total(
-    engine: sa.Engine, camtrap_example: Path, tmp_path: Path
+    engine: sa.Engine, camtrap_example: Path, tmp_path: Path, example_copy: Callable[[str], Path]
 ) -> None:
-    pkg = _copy_example(camtrap_example, tmp_path / "many")
+    pkg = example_copy("many")
     text = (pkg / "observations.csv").read_text("utf-8").replace(",media,", ",medium,")
     (pkg / "observations.csv").write_text(text, "utf-8")
     with pytest.raises(ImportRefused) as refused:
@@ -191,9 +187,9 @@ def test_refusal_reports_first_fifty_and_total(
     ],
 )
 def test_bad_deployment_values_are_named(
-    engine: sa.Engine, camtrap_example: Path, tmp_path: Path, field: str, value: str, reason: str
+    engine: sa.Engine, example_copy: Callable[[str], Path], field: str, value: str, reason: str
 ) -> None:
-    pkg = _copy_example(camtrap_example, tmp_path / "bad")
+    pkg = example_copy("bad")
     _edit_csv(pkg / "deployments.csv", 2, field, value)
     with pytest.raises(ImportRefused) as refused:
         Importer(engine).import_camtrap(pkg)
@@ -204,9 +200,9 @@ def test_bad_deployment_values_are_named(
 
 
 def test_unknown_and_missing_columns_refused(
-    engine: sa.Engine, camtrap_example: Path, tmp_path: Path
+    engine: sa.Engine, camtrap_example: Path, tmp_path: Path, example_copy: Callable[[str], Path]
 ) -> None:
-    pkg = _copy_example(camtrap_example, tmp_path / "cols")
+    pkg = example_copy("cols")
     text = (pkg / "media.csv").read_text("utf-8").replace("mediaID,", "mediaId,", 1)
     (pkg / "media.csv").write_text(text, "utf-8")
     with pytest.raises(ImportRefused) as refused:
@@ -217,9 +213,9 @@ def test_unknown_and_missing_columns_refused(
 
 
 def test_ragged_and_non_utf8_rows_refused(
-    engine: sa.Engine, camtrap_example: Path, tmp_path: Path
+    engine: sa.Engine, camtrap_example: Path, tmp_path: Path, example_copy: Callable[[str], Path]
 ) -> None:
-    pkg = _copy_example(camtrap_example, tmp_path / "ragged")
+    pkg = example_copy("ragged")
     with (pkg / "deployments.csv").open("a", encoding="utf-8") as fh:
         fh.write("onlyone,field\n")
     with (pkg / "observations.csv").open("ab") as fh:
@@ -233,9 +229,9 @@ def test_ragged_and_non_utf8_rows_refused(
 
 @pytest.mark.parametrize("path", ["../etc/passwd", "/etc/passwd", "a/../../x.csv"])
 def test_descriptor_paths_cannot_escape_the_package(
-    engine: sa.Engine, camtrap_example: Path, tmp_path: Path, path: str
+    engine: sa.Engine, example_copy: Callable[[str], Path], path: str
 ) -> None:
-    pkg = _copy_example(camtrap_example, tmp_path / "slip")
+    pkg = example_copy("slip")
     descriptor = json.loads((pkg / "datapackage.json").read_text("utf-8"))
     descriptor["resources"][0]["path"] = path
     (pkg / "datapackage.json").write_text(json.dumps(descriptor), "utf-8")
@@ -244,8 +240,8 @@ def test_descriptor_paths_cannot_escape_the_package(
 
 
 def test_symlinked_resource_refused(engine: sa.Engine, camtrap_example: Path,
-                                    tmp_path: Path) -> None:
-    pkg = _copy_example(camtrap_example, tmp_path / "link")
+                                    tmp_path: Path, example_copy: Callable[[str], Path]) -> None:
+    pkg = example_copy("link")
     (pkg / "media.csv").unlink()
     (pkg / "media.csv").symlink_to(camtrap_example / "media.csv")
     with pytest.raises(SourceError, match="not a regular file"):
