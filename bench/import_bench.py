@@ -64,7 +64,8 @@ def corridor_import(package: Path, workdir: Path) -> dict[str, float]:
 
 def child_main(package: Path, db: Path) -> None:
     """In the child: import once and print seconds and peak RSS as JSON."""
-    from node.db import make_engine, upgrade
+    from corridor.db import make_engine
+    from node.db import upgrade
     from node.importer import Importer
 
     engine = make_engine(f"sqlite:///{db}")

@@ -18,9 +18,9 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import distinct, func, select
 
+from corridor.db import make_engine, make_session_factory
 from node.cli import dataset_summary, generate_and_import, init_node
 from node.datasets import current_datasets
-from node.db import make_engine, make_session_factory
 from node.models import Dataset, Observation
 from node.settings import load_settings
 

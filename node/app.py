@@ -8,10 +8,10 @@ from typing import Any
 
 from flask import Flask
 
+from corridor.keystore import load_session_secret
 from corridor.web import ProblemApi
 from node import api as api_views
 from node.extensions import db
-from node.keystore import load_session_secret
 from node.settings import NodeSettings, load_settings, secret_key_override
 
 

@@ -22,21 +22,16 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from corridor.config import SettingsError, validate_identity
+from corridor.db import make_engine, make_session_factory
+from corridor.keystore import KeystoreError, create_keystore, public_keys
 from node import demo_data
 from node.datasets import current_datasets
-from node.db import make_engine, make_session_factory, upgrade
+from node.db import upgrade
 from node.errors import CorridorError
 from node.exports import export_dwc
 from node.importer import Importer, ImportRefused, ImportResult
-from node.keystore import KeystoreError, create_keystore, public_keys
-from node.settings import (
-    CONFIG_FILE,
-    NodeSettings,
-    SettingsError,
-    load_settings,
-    render_config,
-    validate_identity,
-)
+from node.settings import CONFIG_FILE, NodeSettings, load_settings, render_config
 from node.sources import SourceError
 
 # A progress bar is drawn only for inputs larger than this (a few thousand rows).

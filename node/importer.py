@@ -23,7 +23,7 @@ from typing import IO, Any
 
 from sqlalchemy import Connection, Engine, Table, func, select, update
 
-from node.db import BulkWriter
+from corridor.db import BulkWriter
 from node.models import (
     PROFILE_CAMTRAP,
     PROFILE_DWC_EVENT,

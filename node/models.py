@@ -32,7 +32,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from node.db import Base, UTCDateTime
+from corridor.db import UTCDateTime
+from node.db import Base
 
 PROFILE_CAMTRAP = "camtrap-dp"
 PROFILE_DWC_EVENT = "dwc-event"

@@ -18,23 +18,18 @@ PostgreSQL in production without editing it:
 from __future__ import annotations
 
 import os
-import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from corridor.config import SettingsError, toml_string, validate_identity
+
 CONFIG_FILE = "node.toml"
 KEYS_DIR = "keys"
 DEFAULT_DB_FILE = "node.db"
 
-MEMBER_ID_RE = re.compile(r"[a-z]{2}-[a-z0-9][a-z0-9-]{1,30}")
-COUNTRY_RE = re.compile(r"[A-Z]{2}")
-
-
-class SettingsError(Exception):
-    """The node directory or its configuration is missing or invalid."""
 
 
 @dataclass(frozen=True)
@@ -75,17 +70,6 @@ class NodeSettings:
 def default_database_url(directory: Path) -> str:
     """The embedded SQLite database inside the node directory."""
     return f"sqlite:///{(directory / DEFAULT_DB_FILE).resolve()}"
-
-
-def validate_identity(member_id: str, country: str) -> None:
-    """Refuse malformed member ids and country codes with a one-line reason."""
-    if not MEMBER_ID_RE.fullmatch(member_id):
-        raise SettingsError(
-            f"member id {member_id!r} must look like 'ru-lotl': a 2-letter country prefix, "
-            "a dash, then 2-31 lower-case letters, digits or dashes"
-        )
-    if not COUNTRY_RE.fullmatch(country):
-        raise SettingsError(f"country {country!r} must be an ISO 3166-1 alpha-2 code such as RU")
 
 
 def load_settings(directory: Path, environ: Mapping[str, str] | None = None) -> NodeSettings:
@@ -133,27 +117,21 @@ def load_settings(directory: Path, environ: Mapping[str, str] | None = None) -> 
     )
 
 
-def _toml_string(value: str) -> str:
-    """Quote a string as a TOML basic string."""
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return f'"{escaped}"'
-
-
 def render_config(member_id: str, name: str, country: str, url: str | None,
                   database_url: str | None = None) -> str:
     """The initial ``node.toml`` written by ``corridor node init``."""
     lines = [
         "# Corridor node configuration. Environment variables CORRIDOR_NODE_* override it.",
         "[node]",
-        f"member_id = {_toml_string(member_id)}",
-        f"name = {_toml_string(name)}",
-        f"country = {_toml_string(country)}",
+        f"member_id = {toml_string(member_id)}",
+        f"name = {toml_string(name)}",
+        f"country = {toml_string(country)}",
     ]
     if url:
-        lines.append(f"url = {_toml_string(url)}")
+        lines.append(f"url = {toml_string(url)}")
     lines += ["", "[storage]"]
     if database_url:
-        lines.append(f"database_url = {_toml_string(database_url)}")
+        lines.append(f"database_url = {toml_string(database_url)}")
     else:
         lines.append('# database_url = "postgresql+psycopg://user@host/db"'
                      "  (default: node.db in this directory)")

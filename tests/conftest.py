@@ -63,7 +63,8 @@ def database_url(tmp_path: Path) -> Iterator[str]:
 @pytest.fixture
 def engine(database_url: str) -> Iterator[sa.Engine]:
     """A migrated engine on the test database."""
-    from node.db import make_engine, upgrade
+    from corridor.db import make_engine
+    from node.db import upgrade
 
     eng = make_engine(database_url)
     upgrade(eng)

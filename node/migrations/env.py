@@ -1,37 +1,7 @@
-"""Alembic environment for the node schema.
+"""Alembic environment for the node schema (see corridor.db.run_alembic_env)."""
 
-Run through ``node.db.upgrade`` (which hands over an open connection) or the
-``alembic`` command with ``sqlalchemy.url`` set.
-"""
-
-from alembic import context
-from sqlalchemy import engine_from_config, pool
-
-from node import models  # noqa: F401  (registers the tables on Base.metadata)
+from corridor.db import run_alembic_env
+from node import models  # noqa: F401  (importing the models registers every node table)
 from node.db import Base
 
-config = context.config
-target_metadata = Base.metadata
-
-
-def run_migrations() -> None:
-    """Run migrations on the connection given by the caller, or open one from the URL."""
-    connection = config.attributes.get("connection")
-    if connection is not None:
-        context.configure(
-            connection=connection, target_metadata=target_metadata, render_as_batch=True
-        )
-        with context.begin_transaction():
-            context.run_migrations()
-        return
-    engine = engine_from_config(
-        config.get_section(config.config_ini_section, {}), prefix="sqlalchemy.",
-        poolclass=pool.NullPool,
-    )
-    with engine.connect() as conn:
-        context.configure(connection=conn, target_metadata=target_metadata, render_as_batch=True)
-        with context.begin_transaction():
-            context.run_migrations()
-
-
-run_migrations()
+run_alembic_env(Base.metadata)

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from corridor.db import make_engine
 from node.app import create_app
-from node.db import make_engine
 from node.importer import Importer
 from node.settings import NodeSettings
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import node.db
+import corridor.db
 
 revision: str = '0001'
 down_revision: str | None = None
@@ -42,7 +42,7 @@ def upgrade() -> None:
     sa.Column('counts', sa.JSON(), nullable=False),
     sa.Column('descriptor', sa.JSON(), nullable=False),
     sa.Column('source_sha256', sa.String(length=64), nullable=False),
-    sa.Column('imported_at', node.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('imported_at', corridor.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_datasets')),
     sa.UniqueConstraint('name', 'version', name=op.f('uq_datasets_name_version'))
     )
@@ -72,8 +72,8 @@ def upgrade() -> None:
     sa.Column('deploymentGroups', sa.Text(), nullable=True),
     sa.Column('deploymentTags', sa.Text(), nullable=True),
     sa.Column('deploymentComments', sa.Text(), nullable=True),
-    sa.Column('deploymentStart_utc', node.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('deploymentEnd_utc', node.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('deploymentStart_utc', corridor.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('deploymentEnd_utc', corridor.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('source_row', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['dataset_id'], ['datasets.id'], name=op.f('fk_deployments_dataset_id_datasets'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('dataset_id', 'deploymentID', name=op.f('pk_deployments'))
@@ -90,8 +90,8 @@ def upgrade() -> None:
     sa.Column('decimalLatitude', sa.Float(), nullable=True),
     sa.Column('decimalLongitude', sa.Float(), nullable=True),
     sa.Column('coordinateUncertaintyInMeters', sa.Float(), nullable=True),
-    sa.Column('eventDate_start_utc', node.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('eventDate_end_utc', node.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('eventDate_start_utc', corridor.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('eventDate_end_utc', corridor.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('source_row', sa.Integer(), nullable=False),
     sa.Column('terms', sa.JSON(), nullable=False),
     sa.ForeignKeyConstraint(['dataset_id'], ['datasets.id'], name=op.f('fk_events_dataset_id_datasets'), ondelete='CASCADE'),
@@ -118,7 +118,7 @@ def upgrade() -> None:
     sa.Column('exifData', sa.Text(), nullable=True),
     sa.Column('favorite', sa.Boolean(), nullable=True),
     sa.Column('mediaComments', sa.Text(), nullable=True),
-    sa.Column('timestamp_utc', node.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('timestamp_utc', corridor.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('source_row', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['dataset_id', 'deploymentID'], ['deployments.dataset_id', 'deployments.deploymentID'], name=op.f('fk_media_dataset_id_deploymentID_deployments')),
     sa.ForeignKeyConstraint(['dataset_id'], ['datasets.id'], name=op.f('fk_media_dataset_id_datasets'), ondelete='CASCADE'),
@@ -176,9 +176,9 @@ def upgrade() -> None:
     sa.Column('classificationProbability', sa.Float(), nullable=True),
     sa.Column('observationTags', sa.Text(), nullable=True),
     sa.Column('observationComments', sa.Text(), nullable=True),
-    sa.Column('eventStart_utc', node.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('eventEnd_utc', node.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('classificationTimestamp_utc', node.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('eventStart_utc', corridor.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('eventEnd_utc', corridor.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('classificationTimestamp_utc', corridor.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('source_row', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['dataset_id', 'deploymentID'], ['deployments.dataset_id', 'deployments.deploymentID'], name=op.f('fk_observations_dataset_id_deploymentID_deployments')),
     sa.ForeignKeyConstraint(['dataset_id', 'mediaID'], ['media.dataset_id', 'media.mediaID'], name=op.f('fk_observations_dataset_id_mediaID_media')),

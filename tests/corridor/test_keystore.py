@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from node.keystore import KeystoreError, create_keystore, load_signing_key, public_keys
+from corridor.keystore import KeystoreError, create_keystore, load_signing_key, public_keys
 
 
 def test_created_key_loads_and_matches_public_jwks(tmp_path: Path) -> None:

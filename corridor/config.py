@@ -1,0 +1,29 @@
+"""Small helpers shared by the services' settings modules."""
+
+from __future__ import annotations
+
+import re
+
+MEMBER_ID_RE = re.compile(r"[a-z]{2}-[a-z0-9][a-z0-9-]{1,30}")
+COUNTRY_RE = re.compile(r"[A-Z]{2}")
+
+
+class SettingsError(Exception):
+    """A service directory or its configuration is missing or invalid."""
+
+
+def toml_string(value: str) -> str:
+    """Quote a string as a TOML basic string."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+def validate_identity(member_id: str, country: str) -> None:
+    """Refuse malformed member ids and country codes with a one-line reason."""
+    if not MEMBER_ID_RE.fullmatch(member_id):
+        raise SettingsError(
+            f"member id {member_id!r} must look like 'ru-lotl': a 2-letter country prefix, "
+            "a dash, then 2-31 lower-case letters, digits or dashes"
+        )
+    if not COUNTRY_RE.fullmatch(country):
+        raise SettingsError(f"country {country!r} must be an ISO 3166-1 alpha-2 code such as RU")

@@ -1,0 +1,143 @@
+"""The registry's tables: members and keys, trust-list versions, the catalog, token state.
+
+Nothing here can hold an observation, a media record or a coordinate finer
+than a whole degree (DESIGN.md §2.1): catalog entries keep only descriptive
+metadata and a bounding box rounded outward to whole degrees.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from corridor.db import UTCDateTime, metadata
+
+MEMBER_PENDING = "pending"
+MEMBER_ACTIVE = "active"
+MEMBER_SUSPENDED = "suspended"
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every registry table."""
+
+    metadata = metadata()
+
+
+def table_of(model: type[Base]) -> Table:
+    """The Core table behind a mapped class."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+class Member(Base):
+    """A member institution (or one that asked to join)."""
+
+    __tablename__ = "members"
+
+    member_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    country: Mapped[str] = mapped_column(String(2))
+    node_url: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default=MEMBER_PENDING)
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The signed membership request, kept as evidence of who asked for what.
+    request_jws: Mapped[str] = mapped_column(Text)
+
+
+class MemberKey(Base):
+    """One public signing key of a member (several overlap during rotation)."""
+
+    __tablename__ = "member_keys"
+
+    member_id: Mapped[str] = mapped_column(
+        ForeignKey("members.member_id", ondelete="CASCADE"), primary_key=True)
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    jwk: Mapped[dict[str, Any]] = mapped_column(JSON)
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class TrustListVersion(Base):
+    """Every trust list the registry ever signed, by version (never rewritten)."""
+
+    __tablename__ = "trust_lists"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    jws: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+
+
+class CatalogEntry(Base):
+    """A dataset description published (and signed) by its owner's node."""
+
+    __tablename__ = "catalog"
+    __table_args__ = (UniqueConstraint("member_id", "dataset"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    member_id: Mapped[str] = mapped_column(ForeignKey("members.member_id", ondelete="CASCADE"))
+    dataset: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    profile: Mapped[str] = mapped_column(String(16))
+    country: Mapped[str] = mapped_column(String(2))
+    temporal_start: Mapped[str | None] = mapped_column(String(10))
+    temporal_end: Mapped[str | None] = mapped_column(String(10))
+    # Whole degrees, rounded outward by the publisher and checked here.
+    west: Mapped[int | None] = mapped_column(Integer)
+    south: Mapped[int | None] = mapped_column(Integer)
+    east: Mapped[int | None] = mapped_column(Integer)
+    north: Mapped[int | None] = mapped_column(Integer)
+    document: Mapped[dict[str, Any]] = mapped_column(JSON)
+    jws: Mapped[str] = mapped_column(Text)
+    published_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CatalogTaxon(Base):
+    """Taxa of a catalog entry, normalised for search (accepted names and synonyms)."""
+
+    __tablename__ = "catalog_taxa"
+    __table_args__ = (Index(None, "name"),)
+
+    entry_id: Mapped[int] = mapped_column(ForeignKey("catalog.id", ondelete="CASCADE"),
+                                          primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+
+
+class UsedAssertion(Base):
+    """``jti`` of client assertions already used (RFC 7523 §3: single use)."""
+
+    __tablename__ = "used_assertions"
+
+    jti: Mapped[str] = mapped_column(String(128), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(40))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class IssuedToken(Base):
+    """Every access token issued (its claims, never the token itself)."""
+
+    __tablename__ = "issued_tokens"
+
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(40), index=True)
+    audience: Mapped[str] = mapped_column(String(40))
+    scope: Mapped[str] = mapped_column(Text)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
