@@ -6,6 +6,7 @@ import click
 
 from corridor.demo import demo
 from node.cli import node
+from registry.cli import registry
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -19,4 +20,5 @@ def main() -> None:
 
 
 main.add_command(node)
+main.add_command(registry)
 main.add_command(demo)

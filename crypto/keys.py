@@ -328,6 +328,10 @@ class KeySet:
             raise InvalidSignature(f"unknown kid {kid!r:.80}")
         return key
 
+    def verify_keys(self) -> list[VerifyKey]:
+        """The keys themselves, in insertion order (iterating the set yields kids)."""
+        return [self.get(kid) for kid in self]
+
     def __contains__(self, kid: object) -> bool:
         """Whether a key with this ``kid`` is in the set."""
         return isinstance(kid, str) and kid in self._keys

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -23,6 +22,7 @@ from rich.progress import (
 )
 
 from corridor.config import SettingsError, validate_identity
+from corridor.console import err, fail, out
 from corridor.db import make_engine, make_session_factory
 from corridor.keystore import KeystoreError, create_keystore, public_keys
 from node import demo_data
@@ -37,17 +37,6 @@ from node.sources import SourceError
 # A progress bar is drawn only for inputs larger than this (a few thousand rows).
 PROGRESS_THRESHOLD_BYTES = 256 * 1024
 PROGRESS_THRESHOLD_ROWS = 5_000
-
-# soft_wrap: one message stays one line, whatever the terminal width (grep-able logs).
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-out = Console(highlight=False, soft_wrap=True)
-
-
-def fail(message: str, code: int = 1) -> NoReturn:
-    """Print one error line and exit."""
-    err.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
-    sys.exit(code)
-
 
 def _settings(ctx: click.Context) -> NodeSettings:
     directory: Path = ctx.obj["dir"]

@@ -145,7 +145,7 @@ def record_join_request(session: Session, request: JoinRequest, now: datetime) -
     for old in session.scalars(select(MemberKey).where(MemberKey.member_id == request.member_id)):
         session.delete(old)
     session.flush()
-    for key in request.keys:
+    for key in request.keys.verify_keys():
         session.add(MemberKey(member_id=request.member_id, kid=key.kid, jwk=key.to_jwk(),
                               added_at=now))
     return member

@@ -1,0 +1,53 @@
+"""The registry's Flask app factory."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from corridor.keystore import load_signing_key
+from corridor.web import ProblemApi
+from registry import api as api_views
+from registry.context import system_clock
+from registry.extensions import db
+from registry.settings import RegistrySettings, load_settings
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build a registry app.
+
+    ``config`` may hold ``CORRIDOR_REGISTRY_DIR`` (read with
+    :func:`registry.settings.load_settings`) or ``CORRIDOR_SETTINGS`` (a ready
+    :class:`RegistrySettings`), optionally ``CORRIDOR_CLOCK`` (a callable
+    returning an aware datetime, for tests), plus any Flask setting.
+    """
+    config = dict(config or {})
+    settings = config.pop("CORRIDOR_SETTINGS", None)
+    if settings is None:
+        directory = config.pop("CORRIDOR_REGISTRY_DIR", None)
+        if directory is None:
+            raise ValueError("create_app needs CORRIDOR_REGISTRY_DIR or CORRIDOR_SETTINGS")
+        settings = load_settings(Path(directory))
+    assert isinstance(settings, RegistrySettings)
+
+    app = Flask("registry")
+    app.config.update(
+        API_TITLE=settings.name,
+        API_VERSION="1",
+        OPENAPI_VERSION="3.1.0",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        MAX_CONTENT_LENGTH=256 * 1024,
+    )
+    app.extensions["corridor_clock"] = config.pop("CORRIDOR_CLOCK", system_clock)
+    app.config.update(config)
+    app.extensions["corridor_settings"] = settings
+    app.extensions["corridor_signing_key"] = load_signing_key(settings.keys_dir)
+    db.init_app(app, settings.database_url)
+    api = ProblemApi(app)
+    for blueprint in api_views.BLUEPRINTS:
+        api.register_blueprint(blueprint)
+    return app

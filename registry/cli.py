@@ -1,0 +1,175 @@
+"""``corridor registry``: set up and run the registry, decide on members."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from corridor.config import SettingsError
+from corridor.console import fail, out
+from corridor.db import make_engine, make_session_factory
+from corridor.keystore import KeystoreError, create_keystore, load_signing_key
+from corridor.web import CorridorError
+from crypto.keys import KeySet
+from registry.db import upgrade
+from registry.members import check_node_url, list_members, set_status
+from registry.models import MEMBER_ACTIVE, MEMBER_SUSPENDED
+from registry.settings import CONFIG_FILE, RegistrySettings, load_settings, render_config
+from registry.trust import publish_trust_list
+
+ANCHOR_TYP = "corridor-anchor"
+
+
+def _settings(ctx: click.Context) -> RegistrySettings:
+    try:
+        return load_settings(ctx.obj["dir"])
+    except SettingsError as e:
+        fail(str(e))
+
+
+@click.group()
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("."), show_default="current directory",
+              help="The registry directory (config, keys, database).")
+@click.pass_context
+def registry(ctx: click.Context, directory: Path) -> None:
+    """Run the registry: members, keys, trust list, catalog, access tokens."""
+    ctx.ensure_object(dict)
+    ctx.obj["dir"] = directory
+
+
+def init_registry(directory: Path, name: str, url: str, *, development: bool,
+                  database_url: str | None = None) -> RegistrySettings:
+    """Create a registry directory: config, signing key, migrated database.
+
+    Raises:
+        SettingsError: bad URL, or the directory is already a registry.
+    """
+    try:
+        check_node_url(url, development=development)
+    except CorridorError as e:
+        raise SettingsError(f"registry URL {url!r} must be https:// "
+                            "(http:// on loopback only with --development)") from e
+    if (directory / CONFIG_FILE).exists():
+        raise SettingsError(f"{directory} is already a registry directory")
+    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        create_keystore(directory / "keys")
+    except KeystoreError as e:
+        raise SettingsError(str(e)) from e
+    (directory / CONFIG_FILE).write_text(
+        render_config(name, url.rstrip("/"), development=development,
+                      database_url=database_url), "utf-8")
+    settings = load_settings(directory)
+    upgrade(make_engine(settings.database_url))
+    return settings
+
+
+@registry.command()
+@click.option("--name", required=True, help='e.g. "NEASPEC Registry".')
+@click.option("--url", required=True, help="The registry's public base URL (https://...).")
+@click.option("--development", is_flag=True,
+              help="Accept http:// URLs on loopback addresses (local demo and tests only).")
+@click.pass_context
+def init(ctx: click.Context, name: str, url: str, development: bool) -> None:
+    """Create config, signing key and database in the registry directory."""
+    try:
+        settings = init_registry(ctx.obj["dir"], name, url, development=development)
+    except SettingsError as e:
+        fail(str(e))
+    key = load_signing_key(settings.keys_dir)
+    out.print(f"Initialised registry [bold]{name}[/] at {settings.url}")
+    out.print(f"  signing key  {key.kid}  (keys/, mode 0600)")
+    out.print("  next: 'corridor registry anchor > anchor.json' and give that file to members")
+
+
+def anchor_document(settings: RegistrySettings) -> dict[str, object]:
+    """What a node pins at init: the registry's URL and public keys."""
+    key = load_signing_key(settings.keys_dir)
+    return {"typ": ANCHOR_TYP, "name": settings.name, "registry_url": settings.issuer,
+            **KeySet([key.public_key]).to_jwks()}
+
+
+@registry.command()
+@click.pass_context
+def anchor(ctx: click.Context) -> None:
+    """Print the anchor (URL and public JWKS) that nodes pin at 'node init --anchor'."""
+    click.echo(json.dumps(anchor_document(_settings(ctx)), indent=2))
+
+
+@registry.group()
+def members() -> None:
+    """List members and decide on membership requests."""
+
+
+@members.command("list")
+@click.pass_context
+def members_list(ctx: click.Context) -> None:
+    """Every member and applicant with its status."""
+    settings = _settings(ctx)
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    with make_session_factory(engine)() as session:
+        rows = list_members(session)
+        if not rows:
+            out.print("No members or requests yet.")
+            return
+        table = Table(title="Members", title_justify="left")
+        for column in ("member", "status", "country", "name", "node URL", "requested (UTC)"):
+            table.add_column(column, overflow="fold")
+        for m in rows:
+            table.add_row(m.member_id, m.status, m.country, m.name, m.node_url,
+                          m.requested_at.strftime("%Y-%m-%d %H:%M"))
+        out.print(table)
+
+
+def _decide(ctx: click.Context, member_id: str, status: str) -> None:
+    settings = _settings(ctx)
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    now = datetime.now(UTC)
+    with make_session_factory(engine)() as session:
+        try:
+            set_status(session, member_id, status, now)
+        except CorridorError as e:
+            fail(str(e.detail))
+        row = publish_trust_list(session, key=load_signing_key(settings.keys_dir),
+                                 registry_url=settings.issuer, ttl=settings.trust_list_ttl,
+                                 now=now, reason=f"{member_id} {status}")
+        session.commit()
+    out.print(f"{member_id} is now {status}; trust list version {row.version} published.")
+
+
+@members.command()
+@click.argument("member_id")
+@click.pass_context
+def admit(ctx: click.Context, member_id: str) -> None:
+    """Admit a member (its keys enter the next trust list)."""
+    _decide(ctx, member_id, MEMBER_ACTIVE)
+
+
+@members.command()
+@click.argument("member_id")
+@click.pass_context
+def suspend(ctx: click.Context, member_id: str) -> None:
+    """Suspend a member: no more tokens, and it leaves the trust list."""
+    _decide(ctx, member_id, MEMBER_SUSPENDED)
+
+
+@registry.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8300, show_default=True, type=int)
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int) -> None:
+    """Serve the registry (development server; use gunicorn registry.wsgi:app in production)."""
+    from werkzeug.serving import run_simple
+
+    from registry.app import create_app
+
+    settings = _settings(ctx)
+    upgrade(make_engine(settings.database_url))
+    run_simple(host, port, create_app({"CORRIDOR_SETTINGS": settings}), threaded=True)

@@ -1,0 +1,43 @@
+"""marshmallow schemas: the registry API's wire format."""
+
+from __future__ import annotations
+
+from marshmallow import RAISE, Schema, fields, validate
+
+MAX_JWS = 64 * 1024
+
+
+class StrictSchema(Schema):
+    """Unknown fields are an error, never silently dropped."""
+
+    class Meta:
+        unknown = RAISE
+        ordered = True
+
+
+class JoinRequestSchema(StrictSchema):
+    """A membership request: a compact JWS signed by one of the keys it carries."""
+
+    request = fields.String(required=True, validate=validate.Length(min=10, max=MAX_JWS))
+
+
+class MemberStatusSchema(StrictSchema):
+    """Where a membership stands."""
+
+    member_id = fields.String()
+    status = fields.String()
+
+
+class TrustListSchema(StrictSchema):
+    """The current signed trust list (verify ``jws``; the other fields are for display)."""
+
+    version = fields.Integer()
+    issued_at = fields.DateTime(format="iso")
+    expires_at = fields.DateTime(format="iso")
+    jws = fields.String(metadata={"description": "compact JWS, typ corridor-trust-list+jwt"})
+
+
+class JWKSSchema(Schema):
+    """A JSON Web Key Set (RFC 7517 §5)."""
+
+    keys = fields.List(fields.Dict())
