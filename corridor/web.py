@@ -27,9 +27,11 @@ class CorridorError(Exception):
     title: ClassVar[str] = "Internal error"
     type_slug: ClassVar[str] = "about:blank"
 
-    def __init__(self, detail: str | None = None, **extra: Any) -> None:
+    def __init__(self, detail: str | None = None, *, headers: dict[str, str] | None = None,
+                 **extra: Any) -> None:
         super().__init__(detail or self.title)
         self.detail = detail
+        self.headers = headers or {}
         self.extra = extra
 
 
@@ -102,7 +104,10 @@ class ProblemApi(Api):  # type: ignore[misc]
 
     def handle_corridor_error(self, error: CorridorError) -> Response:
         """Render a service error."""
-        return problem(error.status, error.title, error.detail, **error.extra)
+        response = problem(error.status, error.title, error.detail, **error.extra)
+        for key, value in error.headers.items():
+            response.headers[key] = value
+        return response
 
     def handle_unexpected(self, error: Exception) -> Response:
         """Log the real exception; tell the client only that it failed."""

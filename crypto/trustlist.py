@@ -28,6 +28,7 @@ from crypto.jws import sign_compact, verify_compact
 from crypto.keys import KeySet, SigningKey
 
 TRUST_LIST_TYP = "corridor-trust-list+jwt"
+ANCHOR_TYP = "corridor-anchor"  # the out-of-band file that pins the registry key
 MAX_TRUST_LIST_BYTES = 4 * 1024 * 1024
 CLOCK_SKEW = timedelta(minutes=5)
 

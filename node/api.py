@@ -7,9 +7,13 @@ from typing import Any
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from corridor.keystore import public_keys
+from node.auth import authorize
 from node.datasets import current_datasets, get_dataset, metadata_view
 from node.extensions import db
-from node.schemas import DatasetListSchema, DatasetSchema
+from node.schemas import DatasetListSchema, DatasetSchema, JWKSSchema, WhoAmISchema
+from node.settings import current_settings
+from node.trust_store import TrustStore
 
 blp = Blueprint("datasets", __name__, url_prefix="/datasets",
                 description="Dataset metadata (no observation rows).")
@@ -33,3 +37,33 @@ class DatasetItem(MethodView):
     def get(self, name: str) -> dict[str, Any]:
         """Metadata of one dataset (current version)."""
         return metadata_view(get_dataset(db.session(), name))
+
+
+partners = Blueprint("partners", __name__, description="Calls from other members (token needed).")
+
+
+@partners.route("/whoami")
+class WhoAmI(MethodView):
+    """Check that a partner's token is accepted here."""
+
+    @partners.response(200, WhoAmISchema)
+    def get(self) -> dict[str, Any]:
+        """Verify the caller's access token against this node's trust list and echo who it is."""
+        claims = authorize("node:read")
+        trust_list = TrustStore(current_settings().directory).current()
+        return {"member_id": claims.subject, "node": current_settings().member_id,
+                "scope": sorted(claims.scope),
+                "trust_list_version": trust_list.version if trust_list else None}
+
+
+@partners.route("/.well-known/jwks.json")
+class NodeKeys(MethodView):
+    """The node's public keys (verify its packages with them)."""
+
+    @partners.response(200, JWKSSchema)
+    def get(self) -> dict[str, Any]:
+        """The node's JWKS."""
+        return public_keys(current_settings().keys_dir).to_jwks()
+
+
+BLUEPRINTS = [blp, partners]

@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Flask
 
+from corridor.clock import install_clock
 from corridor.keystore import load_session_secret
 from corridor.web import ProblemApi
 from node import api as api_views
@@ -42,9 +43,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         MAX_CONTENT_LENGTH=1 * 1024 * 1024,
         SECRET_KEY=secret_key_override() or load_session_secret(settings.keys_dir),
     )
+    install_clock(app, config.pop("CORRIDOR_CLOCK", None))
     app.config.update(config)
     app.extensions["corridor_settings"] = settings
     db.init_app(app, settings.database_url)
     api = ProblemApi(app)
-    api.register_blueprint(api_views.blp)
+    for blueprint in api_views.BLUEPRINTS:
+        api.register_blueprint(blueprint)
     return app

@@ -7,10 +7,12 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
+import httpx
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -24,15 +26,20 @@ from rich.progress import (
 from corridor.config import SettingsError, validate_identity
 from corridor.console import err, fail, out
 from corridor.db import make_engine, make_session_factory
-from corridor.keystore import KeystoreError, create_keystore, public_keys
+from corridor.keystore import KeystoreError, create_keystore, load_signing_key, public_keys
+from crypto.trustlist import TrustList, TrustListRejected
 from node import demo_data
-from node.datasets import current_datasets
+from node.catalog import catalog_entry, sign_entry
+from node.datasets import current_datasets, get_dataset
 from node.db import upgrade
 from node.errors import CorridorError
 from node.exports import export_dwc
 from node.importer import Importer, ImportRefused, ImportResult
+from node.oauth_client import TokenError
+from node.registry_client import RegistryClient, RegistryError, RegistryUnreachable
 from node.settings import CONFIG_FILE, NodeSettings, load_settings, render_config
 from node.sources import SourceError
+from node.trust_store import AnchorError, TrustStore, install_anchor, read_anchor_for
 
 # A progress bar is drawn only for inputs larger than this (a few thousand rows).
 PROGRESS_THRESHOLD_BYTES = 256 * 1024
@@ -61,13 +68,20 @@ def node(ctx: click.Context, directory: Path) -> None:
 @click.option("--member-id", required=True, help="Member id, e.g. ru-lotl.")
 @click.option("--name", required=True, help="Institution name.")
 @click.option("--country", required=True, help="ISO 3166-1 alpha-2 code, e.g. RU.")
-@click.option("--url", default=None, help="The node's public base URL.")
+@click.option("--url", default=None, help="The node's public base URL (https://...).")
+@click.option("--registry", "registry_url", default=None, help="The registry's URL.")
+@click.option("--anchor", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="The registry's anchor file (from 'corridor registry anchor').")
 @click.pass_context
-def init(ctx: click.Context, member_id: str, name: str, country: str, url: str | None) -> None:
+def init(ctx: click.Context, member_id: str, name: str, country: str, url: str | None,
+         registry_url: str | None, anchor: Path | None) -> None:
     """Create config, signing key and database in the node directory."""
     directory: Path = ctx.obj["dir"]
+    if (registry_url is None) != (anchor is None):
+        fail("--registry and --anchor go together: the anchor pins that registry's key")
     try:
-        settings = init_node(directory, member_id, name, country, url)
+        settings = init_node(directory, member_id, name, country, url,
+                             registry_url=registry_url, anchor=anchor)
     except SettingsError as e:
         fail(str(e))
     out.print(f"Initialised node [bold]{member_id}[/] ({name}, {settings.country}) in {directory}")
@@ -77,23 +91,31 @@ def init(ctx: click.Context, member_id: str, name: str, country: str, url: str |
 
 
 def init_node(directory: Path, member_id: str, name: str, country: str,
-              url: str | None = None, database_url: str | None = None) -> NodeSettings:
-    """Create a node directory: config, signing key, migrated database.
+              url: str | None = None, database_url: str | None = None, *,
+              registry_url: str | None = None, anchor: Path | None = None) -> NodeSettings:
+    """Create a node directory: config, signing key, migrated database, pinned anchor.
 
     Raises:
-        SettingsError: bad identity, or the directory is already a node.
+        SettingsError: bad identity or anchor, or the directory is already a node.
     """
     country = country.upper()
     validate_identity(member_id, country)
     if (directory / CONFIG_FILE).exists():
         raise SettingsError(f"{directory} is already a node directory ({CONFIG_FILE} exists)")
+    if anchor is not None and registry_url is not None:
+        try:
+            read_anchor_for(anchor, registry_url)
+        except AnchorError as e:
+            raise SettingsError(str(e)) from e
     directory.mkdir(parents=True, exist_ok=True)
+    if anchor is not None and registry_url is not None:
+        install_anchor(directory, anchor, registry_url)
     try:
         create_keystore(directory / "keys")
     except KeystoreError as e:
         raise SettingsError(str(e)) from e
     (directory / CONFIG_FILE).write_text(
-        render_config(member_id, name, country, url, database_url), "utf-8")
+        render_config(member_id, name, country, url, database_url, registry_url), "utf-8")
     settings = load_settings(directory)
     upgrade(make_engine(settings.database_url))
     return settings
@@ -329,13 +351,137 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     from werkzeug.serving import run_simple
 
     from node.app import create_app
+    from node.refresher import start_refresher
 
     settings = _settings(ctx)
     upgrade(make_engine(settings.database_url))
     app = create_app({"CORRIDOR_SETTINGS": settings})
+    start_refresher(settings)
     run_simple(host, port, app, threaded=True)
 
 
 def temp_node_dir() -> Path:
     """A fresh temporary directory for throw-away nodes."""
     return Path(tempfile.mkdtemp(prefix="corridor-"))
+
+
+def _registry_client(settings: NodeSettings) -> RegistryClient:
+    if not settings.registry_url:
+        fail("this node has no registry; give --registry and --anchor at 'corridor node init'")
+    try:
+        key = load_signing_key(settings.keys_dir)
+    except KeystoreError as e:
+        fail(str(e))
+    return RegistryClient(settings.registry_url, member_id=settings.member_id, key=key,
+                          http=httpx.Client(timeout=30), clock=lambda: datetime.now(UTC))
+
+
+@node.command()
+@click.pass_context
+def join(ctx: click.Context) -> None:
+    """Ask the registry for membership (signed by this node's key)."""
+    settings = _settings(ctx)
+    if not settings.url:
+        fail("this node has no public URL; set url in node.toml ([node] url = \"https://...\")")
+    client = _registry_client(settings)
+    try:
+        result = client.join(name=settings.name, country=settings.country, node_url=settings.url,
+                             keys=public_keys(settings.keys_dir))
+    except RegistryError as e:
+        fail(str(e))
+    out.print(f"Membership request for [bold]{settings.member_id}[/] filed at "
+              f"{settings.registry_url}: {result['status']}. The registry operator admits it.")
+
+
+def sync_trust_list(settings: NodeSettings, client: RegistryClient) -> tuple[TrustList, bool]:
+    """Fetch, verify and store the registry's trust list."""
+    return TrustStore(settings.directory).update(client.trust_list(), datetime.now(UTC))
+
+
+@node.command()
+@click.pass_context
+def sync(ctx: click.Context) -> None:
+    """Fetch the registry's trust list, verify it against the anchor, and keep it."""
+    settings = _settings(ctx)
+    client = _registry_client(settings)
+    try:
+        trust_list, changed = sync_trust_list(settings, client)
+    except RegistryUnreachable as e:
+        stored = TrustStore(settings.directory).current()
+        if stored is None:
+            fail(f"{e}; no stored trust list")
+        state = "EXPIRED" if stored.is_expired(datetime.now(UTC)) else "still valid"
+        fail(f"{e}; keeping stored trust list version {stored.version}, {state} until "
+             f"{stored.expires_at:%Y-%m-%d %H:%M} UTC")
+    except (RegistryError, TrustListRejected) as e:
+        fail(str(e))
+    members = ", ".join(sorted(trust_list.members)) or "none yet"
+    verb = "Stored" if changed else "Unchanged:"
+    out.print(f"{verb} trust list version {trust_list.version} (expires "
+              f"{trust_list.expires_at:%Y-%m-%d %H:%M} UTC); members: {members}")
+
+
+@node.command()
+@click.argument("dataset")
+@click.option("--tier", "tiers", multiple=True, default=("aggregate",), show_default=True,
+              type=click.Choice(["aggregate", "generalized", "full"]),
+              help="Access tiers offered (repeat the option for several).")
+@click.option("--contact", default=None, help="Contact e-mail shown in the catalog.")
+@click.pass_context
+def publish(ctx: click.Context, dataset: str, tiers: tuple[str, ...], contact: str | None) -> None:
+    """Publish a dataset's description (never its rows) in the registry's catalog."""
+    settings = _settings(ctx)
+    client = _registry_client(settings)
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    with make_session_factory(engine)() as session:
+        try:
+            ds = get_dataset(session, dataset)
+        except CorridorError as e:
+            fail(str(e.detail))
+    entry = catalog_entry(ds, member_id=settings.member_id, country=settings.country,
+                          contact=contact, tiers=tiers, now=datetime.now(UTC))
+    try:
+        client.publish(sign_entry(entry, client.key))
+    except (RegistryError, TokenError) as e:
+        fail(str(e))
+    out.print(f"Published [bold]{entry['id']}[/] ({entry['title']}) with tiers "
+              f"{', '.join(tiers)}.")
+
+
+@node.command()
+@click.argument("text", required=False)
+@click.option("--taxon", default=None, help="Scientific name (synonyms match too).")
+@click.option("--country", default=None, help="ISO country code of the provider.")
+@click.option("--from", "date_from", default=None, help="Coverage overlaps from this date.")
+@click.option("--to", "date_to", default=None, help="Coverage overlaps up to this date.")
+@click.option("--bbox", default=None, help="west,south,east,north in degrees.")
+@click.pass_context
+def catalog(ctx: click.Context, text: str | None, taxon: str | None, country: str | None,
+            date_from: str | None, date_to: str | None, bbox: str | None) -> None:
+    """Search the federation's catalog with this node's credentials."""
+    settings = _settings(ctx)
+    client = _registry_client(settings)
+    try:
+        result = client.search(q=text, taxon=taxon, country=country, **{"from": date_from},
+                               to=date_to, bbox=bbox)
+    except (RegistryError, TokenError) as e:
+        fail(str(e))
+    entries = result.get("entries", [])
+    if not entries:
+        out.print("No datasets match.")
+        return
+    out.print(f"{result.get('total', len(entries))} dataset(s) in the catalog match:\n")
+    for entry in entries:
+        temporal = entry.get("temporal") or {}
+        bbox = entry.get("spatial") or entry.get("bbox")
+        lines = [f"[bold]{entry['id']}[/]  {entry.get('country', '')}  {entry.get('profile', '')}"
+                 f"  {entry.get('title', '')}",
+                 f"  taxa     {len(entry.get('taxa', []))}: "
+                 f"{', '.join(entry.get('taxa', [])[:6])}"
+                 + (" ..." if len(entry.get("taxa", [])) > 6 else ""),
+                 f"  dates    {temporal.get('start') or '?'} .. {temporal.get('end') or '?'}",
+                 f"  tiers    {', '.join(entry.get('tiers', []))}"]
+        if bbox:
+            lines.append(f"  area     {bbox} (whole degrees)")
+        out.print("\n".join(lines) + "\n")

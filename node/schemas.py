@@ -44,3 +44,18 @@ class DatasetListSchema(Schema):
         unknown = RAISE
 
     datasets = fields.List(fields.Nested(DatasetSchema))
+
+
+class WhoAmISchema(Schema):
+    """Who a verified access token belongs to."""
+
+    member_id = fields.String(metadata={"description": "the caller (token subject)"})
+    node = fields.String(metadata={"description": "this node's member id"})
+    scope = fields.List(fields.String())
+    trust_list_version = fields.Integer(allow_none=True)
+
+
+class JWKSSchema(Schema):
+    """A JSON Web Key Set (RFC 7517 §5)."""
+
+    keys = fields.List(fields.Dict())

@@ -42,6 +42,8 @@ class NodeSettings:
         name: human-readable institution name.
         country: ISO 3166-1 alpha-2 country code.
         url: the node's public base URL (``None`` until the node is given one).
+        registry_url: the registry this node belongs to (pinned with its anchor at init).
+        sync_interval: seconds between trust-list refreshes while serving (0: never).
         database_url: SQLAlchemy database URL.
         import_batch_rows: rows per INSERT batch during import (memory vs. round trips).
         max_problems_reported: import problems listed in full (the total is always given).
@@ -52,6 +54,8 @@ class NodeSettings:
     name: str
     country: str
     url: str | None = None
+    registry_url: str | None = None
+    sync_interval: int = 3600
     database_url: str = ""
     import_batch_rows: int = 5_000
     max_problems_reported: int = 50
@@ -111,14 +115,16 @@ def load_settings(directory: Path, environ: Mapping[str, str] | None = None) -> 
         name=name,
         country=country,
         url=node.get("url") or None,
+        registry_url=data.get("registry", {}).get("url") or None,
+        sync_interval=int(data.get("registry", {}).get("sync_interval", 3600)),
         database_url=str(database_url),
         import_batch_rows=int(storage.get("import_batch_rows", 5_000)),
-        extra={k: v for k, v in data.items() if k not in {"node", "storage"}},
+        extra={k: v for k, v in data.items() if k not in {"node", "storage", "registry"}},
     )
 
 
 def render_config(member_id: str, name: str, country: str, url: str | None,
-                  database_url: str | None = None) -> str:
+                  database_url: str | None = None, registry_url: str | None = None) -> str:
     """The initial ``node.toml`` written by ``corridor node init``."""
     lines = [
         "# Corridor node configuration. Environment variables CORRIDOR_NODE_* override it.",
@@ -129,6 +135,9 @@ def render_config(member_id: str, name: str, country: str, url: str | None,
     ]
     if url:
         lines.append(f"url = {toml_string(url)}")
+    if registry_url:
+        lines += ["", "[registry]", f"url = {toml_string(registry_url)}",
+                  "sync_interval = 3600  # seconds between trust-list refreshes while serving"]
     lines += ["", "[storage]"]
     if database_url:
         lines.append(f"database_url = {toml_string(database_url)}")
@@ -149,3 +158,11 @@ def node_directory(environ: Mapping[str, str] | None = None) -> Path:
     """The node directory named by ``CORRIDOR_NODE_DIR`` (default: the current directory)."""
     env = os.environ if environ is None else environ
     return Path(env.get("CORRIDOR_NODE_DIR", "."))
+
+
+def current_settings() -> NodeSettings:
+    """The settings of the node app handling the current request."""
+    from flask import current_app
+
+    settings: NodeSettings = current_app.extensions["corridor_settings"]
+    return settings

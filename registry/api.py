@@ -9,6 +9,7 @@ from flask_smorest import Blueprint
 
 from crypto.keys import KeySet
 from registry import context
+from registry.catalog_api import catalog_blueprint
 from registry.extensions import db
 from registry.members import record_join_request, verify_join_request
 from registry.schemas import JoinRequestSchema, JWKSSchema, MemberStatusSchema, TrustListSchema
@@ -60,4 +61,4 @@ class RegistryKeys(MethodView):
         return KeySet([context.signing_key().public_key]).to_jwks()
 
 
-BLUEPRINTS = [members, trust]
+BLUEPRINTS = [members, trust, catalog_blueprint]

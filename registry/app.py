@@ -8,11 +8,12 @@ from typing import Any
 
 from flask import Flask
 
+from corridor.clock import install_clock
 from corridor.keystore import load_signing_key
 from corridor.web import ProblemApi
 from registry import api as api_views
-from registry.context import system_clock
 from registry.extensions import db
+from registry.oauth import init_oauth
 from registry.settings import RegistrySettings, load_settings
 
 
@@ -42,7 +43,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         OPENAPI_JSON_PATH="openapi.json",
         MAX_CONTENT_LENGTH=256 * 1024,
     )
-    app.extensions["corridor_clock"] = config.pop("CORRIDOR_CLOCK", system_clock)
+    install_clock(app, config.pop("CORRIDOR_CLOCK", None))
     app.config.update(config)
     app.extensions["corridor_settings"] = settings
     app.extensions["corridor_signing_key"] = load_signing_key(settings.keys_dir)
@@ -50,4 +51,5 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     api = ProblemApi(app)
     for blueprint in api_views.BLUEPRINTS:
         api.register_blueprint(blueprint)
+    init_oauth(app)
     return app

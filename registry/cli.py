@@ -15,13 +15,12 @@ from corridor.db import make_engine, make_session_factory
 from corridor.keystore import KeystoreError, create_keystore, load_signing_key
 from corridor.web import CorridorError
 from crypto.keys import KeySet
+from crypto.trustlist import ANCHOR_TYP
 from registry.db import upgrade
 from registry.members import check_node_url, list_members, set_status
 from registry.models import MEMBER_ACTIVE, MEMBER_SUSPENDED
 from registry.settings import CONFIG_FILE, RegistrySettings, load_settings, render_config
 from registry.trust import publish_trust_list
-
-ANCHOR_TYP = "corridor-anchor"
 
 
 def _settings(ctx: click.Context) -> RegistrySettings:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -41,13 +42,13 @@ def arocha() -> Path:
     return _require(AROCHA)
 
 
-@pytest.fixture
-def database_url(tmp_path: Path) -> Iterator[str]:
-    """A database URL no other test uses: SQLite file, or a fresh PostgreSQL schema."""
+@contextmanager
+def _fresh_database_url(tmp_path: Path, label: str) -> Iterator[str]:
+    """A database no other test uses: a SQLite file, or a throw-away PostgreSQL schema."""
     if not POSTGRES_URL:
-        yield f"sqlite:///{tmp_path / 'test.db'}"
+        yield f"sqlite:///{tmp_path / f'{label}.db'}"
         return
-    schema = f"t_{uuid.uuid4().hex[:12]}"
+    schema = f"t_{label[:8]}_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(POSTGRES_URL)
     with admin.begin() as conn:
         conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
@@ -58,6 +59,20 @@ def database_url(tmp_path: Path) -> Iterator[str]:
         with admin.begin() as conn:
             conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> Iterator[str]:
+    """A database URL no other test uses (the node's, in node tests)."""
+    with _fresh_database_url(tmp_path, "test") as url:
+        yield url
+
+
+@pytest.fixture
+def make_database_url(tmp_path: Path) -> Iterator[Callable[[str], str]]:
+    """``make_database_url(label)``: another fresh database, e.g. one per service."""
+    with ExitStack() as stack:
+        yield lambda label: stack.enter_context(_fresh_database_url(tmp_path, label))
 
 
 @pytest.fixture
@@ -73,17 +88,33 @@ def engine(database_url: str) -> Iterator[sa.Engine]:
 
 
 class LiveServer:
-    """A WSGI app served over real HTTP on 127.0.0.1 in a background thread."""
+    """A WSGI app served over real HTTP on 127.0.0.1 in a background thread.
 
-    def __init__(self, app: object) -> None:
+    ``app`` may be None: the server binds (so ``url`` is known, e.g. to put in
+    a service's config at init) and answers 503 until ``mount(app)``.
+    """
+
+    def __init__(self, app: object | None) -> None:
         import threading
 
         from werkzeug.serving import make_server
 
-        self._server = make_server("127.0.0.1", 0, app, threaded=True)  # type: ignore[arg-type]
+        self.app = app
+        self._server = make_server("127.0.0.1", 0, self._dispatch, threaded=True)
         self.url = f"http://127.0.0.1:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
+                                        daemon=True)
         self._thread.start()
+
+    def _dispatch(self, environ: dict[str, object], start_response: object) -> object:
+        if self.app is None:
+            start_response("503 Service Unavailable", [("Content-Type", "text/plain")])  # type: ignore[operator]
+            return [b"not mounted yet"]
+        return self.app(environ, start_response)  # type: ignore[operator]
+
+    def mount(self, app: object) -> None:
+        """Start serving ``app``."""
+        self.app = app
 
     def request(self, method: str, path: str, body: bytes | None = None,
                 headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
@@ -110,7 +141,7 @@ def live_server() -> Iterator[object]:
     """Start WSGI apps on loopback: ``srv = live_server(app)``; all stopped at teardown."""
     servers: list[LiveServer] = []
 
-    def start(app: object) -> LiveServer:
+    def start(app: object | None = None) -> LiveServer:
         server = LiveServer(app)
         servers.append(server)
         return server

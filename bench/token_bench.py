@@ -1,0 +1,125 @@
+"""Token benchmark: issuance at the registry, verification at a node, vs. raw Ed25519.
+
+In one run:
+
+(ref) one Ed25519 signature verification with ``cryptography`` (the floor of
+      any token check);
+(a)   access-token verification as a node does it (``verify_access_token``:
+      size and header checks, signature, claims);
+(b)   tokens issued per second by a registry served over real HTTP on
+      loopback (client assertion signed and verified, replay check, token
+      signed, both recorded in SQLite), from one client thread.
+
+Prints rates and the ratio of (a) to (ref).
+
+    python bench/token_bench.py --seconds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+from werkzeug.serving import make_server
+
+from corridor.db import make_engine, make_session_factory
+from corridor.keystore import load_signing_key
+from crypto.keys import KeySet, SigningKey
+from crypto.tokens import issue_access_token, verify_access_token
+from node.oauth_client import TokenClient
+from registry.app import create_app
+from registry.cli import init_registry
+from registry.members import record_join_request, set_status, verify_join_request
+from registry.trust import publish_trust_list
+
+
+def rate(fn: Callable[[], object], seconds: float) -> float:
+    """Calls per second of ``fn`` over about ``seconds``."""
+    fn()  # warm up
+    n, start = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < seconds:
+        for _ in range(50):
+            fn()
+        n += 50
+    return n / elapsed
+
+
+def join(registry_dir: Path, url: str, member_id: str, key: SigningKey) -> None:
+    """Admit a member directly in the registry database."""
+    from crypto.canonical import canonical_json
+    from crypto.jws import sign_compact
+    from registry.members import JOIN_TYP
+    from registry.settings import load_settings
+
+    settings = load_settings(registry_dir)
+    now = datetime.now(UTC)
+    claims = {"member_id": member_id, "name": member_id, "country": member_id[:2].upper(),
+              "node_url": "http://127.0.0.1:9", "keys": KeySet([key.public_key]).to_jwks(),
+              "iat": int(now.timestamp())}
+    request = verify_join_request(sign_compact(canonical_json(claims), key, typ=JOIN_TYP),
+                                  now=now, development=True)
+    with make_session_factory(make_engine(settings.database_url))() as session:
+        record_join_request(session, request, now)
+        set_status(session, member_id, "active", now)
+        publish_trust_list(session, key=load_signing_key(settings.keys_dir), registry_url=url,
+                           ttl=3600, now=now, reason="bench")
+        session.commit()
+
+
+def main() -> None:
+    """Run the three measurements and print them."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
+    args = parser.parse_args()
+
+    registry_key, client_key = SigningKey.generate(), SigningKey.generate()
+    payload = b"x" * 300
+    signature = registry_key.sign(payload)
+    public = registry_key.public_key
+    ref = rate(lambda: public.verify(signature, payload), args.seconds)
+
+    now = int(time.time())
+    token = issue_access_token(registry_key, issuer="https://registry.example",
+                               subject="ru-lotl", audience="cn-ntlnp", scope="node:read",
+                               now=now, ttl=300, jti="bench")
+    keys = KeySet([registry_key.public_key])
+    verify = rate(lambda: verify_access_token(token, keys, audience="cn-ntlnp",
+                                              issuer="https://registry.example", now=now),
+                  args.seconds)
+
+    with tempfile.TemporaryDirectory(prefix="corridor-token-bench-") as tmp:
+        server = make_server("127.0.0.1", 0, lambda e, s: [], threaded=True)
+        url = f"http://127.0.0.1:{server.server_port}"
+        settings = init_registry(Path(tmp) / "registry", "Bench registry", url,
+                                 development=True)
+        server.app = create_app({"CORRIDOR_SETTINGS": settings})
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        join(settings.directory, settings.issuer, "ru-lotl", client_key)
+        join(settings.directory, settings.issuer, "cn-ntlnp", SigningKey.generate())
+        http = httpx.Client(timeout=10)
+        clock = [datetime.now(UTC)]
+
+        def issue() -> None:
+            # A fresh client each call: no caching, one full token request every time.
+            clock[0] += timedelta(microseconds=1)
+            TokenClient(url, f"{url}/oauth/token", "ru-lotl", client_key, http=http,
+                        clock=lambda: datetime.now(UTC)).token("cn-ntlnp", "node:read")
+
+        issued = rate(issue, args.seconds)
+        server.shutdown()
+
+    print(f"(ref) Ed25519 verify (cryptography)   {ref:10,.0f} /s   {1e6 / ref:8.1f} us")
+    print(f"(a)   access-token verify at a node   {verify:10,.0f} /s   {1e6 / verify:8.1f} us"
+          f"   = {ref / verify:.1f}x the cost of one Ed25519 verify")
+    print(f"(b)   tokens issued over HTTP         {issued:10,.0f} /s   {1e3 / issued:8.2f} ms")
+
+
+if __name__ == "__main__":
+    main()

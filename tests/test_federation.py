@@ -1,0 +1,189 @@
+"""Two nodes and a registry as real HTTP servers: join, admit, sync, publish, find, tokens.
+
+This is the user story of issue 3 end to end, driven through the same CLI a
+person types, plus the failure modes of the trust plane: a registry that goes
+down (nodes keep verifying from their stored trust list) and a stored list
+that expires (nodes refuse, clearly).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from click.testing import CliRunner, Result
+
+from corridor.cli import main
+from corridor.keystore import load_signing_key
+from node.app import create_app as create_node_app
+from node.oauth_client import TokenClient
+from node.settings import load_settings as load_node_settings
+from registry.app import create_app as create_registry_app
+from registry.cli import anchor_document, init_registry
+
+pytestmark = pytest.mark.storage
+
+
+class FakeClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+
+def run(*args: str | Path) -> Result:
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    return result
+
+
+@dataclass
+class Federation:
+    root: Path
+    registry_dir: Path
+    registry: Any
+    nodes: dict[str, Path]
+    servers: dict[str, Any]
+    clocks: dict[str, FakeClock]
+
+
+MEMBERS = {"ru-lotl": ("Land of the Leopard National Park", "RU"),
+           "cn-ntlnp": ("Northeast China Tiger and Leopard National Park", "CN")}
+
+
+@pytest.fixture
+def federation(tmp_path: Path, live_server: Any, database_url: str,
+               monkeypatch: pytest.MonkeyPatch) -> Iterator[Federation]:
+    registry_server = live_server()
+    registry_dir = tmp_path / "registry"
+    # Each service gets its own database; on PostgreSQL the registry uses the test schema.
+    settings = init_registry(registry_dir, "NEASPEC Registry", registry_server.url,
+                             development=True, database_url=database_url)
+    registry_server.mount(create_registry_app({"CORRIDOR_SETTINGS": settings}))
+    anchor = tmp_path / "anchor.json"
+    anchor.write_text(json.dumps(anchor_document(settings)))
+
+    nodes: dict[str, Path] = {}
+    servers: dict[str, Any] = {"registry": registry_server}
+    clocks: dict[str, FakeClock] = {}
+    for member_id, (name, country) in MEMBERS.items():
+        server = live_server()
+        directory = tmp_path / member_id
+        result = run("node", "--dir", directory, "init", "--member-id", member_id,
+                     "--name", name, "--country", country, "--url", server.url,
+                     "--registry", registry_server.url, "--anchor", anchor)
+        assert result.exit_code == 0, result.output
+        clocks[member_id] = FakeClock()
+        server.mount(create_node_app({"CORRIDOR_SETTINGS": load_node_settings(directory),
+                                      "CORRIDOR_CLOCK": clocks[member_id]}))
+        nodes[member_id], servers[member_id] = directory, server
+    yield Federation(tmp_path, registry_dir, registry_server, nodes, servers, clocks)
+
+
+def node(fed: Federation, member_id: str, *args: str | Path) -> Result:
+    return run("node", "--dir", fed.nodes[member_id], *args)
+
+
+def registry_cli(fed: Federation, *args: str) -> Result:
+    return run("registry", "--dir", fed.registry_dir, *args)
+
+
+def join_and_admit(fed: Federation) -> None:
+    for member_id in MEMBERS:
+        joined = node(fed, member_id, "join")
+        assert joined.exit_code == 0, joined.output
+        assert "pending" in joined.output
+    listed = registry_cli(fed, "members", "list")
+    assert "ru-lotl" in listed.output and "pending" in listed.output
+    for member_id in MEMBERS:
+        admitted = registry_cli(fed, "members", "admit", member_id)
+        assert admitted.exit_code == 0, admitted.output
+    for member_id in MEMBERS:
+        synced = node(fed, member_id, "sync")
+        assert synced.exit_code == 0, synced.output
+        assert "members: cn-ntlnp, ru-lotl" in synced.output
+
+
+def token_for(fed: Federation, member_id: str, audience: str, scope: str = "node:read") -> str:
+    settings = load_node_settings(fed.nodes[member_id])
+    client = TokenClient(fed.registry.url, f"{fed.registry.url}/oauth/token", member_id,
+                         load_signing_key(settings.keys_dir), http=httpx.Client(timeout=10),
+                         clock=lambda: datetime.now(UTC))
+    return client.token(audience, scope)
+
+
+def whoami(fed: Federation, at: str, token: str | None) -> tuple[int, dict[str, Any]]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    status, _, body = fed.servers[at].request("GET", "/whoami", headers=headers)
+    return status, json.loads(body)
+
+
+def test_two_nodes_join_publish_and_find_each_other(
+    federation: Federation, camtrap_example: Path, arocha: Path
+) -> None:
+    fed = federation
+    join_and_admit(fed)
+
+    ru = node(fed, "ru-lotl", "import", "camtrap-dp", camtrap_example, "--name", "leopards-2024")
+    assert ru.exit_code == 0, ru.output
+    cn = node(fed, "cn-ntlnp", "import", "dwc", arocha / "events.csv",
+              arocha / "occurrences.csv", "--dataset", "flyway-counts")
+    assert cn.exit_code == 0, cn.output
+    published = node(fed, "ru-lotl", "publish", "leopards-2024", "--tier", "aggregate",
+                     "--tier", "generalized")
+    assert published.exit_code == 0, published.output
+    assert "Published ru-lotl/leopards-2024" in published.output
+    assert node(fed, "cn-ntlnp", "publish", "flyway-counts").exit_code == 0
+
+    found = node(fed, "cn-ntlnp", "catalog", "--country", "RU")
+    assert found.exit_code == 0, found.output
+    assert "ru-lotl/leopards-2024" in found.output
+    assert "cn-ntlnp/flyway-counts" not in found.output
+    by_taxon = node(fed, "ru-lotl", "catalog", "--taxon", "Limosa lapponica")
+    assert "cn-ntlnp/flyway-counts" in by_taxon.output
+
+
+def test_tokens_verify_at_the_node_and_keep_working_while_the_registry_is_down(
+    federation: Federation
+) -> None:
+    fed = federation
+    join_and_admit(fed)
+    token = token_for(fed, "ru-lotl", "cn-ntlnp")
+
+    status, body = whoami(fed, "cn-ntlnp", token)
+    assert status == 200 and body["member_id"] == "ru-lotl"
+    status, body = whoami(fed, "ru-lotl", token)  # a token for cn is no good at ru
+    assert status == 401 and body["title"] == "Invalid access token"
+    assert whoami(fed, "cn-ntlnp", None)[0] == 401
+
+    fed.registry.stop()
+    status, body = whoami(fed, "cn-ntlnp", token)
+    assert status == 200, body  # verified from the stored trust list alone
+    down = node(fed, "cn-ntlnp", "sync")
+    assert down.exit_code == 1
+    assert "unreachable" in down.output and "keeping stored trust list version" in down.output
+
+    fed.clocks["cn-ntlnp"].offset = timedelta(days=8)  # past the stored list's expiry
+    status, body = whoami(fed, "cn-ntlnp", token)
+    assert status == 503
+    assert body["title"] == "Trust list unavailable"
+    assert "expired" in body["detail"]
+
+
+def test_suspended_member_leaves_the_trust_list(federation: Federation) -> None:
+    fed = federation
+    join_and_admit(fed)
+    token = token_for(fed, "ru-lotl", "cn-ntlnp")
+    assert registry_cli(fed, "members", "suspend", "ru-lotl").exit_code == 0
+    synced = node(fed, "cn-ntlnp", "sync")
+    assert "members: cn-ntlnp" in synced.output and "ru-lotl" not in synced.output
+    status, _ = whoami(fed, "cn-ntlnp", token)
+    assert status == 401  # the node learns of the suspension from its trust list
