@@ -18,6 +18,7 @@ Prints rates and the ratio of (a) to (ref).
 from __future__ import annotations
 
 import argparse
+import logging
 import tempfile
 import threading
 import time
@@ -77,6 +78,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
     args = parser.parse_args()
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
 
     registry_key, client_key = SigningKey.generate(), SigningKey.generate()
     payload = b"x" * 300

@@ -32,6 +32,13 @@ def _write_private(path: Path, data: bytes) -> None:
         fh.write(data)
 
 
+def _set_active(keys_dir: Path, kid: str) -> None:
+    pending = keys_dir / f".{ACTIVE_FILE}.tmp"
+    pending.unlink(missing_ok=True)
+    _write_private(pending, (kid + "\n").encode("ascii"))
+    os.replace(pending, keys_dir / ACTIVE_FILE)
+
+
 def create_keystore(keys_dir: Path) -> SigningKey:
     """Create the key directory with a fresh Ed25519 key and a session secret.
 
@@ -46,10 +53,48 @@ def create_keystore(keys_dir: Path) -> SigningKey:
     key = SigningKey.generate()
     _write_private(keys_dir / f"{key.kid}.pem", key.private_pem())
     _write_private(keys_dir / SESSION_SECRET_FILE, secrets.token_urlsafe(32).encode())
-    pending = keys_dir / f".{ACTIVE_FILE}.tmp"
-    _write_private(pending, (key.kid + "\n").encode("ascii"))
-    os.replace(pending, keys_dir / ACTIVE_FILE)
+    _set_active(keys_dir, key.kid)
     return key
+
+
+def add_key(keys_dir: Path) -> SigningKey:
+    """Create a further key (for rotation) without making it the active one."""
+    key = SigningKey.generate()
+    _write_private(keys_dir / f"{key.kid}.pem", key.private_pem())
+    return key
+
+
+def activate_key(keys_dir: Path, kid: str) -> SigningKey:
+    """Make an existing key the one that signs (atomically)."""
+    key = SigningKey.from_pem(_read_private(keys_dir / f"{_check_kid(kid)}.pem"))
+    _set_active(keys_dir, key.kid)
+    return key
+
+
+def retire_key(keys_dir: Path, kid: str) -> None:
+    """Move a key that no longer signs to ``keys/retired/`` (kept, never used again)."""
+    if kid == load_signing_key(keys_dir).kid:
+        raise KeystoreError("the active key cannot be retired; rotate first")
+    path = keys_dir / f"{_check_kid(kid)}.pem"
+    if not path.exists():
+        raise KeystoreError(f"no key {kid} in {keys_dir}")
+    retired = keys_dir / "retired"
+    retired.mkdir(mode=0o700, exist_ok=True)
+    os.replace(path, retired / path.name)
+
+
+def signing_keys(keys_dir: Path) -> list[SigningKey]:
+    """Every key that is not retired, the active one first."""
+    active = load_signing_key(keys_dir)
+    others = [SigningKey.from_pem(_read_private(p)) for p in sorted(keys_dir.glob("*.pem"))
+              if p.stem != active.kid]
+    return [active, *others]
+
+
+def _check_kid(kid: str) -> str:
+    if not kid or "/" in kid or kid.startswith(".") or "\x00" in kid:
+        raise KeystoreError(f"{kid!r} is not a key id")
+    return kid
 
 
 def _read_private(path: Path) -> bytes:
@@ -72,8 +117,10 @@ def _read_private(path: Path) -> bytes:
 def load_signing_key(keys_dir: Path) -> SigningKey:
     """Load the active signing key."""
     kid = _read_private(keys_dir / ACTIVE_FILE).decode("ascii", "replace").strip()
-    if not kid or "/" in kid or kid.startswith("."):
-        raise KeystoreError(f"{keys_dir / ACTIVE_FILE}: does not name a key")
+    try:
+        _check_kid(kid)
+    except KeystoreError as e:
+        raise KeystoreError(f"{keys_dir / ACTIVE_FILE}: does not name a key") from e
     key = SigningKey.from_pem(_read_private(keys_dir / f"{kid}.pem"))
     if key.kid != kid:
         raise KeystoreError(f"{keys_dir / kid}.pem: key id does not match its file name")
@@ -89,5 +136,5 @@ def load_session_secret(keys_dir: Path) -> str | None:
 
 
 def public_keys(keys_dir: Path) -> KeySet:
-    """The public halves of the node's keys (its JWKS)."""
-    return KeySet([load_signing_key(keys_dir).public_key])
+    """The public halves of every key that is not retired (the service's JWKS)."""
+    return KeySet([k.public_key for k in signing_keys(keys_dir)])

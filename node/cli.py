@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 import tempfile
@@ -26,7 +27,15 @@ from rich.progress import (
 from corridor.config import SettingsError, validate_identity
 from corridor.console import err, fail, out
 from corridor.db import make_engine, make_session_factory
-from corridor.keystore import KeystoreError, create_keystore, load_signing_key, public_keys
+from corridor.keystore import (
+    KeystoreError,
+    activate_key,
+    add_key,
+    create_keystore,
+    load_signing_key,
+    public_keys,
+)
+from corridor.keystore import retire_key as retire_local_key
 from crypto.trustlist import TrustList, TrustListRejected
 from node import demo_data
 from node.catalog import catalog_entry, sign_entry
@@ -328,18 +337,56 @@ def generate_and_import(settings: NodeSettings, target: Path, *, side: str, obse
     return results
 
 
-@node.command()
+@node.group(invoke_without_command=True)
 @click.pass_context
 def keys(ctx: click.Context) -> None:
-    """Print the node's public JWKS."""
-    import json
-
+    """Print the node's public JWKS (or rotate and retire keys)."""
+    if ctx.invoked_subcommand is not None:
+        return
     settings = _settings(ctx)
     try:
         jwks = public_keys(settings.keys_dir).to_jwks()
     except KeystoreError as e:
         fail(str(e))
     click.echo(json.dumps(jwks, indent=2))
+
+
+@keys.command()
+@click.pass_context
+def rotate(ctx: click.Context) -> None:
+    """Make a new signing key, register it at the registry, and sign with it from now on.
+
+    The old key stays valid (both are in the trust list) until 'keys retire OLD_KID'.
+    """
+    settings = _settings(ctx)
+    client = _registry_client(settings)
+    old = client.key
+    new = add_key(settings.keys_dir)
+    try:
+        result = client.add_key(new)
+    except (RegistryError, TokenError) as e:
+        fail(f"the registry did not accept the new key, so nothing changed: {e}")
+    activate_key(settings.keys_dir, new.kid)
+    out.print(f"Signing with new key {new.kid} (trust list version "
+              f"{result['trust_list_version']}). Old key {old.kid} stays valid until "
+              f"'corridor node keys retire {old.kid}' (wait until partners have synced).")
+
+
+@keys.command("retire")
+@click.argument("kid")
+@click.pass_context
+def retire(ctx: click.Context, kid: str) -> None:
+    """Retire an old key at the registry, then here."""
+    settings = _settings(ctx)
+    client = _registry_client(settings)
+    if kid == client.key.kid:
+        fail("that is the active key; run 'corridor node keys rotate' first")
+    try:
+        result = client.retire_key(kid)
+        retire_local_key(settings.keys_dir, kid)
+    except (RegistryError, TokenError, KeystoreError) as e:
+        fail(str(e))
+    out.print(f"Retired key {kid} (trust list version {result['trust_list_version']}).")
 
 
 @node.command()
@@ -474,7 +521,8 @@ def catalog(ctx: click.Context, text: str | None, taxon: str | None, country: st
     out.print(f"{result.get('total', len(entries))} dataset(s) in the catalog match:\n")
     for entry in entries:
         temporal = entry.get("temporal") or {}
-        bbox = entry.get("spatial") or entry.get("bbox")
+        spatial = entry.get("spatial") or {}
+        bbox = spatial.get("bbox") if isinstance(spatial, dict) else None
         lines = [f"[bold]{entry['id']}[/]  {entry.get('country', '')}  {entry.get('profile', '')}"
                  f"  {entry.get('title', '')}",
                  f"  taxa     {len(entry.get('taxa', []))}: "
@@ -482,6 +530,7 @@ def catalog(ctx: click.Context, text: str | None, taxon: str | None, country: st
                  + (" ..." if len(entry.get("taxa", [])) > 6 else ""),
                  f"  dates    {temporal.get('start') or '?'} .. {temporal.get('end') or '?'}",
                  f"  tiers    {', '.join(entry.get('tiers', []))}"]
-        if bbox:
-            lines.append(f"  area     {bbox} (whole degrees)")
+        if bbox and len(bbox) == 4:
+            west, south, east, north = bbox
+            lines.append(f"  area     {south}..{north} N, {west}..{east} E (whole degrees)")
         out.print("\n".join(lines) + "\n")

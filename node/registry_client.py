@@ -20,6 +20,7 @@ from crypto.keys import KeySet, SigningKey
 from node.oauth_client import TokenClient
 
 JOIN_TYP = "corridor-join+jwt"
+KEY_PROOF_TYP = "corridor-key-proof+jwt"
 REGISTRY_AUDIENCE = "registry"
 
 
@@ -73,6 +74,22 @@ class RegistryClient:
         """Publish a signed catalog entry."""
         result: Mapping[str, Any] = self._call(
             "POST", "/catalog", json={"entry": entry_jws}, headers=self._bearer("catalog:write"))
+        return result
+
+    def add_key(self, new_key: SigningKey) -> Mapping[str, Any]:
+        """Register a successor key (token from the current key; proof from the new one)."""
+        proof = sign_compact(canonical_json({
+            "member_id": self.member_id, "kid": new_key.kid,
+            "iat": int(self.clock().timestamp())}), new_key, typ=KEY_PROOF_TYP)
+        result: Mapping[str, Any] = self._call(
+            "POST", "/members/me/keys", json={"jwk": new_key.public_key.to_jwk(), "proof": proof},
+            headers=self._bearer("keys:write"))
+        return result
+
+    def retire_key(self, kid: str) -> Mapping[str, Any]:
+        """Retire one of this member's keys at the registry."""
+        result: Mapping[str, Any] = self._call(
+            "DELETE", f"/members/me/keys/{kid}", headers=self._bearer("keys:write"))
         return result
 
     def search(self, **params: Any) -> Mapping[str, Any]:

@@ -10,6 +10,7 @@ is refused (rollback, equivocation, bad signature) is kept under
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from datetime import UTC, datetime
@@ -125,6 +126,7 @@ class TrustStore:
     def _keep_evidence(self, jws: str, now: datetime) -> None:
         refused = self.directory / TRUST_DIR / "refused"
         refused.mkdir(parents=True, exist_ok=True)
-        stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-        (refused / f"{stamp}.jws").write_text(jws[:4 * 1024 * 1024], encoding="utf-8",
-                                              errors="replace")
+        stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+        digest = hashlib.sha256(jws.encode("utf-8", "replace")).hexdigest()[:16]
+        (refused / f"{stamp}-{digest}.jws").write_text(jws[:4 * 1024 * 1024], encoding="utf-8",
+                                                       errors="replace")

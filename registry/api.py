@@ -9,11 +9,19 @@ from flask_smorest import Blueprint
 
 from crypto.keys import KeySet
 from registry import context
+from registry.auth import current_client, require_token
 from registry.catalog_api import catalog_blueprint
 from registry.extensions import db
-from registry.members import record_join_request, verify_join_request
-from registry.schemas import JoinRequestSchema, JWKSSchema, MemberStatusSchema, TrustListSchema
-from registry.trust import current_trust_list
+from registry.members import add_key, record_join_request, retire_key, verify_join_request
+from registry.schemas import (
+    JoinRequestSchema,
+    JWKSSchema,
+    KeyChangeSchema,
+    MemberStatusSchema,
+    NewKeySchema,
+    TrustListSchema,
+)
+from registry.trust import current_trust_list, publish_trust_list
 
 members = Blueprint("members", __name__, url_prefix="/members",
                     description="Membership requests (the operator decides on the CLI).")
@@ -59,6 +67,48 @@ class RegistryKeys(MethodView):
     def get(self) -> dict[str, Any]:
         """The registry's JWKS (pin it through the anchor, not from here)."""
         return KeySet([context.signing_key().public_key]).to_jwks()
+
+
+def _publish(session: Any, reason: str) -> int:
+    settings = context.settings()
+    row = publish_trust_list(session, key=context.signing_key(), registry_url=settings.issuer,
+                             ttl=settings.trust_list_ttl, now=context.now(), reason=reason)
+    return row.version
+
+
+@members.route("/me/keys")
+class MemberKeys(MethodView):
+    """Key rotation, step 1: add the successor key."""
+
+    @require_token("keys:write")
+    @members.arguments(NewKeySchema)
+    @members.response(201, KeyChangeSchema)
+    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Add a key (the token proves the current key; ``proof`` proves the new one)."""
+        session = db.session()
+        member_id = current_client()
+        row = add_key(session, member_id, body["jwk"], body["proof"], context.now())
+        version = _publish(session, f"{member_id} added key {row.kid}")
+        session.commit()
+        return {"member_id": member_id, "kid": row.kid, "state": "active",
+                "trust_list_version": version}
+
+
+@members.route("/me/keys/<string:kid>")
+class MemberKey(MethodView):
+    """Key rotation, step 2: retire the old key after the overlap."""
+
+    @require_token("keys:write")
+    @members.response(200, KeyChangeSchema)
+    def delete(self, kid: str) -> dict[str, Any]:
+        """Retire a key; a member always keeps at least one."""
+        session = db.session()
+        member_id = current_client()
+        retire_key(session, member_id, kid, context.now())
+        version = _publish(session, f"{member_id} retired key {kid}")
+        session.commit()
+        return {"member_id": member_id, "kid": kid, "state": "retired",
+                "trust_list_version": version}
 
 
 BLUEPRINTS = [members, trust, catalog_blueprint]

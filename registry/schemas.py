@@ -41,3 +41,21 @@ class JWKSSchema(Schema):
     """A JSON Web Key Set (RFC 7517 §5)."""
 
     keys = fields.List(fields.Dict())
+
+
+class NewKeySchema(StrictSchema):
+    """A key to add for rotation, with proof that the caller holds its private half."""
+
+    jwk = fields.Dict(required=True, metadata={"description": "public Ed25519 JWK"})
+    proof = fields.String(required=True, validate=validate.Length(min=10, max=8192),
+                          metadata={"description": "JWS by the new key, typ "
+                                    "corridor-key-proof+jwt, over {member_id, kid, iat}"})
+
+
+class KeyChangeSchema(StrictSchema):
+    """The outcome of a key change."""
+
+    member_id = fields.String()
+    kid = fields.String()
+    state = fields.String()
+    trust_list_version = fields.Integer()

@@ -21,9 +21,11 @@ from click.testing import CliRunner, Result
 
 from corridor.cli import main
 from corridor.keystore import load_signing_key
+from crypto.keys import SigningKey
 from node.app import create_app as create_node_app
-from node.oauth_client import TokenClient
+from node.oauth_client import TokenClient, TokenError
 from node.settings import load_settings as load_node_settings
+from node.trust_store import TrustStore
 from registry.app import create_app as create_registry_app
 from registry.cli import anchor_document, init_registry
 
@@ -187,3 +189,43 @@ def test_suspended_member_leaves_the_trust_list(federation: Federation) -> None:
     assert "members: cn-ntlnp" in synced.output and "ru-lotl" not in synced.output
     status, _ = whoami(fed, "cn-ntlnp", token)
     assert status == 401  # the node learns of the suspension from its trust list
+
+
+def test_key_rotation_with_overlap_then_retirement(federation: Federation) -> None:
+    fed = federation
+    join_and_admit(fed)
+    keys_dir = fed.nodes["ru-lotl"] / "keys"
+    old = load_signing_key(keys_dir)
+
+    rotated = node(fed, "ru-lotl", "keys", "rotate")
+    assert rotated.exit_code == 0, rotated.output
+    new = load_signing_key(keys_dir)
+    assert new.kid != old.kid and f"Old key {old.kid} stays valid" in rotated.output
+    jwks = json.loads(node(fed, "ru-lotl", "keys").output)
+    assert {k["kid"] for k in jwks["keys"]} == {old.kid, new.kid}
+
+    node(fed, "cn-ntlnp", "sync")
+    trust = TrustStore(fed.nodes["cn-ntlnp"]).current()
+    assert trust is not None
+    entry = trust.member("ru-lotl")
+    assert entry is not None and {old.kid, new.kid} <= set(entry.keys)
+
+    def token_with(key: SigningKey) -> str:
+        return TokenClient(fed.registry.url, f"{fed.registry.url}/oauth/token", "ru-lotl", key,
+                           http=httpx.Client(timeout=10),
+                           clock=lambda: datetime.now(UTC)).token("cn-ntlnp", "node:read")
+
+    assert whoami(fed, "cn-ntlnp", token_with(old))[0] == 200  # overlap: both keys work
+    assert whoami(fed, "cn-ntlnp", token_with(new))[0] == 200
+
+    refused = node(fed, "ru-lotl", "keys", "retire", new.kid)
+    assert refused.exit_code == 1 and "active key" in refused.output
+    retired = node(fed, "ru-lotl", "keys", "retire", old.kid)
+    assert retired.exit_code == 0, retired.output
+    assert (keys_dir / "retired" / f"{old.kid}.pem").exists()
+    with pytest.raises(TokenError) as excinfo:
+        token_with(old)
+    assert excinfo.value.error == "invalid_client"
+    node(fed, "cn-ntlnp", "sync")
+    trust = TrustStore(fed.nodes["cn-ntlnp"]).current()
+    assert trust is not None and set(trust.member("ru-lotl").keys) == {new.kid}  # type: ignore[union-attr]
