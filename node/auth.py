@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import logging
 
-from crypto.tokens import AccessClaims, verify_access_token
 from flask import request
 
 from corridor.clock import now
 from corridor.web import Forbidden, Unauthorized
 from crypto.errors import InvalidSignature
+from crypto.tokens import AccessClaims, verify_access_token
 from node.settings import current_settings
 from node.trust_store import TrustStore
 
