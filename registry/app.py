@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from corridor.clock import install_clock
 from corridor.keystore import load_signing_key
@@ -52,4 +53,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     for blueprint in api_views.BLUEPRINTS:
         api.register_blueprint(blueprint)
     init_oauth(app)
+    if settings.proxies:
+        # Trust exactly this many proxies' X-Forwarded-* headers (scheme, host, client).
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxies,  # type: ignore[method-assign]
+                                x_proto=settings.proxies, x_host=settings.proxies)
     return app

@@ -44,6 +44,9 @@ class RegistrySettings:
         trust_list_ttl: seconds a signed trust list stays valid.
         token_ttl: seconds an access token stays valid (at most 300).
         assertion_max_age: seconds a client assertion may live (``exp - iat``).
+        proxies: reverse proxies in front of the registry whose X-Forwarded-Proto/Host/For
+            headers are trusted (0: none). Behind a TLS proxy this must be 1, or the
+            OAuth2 endpoints see http:// and refuse every request.
     """
 
     directory: Path
@@ -54,6 +57,7 @@ class RegistrySettings:
     trust_list_ttl: int = 7 * 24 * 3600
     token_ttl: int = 300
     assertion_max_age: int = 300
+    proxies: int = 0
 
     @property
     def keys_dir(self) -> Path:
@@ -98,6 +102,7 @@ def load_settings(directory: Path, environ: Mapping[str, str] | None = None) -> 
             development=bool(reg.get("development", False)),
             trust_list_ttl=int(reg.get("trust_list_ttl", 7 * 24 * 3600)),
             token_ttl=ttl,
+            proxies=int(reg.get("proxies", 0)),
         )
     except (tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as e:
         if isinstance(e, SettingsError):
@@ -117,6 +122,7 @@ def render_config(name: str, url: str, *, development: bool,
         "  # true: accept http:// node URLs on loopback (demo, tests)",
         "trust_list_ttl = 604800  # seconds a signed trust list stays valid",
         "token_ttl = 300          # seconds an access token stays valid (30..300)",
+        "proxies = 0              # 1 behind a TLS reverse proxy (trust its X-Forwarded-*)",
         "",
         "[storage]",
     ]
