@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from corridor.demo import demo
+from corridor.verify import verify
 from node.cli import node
 from registry.cli import registry
 
@@ -22,3 +23,4 @@ def main() -> None:
 main.add_command(node)
 main.add_command(registry)
 main.add_command(demo)
+main.add_command(verify)

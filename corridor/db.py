@@ -8,7 +8,7 @@ created and upgraded only through those migrations (:func:`run_migrations`).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -178,3 +178,36 @@ def run_alembic_env(target_metadata: MetaData) -> None:
         context.configure(connection=conn, target_metadata=target_metadata, render_as_batch=True)
         with context.begin_transaction():
             context.run_migrations()
+
+
+def stream_tuples(conn: Connection, query: Any, batch_rows: int) -> Iterator[list[tuple[Any, ...]]]:
+    """Run a Core SELECT on the driver's own cursor and yield batches of plain tuples.
+
+    SQLAlchemy builds a ``Row`` object per row, which costs more than the
+    database itself when millions of rows stream out; the driver's cursor
+    returns tuples. The statement is compiled by SQLAlchemy with bound
+    parameters (never rendered into the SQL); UTC datetimes are adapted as the
+    column type would store them.
+    """
+    dialect = conn.dialect
+    compiled = query.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+    params = compiled.construct_params()
+    sqlite = dialect.name == "sqlite"
+
+    def adapt(value: Any) -> Any:
+        if isinstance(value, datetime):
+            return _sqlite_utc_text(value) if sqlite else value.astimezone(UTC)
+        return value
+
+    args: Any
+    if compiled.positiontup is not None:
+        args = tuple(adapt(params[name]) for name in compiled.positiontup)
+    else:
+        args = {name: adapt(value) for name, value in params.items()}
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(compiled.string, args)
+        while batch := cursor.fetchmany(batch_rows):
+            yield batch
+    finally:
+        cursor.close()

@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 
 import click
 import httpx
+import yaml
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -42,13 +43,25 @@ from node.catalog import catalog_entry, sign_entry
 from node.datasets import current_datasets, get_dataset
 from node.db import upgrade
 from node.errors import CorridorError
+from node.export import CAMTRAP_RESOURCES, CamtrapExporter, ExportError
 from node.exports import export_dwc
 from node.importer import Importer, ImportRefused, ImportResult
 from node.oauth_client import TokenError
+from node.policy_store import (
+    PolicyFileError,
+    get_policy,
+    pseudonym_key,
+    read_policy_file,
+    set_policy,
+)
 from node.registry_client import RegistryClient, RegistryError, RegistryUnreachable
 from node.settings import CONFIG_FILE, NodeSettings, load_settings, render_config
 from node.sources import SourceError
 from node.trust_store import AnchorError, TrustStore, install_anchor, read_anchor_for
+from policies.engine import compile as compile_plan
+from policies.errors import PolicyError
+from policies.policy import DEFAULT_POLICY_DOCUMENT
+from policies.terms import load_terms
 
 # A progress bar is drawn only for inputs larger than this (a few thousand rows).
 PROGRESS_THRESHOLD_BYTES = 256 * 1024
@@ -534,3 +547,90 @@ def catalog(ctx: click.Context, text: str | None, taxon: str | None, country: st
             west, south, east, north = bbox
             lines.append(f"  area     {south}..{north} N, {west}..{east} E (whole degrees)")
         out.print("\n".join(lines) + "\n")
+
+
+@node.command("policy")
+@click.argument("dataset")
+@click.option("--set", "policy_file", type=click.Path(exists=True, dir_okay=False,
+                                                      path_type=Path),
+              help="A YAML or JSON policy file (see docs/policy.md); validated, then stored.")
+@click.option("--show", is_flag=True, help="Print the dataset's policy (the default if none set).")
+@click.pass_context
+def policy_command(ctx: click.Context, dataset: str, policy_file: Path | None,
+                   show: bool) -> None:
+    """Set or show what partners may see of a dataset."""
+    if (policy_file is None) == (not show):
+        fail("give exactly one of --set FILE or --show")
+    settings = _settings(ctx)
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    with make_session_factory(engine)() as session:
+        try:
+            if policy_file is not None:
+                set_policy(session, dataset, read_policy_file(policy_file), datetime.now(UTC))
+                session.commit()
+                out.print(f"Policy for [bold]{dataset}[/] stored.")
+                return
+            get_dataset(session, dataset)
+            _, document = get_policy(session, dataset)
+        except (PolicyError, PolicyFileError) as e:
+            fail(f"policy refused: {e}")
+        except CorridorError as e:
+            fail(str(e.detail))
+    if document is None:
+        out.print(f"# No policy set for {dataset}: the default policy applies.")
+        document = DEFAULT_POLICY_DOCUMENT
+    click.echo(yaml.safe_dump(document, sort_keys=False, allow_unicode=True))
+
+
+@node.command("export")
+@click.argument("dataset")
+@click.option("--tier", required=True, help="Access tier of the dataset's policy.")
+@click.option("--purpose", default="research", show_default=True,
+              help="Purpose the partner would state.")
+@click.option("--as", "requester", default=None,
+              help="Preview as this partner (member id); default: this node itself.")
+@click.option("--since", default=None, help="Cursor from a previous package: only what is new.")
+@click.option("--out", "out_path", required=True,
+              type=click.Path(dir_okay=False, path_type=Path), help="Where to write FILE.zip.")
+@click.pass_context
+def export_command(ctx: click.Context, dataset: str, tier: str, purpose: str,
+                   requester: str | None, since: str | None, out_path: Path) -> None:
+    """Write a signed, policy-filtered package: the owner's preview of what a partner gets."""
+    settings = _settings(ctx)
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    who = requester or settings.member_id
+    now = datetime.now(UTC)
+    with make_session_factory(engine)() as session:
+        try:
+            ds = get_dataset(session, dataset)
+            policy, _ = get_policy(session, dataset)
+            plan = compile_plan(policy, load_terms({"purpose": purpose, "tier": tier}), who, now,
+                                pseudonym_key=pseudonym_key(settings.keys_dir, f"preview:{who}"),
+                                resources=CAMTRAP_RESOURCES)
+        except (PolicyError, PolicyFileError) as e:
+            fail(f"cannot export: {e}")
+        except CorridorError as e:
+            fail(str(e.detail))
+    tmp = out_path.with_name(out_path.name + ".part")
+    try:
+        with tmp.open("wb") as fh:
+            exporter = CamtrapExporter(engine, ds, plan, provider=settings.member_id,
+                                       key=load_signing_key(settings.keys_dir), now=now,
+                                       recipient=who, since=since)
+            result = exporter.write(fh)
+        tmp.replace(out_path)
+    except ExportError as e:
+        fail(str(e))
+    finally:
+        tmp.unlink(missing_ok=True)
+    rows = ", ".join(f"{n:,} {k}" for k, n in result.rows.items())
+    out.print(f"Wrote {out_path} ({tier} tier, for {who}): {rows}")
+    if result.dropped:
+        out.print("Left out: " + ", ".join(f"{n:,} ({k.replace('_', ' ')})"
+                                           for k, n in result.dropped.items()))
+    out.print("Plan:")
+    for line in plan.explain():
+        out.print(f"  - {line}", markup=False)
+    out.print(f"Cursor for the next incremental export: {result.cursor}")

@@ -129,6 +129,7 @@ class Media(Base):
             ["dataset_id", "deploymentID"], ["deployments.dataset_id", "deployments.deploymentID"]
         ),
         Index(None, "dataset_id", "deploymentID"),
+        Index(None, "dataset_id", "source_row"),  # exports stream in source order
     )
 
     dataset_id: Mapped[int] = _dataset_fk()
@@ -159,6 +160,7 @@ class Observation(Base):
         Index(None, "dataset_id", "deploymentID"),
         Index(None, "dataset_id", "eventStart_utc"),
         Index(None, "dataset_id", "scientificName"),
+        Index(None, "dataset_id", "source_row"),  # exports stream in source order
     )
 
     dataset_id: Mapped[int] = _dataset_fk()
@@ -251,3 +253,13 @@ class Occurrence(Base):
     occurrenceStatus: Mapped[str | None] = mapped_column(String(16))
     source_row: Mapped[int] = mapped_column(Integer)  # position in the source file
     terms: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+
+
+class DatasetPolicy(Base):
+    """The owner's policy for a dataset (by name; applies to every version)."""
+
+    __tablename__ = "dataset_policies"
+
+    dataset: Mapped[str] = mapped_column(String(64), primary_key=True)
+    document: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -138,3 +138,34 @@ def test_installed_entry_point_has_help() -> None:
     result = subprocess.run([exe, "node", "import", "camtrap-dp", "--help"], capture_output=True,
                             text=True, check=True)
     assert "Import a Camtrap DP 1.0 package" in result.stdout
+
+
+def test_policy_set_show_and_refusal(node_dir: Path, camtrap_example: Path,
+                                     tmp_path: Path) -> None:
+    run("node", "--dir", node_dir, "import", "camtrap-dp", camtrap_example)
+    shown = run("node", "--dir", node_dir, "policy", "camtrap-dp-example-dataset", "--show")
+    assert shown.exit_code == 0 and "the default policy applies" in shown.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("tiers:\n  full: {apply_sensitivity: false, colour: red}\n"
+                   "purposes: [research]\npartners: ['*']\n")
+    refused = run("node", "--dir", node_dir, "policy", "camtrap-dp-example-dataset",
+                  "--set", bad)
+    assert refused.exit_code == 1
+    assert "policy refused: tiers.full.colour" in refused.output
+    good = tmp_path / "good.yaml"
+    good.write_text("tiers:\n  full: {apply_sensitivity: false}\n"
+                    "purposes: [research]\npartners: ['*']\n")
+    assert run("node", "--dir", node_dir, "policy", "camtrap-dp-example-dataset",
+               "--set", good).exit_code == 0
+    out = tmp_path / "p.zip"
+    exported = run("node", "--dir", node_dir, "export", "camtrap-dp-example-dataset",
+                   "--tier", "full", "--out", out)
+    assert exported.exit_code == 0, exported.output
+    assert "549 observations" in exported.output
+    keys = tmp_path / "jwks.json"
+    keys.write_text(run("node", "--dir", node_dir, "keys").output)
+    verified = run("verify", out, "--key", keys)
+    assert verified.exit_code == 0 and "OK:" in verified.output
+    missing_tier = run("node", "--dir", node_dir, "export", "camtrap-dp-example-dataset",
+                       "--tier", "generalized", "--out", out)
+    assert missing_tier.exit_code == 1 and "generalized" in missing_tier.output

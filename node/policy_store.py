@@ -1,0 +1,70 @@
+"""The owner's policies, one per dataset, validated before they are stored."""
+
+from __future__ import annotations
+
+import hmac
+from datetime import datetime
+from hashlib import sha256
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlalchemy.orm import Session
+
+from corridor.keystore import load_session_secret
+from node.datasets import get_dataset
+from node.models import DatasetPolicy
+from policies.policy import Policy, default_policy, load_policy
+
+
+class PolicyFileError(Exception):
+    """The policy file cannot be read (the message says why)."""
+
+
+def read_policy_file(path: Path) -> dict[str, Any]:
+    """Parse a YAML or JSON policy file (JSON is YAML) into a mapping."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise PolicyFileError(f"{path}: cannot read the policy ({e})") from e
+    if not isinstance(data, dict):
+        raise PolicyFileError(f"{path}: a policy must be a mapping at the top level")
+    return data
+
+
+def set_policy(session: Session, dataset: str, document: dict[str, Any], now: datetime) -> Policy:
+    """Validate and store a dataset's policy.
+
+    Raises:
+        DatasetNotFound: no such dataset.
+        PolicyError: the document is invalid (with the dotted field and reason).
+    """
+    get_dataset(session, dataset)
+    policy = load_policy(document)
+    row = session.get(DatasetPolicy, dataset)
+    if row is None:
+        session.add(DatasetPolicy(dataset=dataset, document=document, updated_at=now))
+    else:
+        row.document, row.updated_at = document, now
+    return policy
+
+
+def get_policy(session: Session, dataset: str) -> tuple[Policy, dict[str, Any] | None]:
+    """The dataset's policy and its stored document (None: the default policy applies)."""
+    row = session.get(DatasetPolicy, dataset)
+    if row is None:
+        return default_policy(), None
+    return load_policy(row.document), row.document
+
+
+def pseudonym_key(keys_dir: Path, scope: str) -> bytes:
+    """The key that pseudonymizes individual IDs for one agreement (or preview) ``scope``.
+
+    Derived from the node's secret, so IDs are stable within an agreement and
+    unlinkable across agreements, and nobody without the node's secret can
+    reverse them.
+    """
+    secret = load_session_secret(keys_dir)
+    if secret is None:
+        raise PolicyFileError(f"{keys_dir}: no node secret to derive pseudonym keys from")
+    return hmac.new(secret.encode(), f"corridor-pseudonym:{scope}".encode(), sha256).digest()
