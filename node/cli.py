@@ -43,7 +43,7 @@ from node.catalog import catalog_entry, sign_entry
 from node.datasets import current_datasets, get_dataset
 from node.db import upgrade
 from node.errors import CorridorError
-from node.export import CAMTRAP_RESOURCES, CamtrapExporter, ExportError
+from node.export import ExportError, exporter_for, resources_of
 from node.exports import export_dwc
 from node.importer import Importer, ImportRefused, ImportResult
 from node.oauth_client import TokenError
@@ -608,7 +608,7 @@ def export_command(ctx: click.Context, dataset: str, tier: str, purpose: str,
             policy, _ = get_policy(session, dataset)
             plan = compile_plan(policy, load_terms({"purpose": purpose, "tier": tier}), who, now,
                                 pseudonym_key=pseudonym_key(settings.keys_dir, f"preview:{who}"),
-                                resources=CAMTRAP_RESOURCES)
+                                resources=resources_of(ds))
         except (PolicyError, PolicyFileError) as e:
             fail(f"cannot export: {e}")
         except CorridorError as e:
@@ -616,9 +616,9 @@ def export_command(ctx: click.Context, dataset: str, tier: str, purpose: str,
     tmp = out_path.with_name(out_path.name + ".part")
     try:
         with tmp.open("wb") as fh:
-            exporter = CamtrapExporter(engine, ds, plan, provider=settings.member_id,
-                                       key=load_signing_key(settings.keys_dir), now=now,
-                                       recipient=who, since=since)
+            exporter = exporter_for(engine, ds, plan, provider=settings.member_id,
+                                    key=load_signing_key(settings.keys_dir), now=now,
+                                    recipient=who, since=since)
             result = exporter.write(fh)
         tmp.replace(out_path)
     except ExportError as e:

@@ -47,16 +47,20 @@ from corridor.package_writer import PackageWriter
 from crypto.keys import SigningKey
 from node.models import (
     PROFILE_CAMTRAP,
+    PROFILE_DWC_EVENT,
     Dataset,
     Deployment,
+    Event,
     Individual,
     Media,
     Observation,
+    Occurrence,
     table_of,
 )
 from node.validation import camtrap_table
 from policies.engine import TIME_FIELDS, Plan
 from policies.transforms import (
+    coarsen_event_date,
     pseudonym,
     round_coordinate,
     widened_uncertainty,
@@ -502,3 +506,187 @@ def _inside(bbox: tuple[float, float, float, float], lat: float, lon: float) -> 
     west, south, east, north = bbox
     return south <= lat <= north and west <= lon <= east
 
+
+
+class DwcExporter:
+    """Writes one Darwin Core sampling-event dataset as a signed, policy-filtered package.
+
+    The survey *location* plays the camera's part: every event at a location
+    (``locationID``, or the event itself when it has none) where a sensitive
+    taxon was ever counted gets that taxon's rounding, with
+    ``coordinateUncertaintyInMeters`` widened. Occurrences of category-1 taxa,
+    and of embargoed taxa in events newer than the cutoff, are left out. Each
+    file keeps the source's own column set; withheld terms are blank.
+    """
+
+    def __init__(self, engine: Engine, dataset: Dataset, plan: Plan, *, provider: str,
+                 key: SigningKey, now: datetime, recipient: str | None = None,
+                 agreement: str | None = None, since: str | None = None) -> None:
+        if dataset.profile != PROFILE_DWC_EVENT:
+            raise ExportError(f"{dataset.name} is a {dataset.profile} dataset")
+        if plan.aggregate_only:
+            raise ExportError(f"tier {plan.tier!r} is aggregate-only: no rows can be exported")
+        if since:
+            raise ExportError("incremental export (--since) is not available for Darwin Core "
+                              "survey datasets yet; export the whole dataset")
+        self.engine, self.dataset, self.plan = engine, dataset, plan
+        self.provider, self.key, self.now = provider, key, now
+        self.recipient, self.agreement = recipient, agreement
+        columns = dataset.descriptor.get("columns", {})
+        self.event_columns: list[str] = list(columns.get("event", []))
+        self.occurrence_columns: list[str] = list(columns.get("occurrence", []))
+
+    def _location_taxa(self) -> dict[str, set[str]]:
+        """Location key -> scientific names ever counted there."""
+        events, occ = table_of(Event), table_of(Occurrence)
+        query = (select(events.c.locationID, events.c.eventID, occ.c.scientificName)
+                 .join(occ, and_(occ.c.dataset_id == events.c.dataset_id,
+                                 occ.c.eventID == events.c.eventID))
+                 .where(events.c.dataset_id == self.dataset.id)
+                 .distinct())
+        found: dict[str, set[str]] = {}
+        with self.engine.connect() as conn:
+            for location, event, taxon in conn.execute(query):
+                if taxon:
+                    found.setdefault(location or f"event:{event}", set()).add(taxon)
+        return found
+
+    def _events(self) -> tuple[list[dict[str, str]], dict[str, datetime | None], set[float]]:
+        plan = self.plan
+        taxa_at = self._location_taxa()
+        withheld = plan.withheld.get("event", frozenset())
+        kept: list[dict[str, str]] = []
+        starts: dict[str, datetime | None] = {}
+        applied: set[float] = set()
+        table = table_of(Event)
+        with self.engine.connect() as conn:
+            for e in conn.execute(select(table).where(table.c.dataset_id == self.dataset.id)
+                                  .order_by(table.c.source_row)):
+                terms = dict(e.terms)
+                start = e.eventDate_start_utc
+                if plan.time_from is not None and (start is None or start < plan.time_from):
+                    continue
+                if plan.time_to is not None and (start is None or start >= plan.time_to):
+                    continue
+                lat, lon = e.decimalLatitude, e.decimalLongitude
+                precision = plan.deployment_precision(
+                    taxa_at.get(e.locationID or f"event:{e.eventID}", set()))
+                if precision is not None and lat is not None and lon is not None:
+                    applied.add(precision)
+                    lat, lon = round_coordinate(lat, precision), round_coordinate(lon, precision)
+                    terms["decimalLatitude"], terms["decimalLongitude"] = repr(lat), repr(lon)
+                    uncertainty = e.coordinateUncertaintyInMeters
+                    terms["coordinateUncertaintyInMeters"] = str(widened_uncertainty(
+                        None if uncertainty is None else int(uncertainty), precision, lat))
+                if plan.bbox is not None and (lat is None or lon is None
+                                              or not _inside(plan.bbox, lat, lon)):
+                    continue
+                if plan.coarsen_time and terms.get("eventDate"):
+                    terms["eventDate"] = coarsen_event_date(terms["eventDate"],
+                                                            plan.coarsen_time)
+                for name in withheld:
+                    if name in terms:
+                        terms[name] = ""
+                starts[e.eventID] = start
+                kept.append(terms)
+        return kept, starts, applied
+
+    def _occurrences(self, out: ByteSink, starts: Mapping[str, datetime | None]
+                     ) -> tuple[int, dict[str, int]]:
+        plan = self.plan
+        withheld = plan.withheld.get("occurrence", frozenset())
+        key = plan.pseudonym_key if plan.pseudonymize else None
+        table = table_of(Occurrence)
+        text = io.StringIO()
+        writer = csv.DictWriter(text, self.occurrence_columns, extrasaction="ignore")
+        writer.writeheader()
+        count, dropped = 0, {"category_1": 0, "embargo": 0}
+        query = (select(table.c.eventID, table.c.scientificName, table.c.terms)
+                 .where(table.c.dataset_id == self.dataset.id).order_by(table.c.source_row))
+        with self.engine.connect() as conn:
+            for event_id, taxon, stored in conn.execution_options(
+                    yield_per=BATCH_ROWS).execute(query):
+                if event_id not in starts:
+                    continue
+                if taxon and plan.is_dropped(taxon):
+                    dropped["category_1"] += 1
+                    continue
+                if taxon and not plan.in_taxa(taxon):
+                    continue
+                cutoff = plan.embargo_cutoff(taxon) if taxon else None
+                start = starts[event_id]
+                if cutoff is not None and (start is None or start > cutoff):
+                    dropped["embargo"] += 1
+                    continue
+                terms = dict(stored)
+                for name in withheld:
+                    if name in terms:
+                        terms[name] = ""
+                if key is not None and terms.get("organismID"):
+                    terms["organismID"] = pseudonym(key, terms["organismID"])
+                if plan.coarsen_time and terms.get("eventDate"):
+                    terms["eventDate"] = coarsen_event_date(terms["eventDate"],
+                                                            plan.coarsen_time)
+                writer.writerow(terms)
+                count += 1
+                if count % BATCH_ROWS == 0:
+                    out.write(text.getvalue().encode("utf-8"))
+                    text.seek(0)
+                    text.truncate()
+        out.write(text.getvalue().encode("utf-8"))
+        return count, {k: v for k, v in dropped.items() if v}
+
+    def write(self, out: BinaryIO) -> ExportResult:
+        """Stream the package into ``out``."""
+        result = ExportResult(plan_digest=self.plan.digest())
+        events, starts, applied = self._events()
+        with PackageWriter(out, key=self.key) as package:
+            with package.open_resource("event", "event.csv") as stream:
+                text = io.StringIO()
+                writer = csv.DictWriter(text, self.event_columns, extrasaction="ignore")
+                writer.writeheader()
+                writer.writerows(events)
+                stream.write(text.getvalue().encode("utf-8"))
+                result.rows["event"] = len(events)
+            with package.open_resource("occurrence", "occurrence.csv") as stream:
+                result.rows["occurrence"], result.dropped = self._occurrences(stream, starts)
+            descriptor: dict[str, Any] = {
+                "name": self.dataset.name,
+                "title": self.dataset.title,
+                "profile": "tabular-data-package",
+                "created": self.now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "licenses": self.dataset.licenses,
+                "dataGeneralizations": self.plan.data_generalizations(),
+                "informationWithheld": self.plan.information_withheld(),
+                "corridor": {
+                    "provider": self.provider, "recipient": self.recipient,
+                    "agreement": self.agreement,
+                    "dataset": f"{self.provider}/{self.dataset.name}",
+                    "datasetVersion": self.dataset.version, "tier": self.plan.tier,
+                    "purpose": self.plan.purpose,
+                    "plan": {"digest": self.plan.digest(),
+                             "explanation": self.plan.explain()},
+                    "rows": result.rows, "dropped": result.dropped,
+                },
+            }
+            if applied:
+                descriptor["coordinatePrecision"] = max(applied)
+            raw = package.finish(descriptor)
+        result.descriptor_sha256 = hashlib.sha256(raw).hexdigest()
+        return result
+
+
+DWC_RESOURCES = ("event", "occurrence")
+
+
+def exporter_for(engine: Engine, dataset: Dataset, plan: Plan, **kwargs: Any
+                 ) -> CamtrapExporter | DwcExporter:
+    """The exporter for the dataset's profile."""
+    if dataset.profile == PROFILE_CAMTRAP:
+        return CamtrapExporter(engine, dataset, plan, **kwargs)
+    return DwcExporter(engine, dataset, plan, **kwargs)
+
+
+def resources_of(dataset: Dataset) -> tuple[str, ...]:
+    """The package resources a dataset's profile exports (for the plan's explanations)."""
+    return CAMTRAP_RESOURCES if dataset.profile == PROFILE_CAMTRAP else DWC_RESOURCES

@@ -232,3 +232,43 @@ def test_cursor_never_skips_or_repeats_a_row(
     final, _ = _exported_ids(example_node, now, None, tmp_path / "final.zip")
     assert len(seen) == len(set(seen)), "a row was sent twice"
     assert sorted(seen) == sorted(final), "a row was skipped"
+
+
+def test_survey_package_generalizes_locations_and_drops_category_1(
+    tmp_path: Path, database_url: str, arocha: Path
+) -> None:
+    settings = init_node(tmp_path / "ke", "ke-arocha", "A Rocha Kenya", "KE",
+                         database_url=database_url)
+    engine = make_engine(settings.database_url)
+    Importer(engine).import_dwc(arocha / "events.csv", arocha / "occurrences.csv",
+                                name="waterbirds")
+    policy = {"tiers": {"generalized": {"coarsen_time": "month"}}, "purposes": ["research"],
+              "partners": ["*"],
+              "sensitivity": {"Limosa lapponica": 2, "Hydroprogne caspia": 1}}
+    with sa.orm.Session(engine) as session:
+        dataset = get_dataset(session, "waterbirds")
+    plan = compile_plan(load_policy(policy), load_terms({"purpose": "research",
+                                                         "tier": "generalized"}),
+                        "cn-ntlnp", datetime.now(UTC), resources=("event", "occurrence"))
+    out = tmp_path / "birds.zip"
+    from node.export import DwcExporter
+
+    with out.open("wb") as fh:
+        result = DwcExporter(engine, dataset, plan, provider="ke-arocha",
+                             key=load_signing_key(settings.keys_dir),
+                             now=datetime.now(UTC)).write(fh)
+    assert verify_package(out, public_keys(settings.keys_dir)).ok
+    events = read(out, "event.csv")
+    occurrences = read(out, "occurrence.csv")
+    assert len(events) == 257
+    # Both sites recorded the godwit (category 2): every event is rounded to 0.1 degree.
+    for e in events:
+        for term in ("decimalLatitude", "decimalLongitude"):
+            value = Decimal(e[term])
+            assert value == value.quantize(Decimal("0.1")), e
+        assert len(e["eventDate"]) == 7  # coarsened to the month
+        assert e["eventTime"] == ""      # finer time terms blanked with it
+    assert not any(o["scientificName"] == "Hydroprogne caspia" for o in occurrences)
+    assert result.dropped["category_1"] == 116
+    assert len(occurrences) == 7644 - 116
+    assert read(out, "event.csv")[0].keys() == events[0].keys()
