@@ -281,6 +281,8 @@ class CamtrapExporter:
         writer = csv.writer(text)
         writer.writerow(header)
         key = self.plan.pseudonym_key if self.plan.pseudonymize else None
+        # Few animals, many rows: compute each pseudonym once per export.
+        pseudonyms: dict[str, str] = {}
         count = 0
         with self.engine.connect() as conn:
             for batch in stream_tuples(conn, query, BATCH_ROWS):
@@ -288,7 +290,9 @@ class CamtrapExporter:
                 if pseudonym_index is not None and key is not None:
                     i = pseudonym_index
                     rows = [row if row[i] is None else
-                            (*row[:i], pseudonym(key, row[i]), *row[i + 1:]) for row in batch]
+                            (*row[:i], pseudonyms.get(row[i]) or pseudonyms.setdefault(
+                                row[i], pseudonym(key, row[i])), *row[i + 1:])
+                            for row in batch]
                 writer.writerows(rows)
                 count += len(batch)
                 out.write(text.getvalue().encode("utf-8"))
