@@ -36,6 +36,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, NamedTuple
 
+from policies.vocabulary import (
+    DEPLOYMENT_FIELDS,
+    INDIVIDUAL_FIELDS,
+    MEDIA_FIELDS,
+    OBSERVATION_FIELDS,
+)
+
 __all__ = [
     "CAMTRAP_SCHEMA_URLS",
     "DEPLOYMENT_FIELDS",
@@ -63,29 +70,6 @@ CAMTRAP_SCHEMA_URLS: dict[str, str] = {
 }
 
 # Column order of the published 1.0.2 table schemas (Camtrap DP requires it).
-DEPLOYMENT_FIELDS = (
-    "deploymentID", "locationID", "locationName", "latitude", "longitude",
-    "coordinateUncertainty", "deploymentStart", "deploymentEnd", "setupBy", "cameraID",
-    "cameraModel", "cameraDelay", "cameraHeight", "cameraDepth", "cameraTilt",
-    "cameraHeading", "detectionDistance", "timestampIssues", "baitUse", "featureType",
-    "habitat", "deploymentGroups", "deploymentTags", "deploymentComments",
-)
-MEDIA_FIELDS = (
-    "mediaID", "deploymentID", "captureMethod", "timestamp", "filePath", "filePublic",
-    "fileName", "fileMediatype", "exifData", "favorite", "mediaComments",
-)
-OBSERVATION_FIELDS = (
-    "observationID", "deploymentID", "mediaID", "eventID", "eventStart", "eventEnd",
-    "observationLevel", "observationType", "cameraSetupType", "scientificName", "count",
-    "lifeStage", "sex", "behavior", "individualID", "individualPositionRadius",
-    "individualPositionAngle", "individualSpeed", "bboxX", "bboxY", "bboxWidth",
-    "bboxHeight", "classificationMethod", "classifiedBy", "classificationTimestamp",
-    "classificationProbability", "observationTags", "observationComments",
-)
-INDIVIDUAL_FIELDS = (
-    "individualID", "scientificName", "sex", "lifeStage", "transboundary", "firstSeen",
-    "lastSeen", "detections", "notes",
-)
 EVENT_FIELDS = (
     "eventID", "eventDate", "samplingProtocol", "sampleSizeValue", "sampleSizeUnit",
     "samplingEffort", "locationID", "locality", "country", "countryCode", "decimalLatitude",

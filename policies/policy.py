@@ -26,6 +26,12 @@ from crypto.canonical import canonical_json
 from policies.errors import PolicyError
 from policies.sensitivity import CATEGORIES, default_profile
 from policies.taxonomy import accepted_name, normalise
+from policies.vocabulary import (
+    DEPLOYMENT_FIELDS,
+    INDIVIDUAL_FIELDS,
+    MEDIA_FIELDS,
+    OBSERVATION_FIELDS,
+)
 
 __all__ = [
     "COARSEN_UNITS",
@@ -52,30 +58,6 @@ PRECISIONS = (0.1, 0.01, 0.001)
 #: Upper bound on any count of days, so ``now - days`` can never overflow.
 MAX_DAYS = 36_500
 
-_CAMTRAP_DEPLOYMENTS = (
-    "deploymentID", "locationID", "locationName", "latitude", "longitude",
-    "coordinateUncertainty", "deploymentStart", "deploymentEnd", "setupBy", "cameraID",
-    "cameraModel", "cameraDelay", "cameraHeight", "cameraDepth", "cameraTilt",
-    "cameraHeading", "detectionDistance", "timestampIssues", "baitUse", "featureType",
-    "habitat", "deploymentGroups", "deploymentTags", "deploymentComments",
-)
-_CAMTRAP_MEDIA = (
-    "mediaID", "deploymentID", "captureMethod", "timestamp", "filePath", "filePublic",
-    "fileName", "fileMediatype", "exifData", "favorite", "mediaComments",
-)
-_CAMTRAP_OBSERVATIONS = (
-    "observationID", "deploymentID", "mediaID", "eventID", "eventStart", "eventEnd",
-    "observationLevel", "observationType", "cameraSetupType", "scientificName", "count",
-    "lifeStage", "sex", "behavior", "individualID", "individualPositionRadius",
-    "individualPositionAngle", "individualSpeed", "bboxX", "bboxY", "bboxWidth",
-    "bboxHeight", "classificationMethod", "classifiedBy", "classificationTimestamp",
-    "classificationProbability", "observationTags", "observationComments",
-)
-# Corridor's extra resource for recognised tigers and leopards (node/demo_data.py).
-_INDIVIDUALS = (
-    "individualID", "scientificName", "sex", "lifeStage", "transboundary", "firstSeen",
-    "lastSeen", "detections", "notes",
-)
 # Darwin Core terms of the Occurrence core (a superset of the Event core's), as
 # listed by TDWG in dwc/dist/dwc_occurrence_core_horizontal.csv. A DwC file
 # may carry any of them in either table, so both resources accept all.
@@ -134,10 +116,10 @@ RESOURCES = ("deployments", "media", "observations", "individuals", "event", "oc
 
 #: The fields each resource may carry (what ``withhold_fields`` and terms may name).
 RESOURCE_FIELDS: Mapping[str, frozenset[str]] = MappingProxyType({
-    "deployments": frozenset(_CAMTRAP_DEPLOYMENTS),
-    "media": frozenset(_CAMTRAP_MEDIA),
-    "observations": frozenset(_CAMTRAP_OBSERVATIONS),
-    "individuals": frozenset(_INDIVIDUALS),
+    "deployments": frozenset(DEPLOYMENT_FIELDS),
+    "media": frozenset(MEDIA_FIELDS),
+    "observations": frozenset(OBSERVATION_FIELDS),
+    "individuals": frozenset(INDIVIDUAL_FIELDS),
     "event": frozenset(_DWC_TERMS),
     "occurrence": frozenset(_DWC_TERMS),
 })
