@@ -211,3 +211,10 @@ def stream_tuples(conn: Connection, query: Any, batch_rows: int) -> Iterator[lis
             yield batch
     finally:
         cursor.close()
+
+
+def table_of(model: Any) -> Table:
+    """The Core table behind a mapped class (for bulk inserts and streaming selects)."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table

@@ -115,3 +115,26 @@ class ProblemApi(Api):  # type: ignore[misc]
             return self.handle_http_exception(error)
         log.exception("unhandled error", exc_info=error)
         return self.handle_http_exception(InternalServerError())
+
+
+def service_app(name: str, *, title: str, settings: Any, config: dict[str, Any],
+                database: Any, blueprints: Any, max_body: int, **flask_config: Any
+                ) -> tuple[Flask, ProblemApi]:
+    """The Flask app both services share: OpenAPI 3.1 at /openapi.json, problem+json
+    errors, a clock (``CORRIDOR_CLOCK`` in ``config`` for tests), settings, database
+    and blueprints. ``config`` is the caller's remaining Flask settings.
+    """
+    from corridor.clock import install_clock
+
+    app = Flask(name)
+    app.config.update(API_TITLE=title, API_VERSION="1", OPENAPI_VERSION="3.1.0",
+                      OPENAPI_URL_PREFIX="/", OPENAPI_JSON_PATH="openapi.json",
+                      MAX_CONTENT_LENGTH=max_body, **flask_config)
+    install_clock(app, config.pop("CORRIDOR_CLOCK", None))
+    app.config.update(config)
+    app.extensions["corridor_settings"] = settings
+    database.init_app(app, settings.database_url)
+    api = ProblemApi(app)
+    for blueprint in blueprints:
+        api.register_blueprint(blueprint)
+    return app, api

@@ -8,9 +8,8 @@ from typing import Any
 
 from flask import Flask
 
-from corridor.clock import install_clock
 from corridor.keystore import load_session_secret
-from corridor.web import ProblemApi
+from corridor.web import service_app
 from node import api as api_views
 from node.extensions import db
 from node.settings import NodeSettings, load_settings, secret_key_override
@@ -32,22 +31,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         settings = load_settings(Path(directory))
     assert isinstance(settings, NodeSettings)
 
-    app = Flask("node")
-    app.config.update(
-        API_TITLE=f"Corridor node {settings.member_id}",
-        API_VERSION="1",
-        OPENAPI_VERSION="3.1.0",
-        OPENAPI_URL_PREFIX="/",
-        OPENAPI_JSON_PATH="openapi.json",
+    app, _ = service_app(
+        "node", title=f"Corridor node {settings.member_id}", settings=settings, config=config,
+        database=db, blueprints=api_views.BLUEPRINTS, max_body=1024 * 1024,
         JSON_SORT_KEYS=False,
-        MAX_CONTENT_LENGTH=1 * 1024 * 1024,
-        SECRET_KEY=secret_key_override() or load_session_secret(settings.keys_dir),
-    )
-    install_clock(app, config.pop("CORRIDOR_CLOCK", None))
-    app.config.update(config)
-    app.extensions["corridor_settings"] = settings
-    db.init_app(app, settings.database_url)
-    api = ProblemApi(app)
-    for blueprint in api_views.BLUEPRINTS:
-        api.register_blueprint(blueprint)
+        SECRET_KEY=secret_key_override() or load_session_secret(settings.keys_dir))
     return app

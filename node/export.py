@@ -42,7 +42,7 @@ from sqlalchemy import (
     select,
 )
 
-from corridor.db import stream_tuples
+from corridor.db import stream_tuples, table_of
 from corridor.package_writer import PackageWriter
 from crypto.keys import SigningKey
 from node.models import (
@@ -55,7 +55,6 @@ from node.models import (
     Media,
     Observation,
     Occurrence,
-    table_of,
 )
 from node.validation import camtrap_table
 from policies.engine import TIME_FIELDS, Plan

@@ -9,11 +9,12 @@ from typing import Any
 from sqlalchemy import Column, Engine, select
 from sqlalchemy.orm import Session
 
+from corridor.db import table_of
 from node.datasets import get_dataset
 from node.db import Base
 from node.dwc import camtrap_to_dwc, write_dwc_csv
 from node.errors import BadRequest
-from node.models import PROFILE_CAMTRAP, Deployment, Media, Observation, table_of
+from node.models import PROFILE_CAMTRAP, Deployment, Media, Observation
 
 # camtrapdp::write_dwc() order: deployment (plain character order), event start
 # as a UTC instant, then the order of the source file.

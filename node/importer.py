@@ -23,7 +23,7 @@ from typing import IO, Any
 
 from sqlalchemy import Connection, Engine, Table, func, select, update
 
-from corridor.db import BulkWriter
+from corridor.db import BulkWriter, table_of
 from node.models import (
     PROFILE_CAMTRAP,
     PROFILE_DWC_EVENT,
@@ -34,7 +34,6 @@ from node.models import (
     Media,
     Observation,
     Occurrence,
-    table_of,
 )
 from node.sources import CountingReader, PackageSource, SourceError
 from node.validation import (

@@ -26,7 +26,6 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
-    Table,
     Text,
     UniqueConstraint,
 )
@@ -39,13 +38,6 @@ PROFILE_CAMTRAP = "camtrap-dp"
 PROFILE_DWC_EVENT = "dwc-event"
 
 ISO_TEXT = String(40)
-
-
-def table_of(model: type[Base]) -> Table:
-    """The Core table behind a mapped class (for bulk inserts and streaming selects)."""
-    table = model.__table__
-    assert isinstance(table, Table)
-    return table
 
 
 class Dataset(Base):

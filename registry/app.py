@@ -9,9 +9,8 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from corridor.clock import install_clock
 from corridor.keystore import load_signing_key
-from corridor.web import ProblemApi
+from corridor.web import service_app
 from registry import api as api_views
 from registry.extensions import db
 from registry.oauth import init_oauth
@@ -35,23 +34,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         settings = load_settings(Path(directory))
     assert isinstance(settings, RegistrySettings)
 
-    app = Flask("registry")
-    app.config.update(
-        API_TITLE=settings.name,
-        API_VERSION="1",
-        OPENAPI_VERSION="3.1.0",
-        OPENAPI_URL_PREFIX="/",
-        OPENAPI_JSON_PATH="openapi.json",
-        MAX_CONTENT_LENGTH=256 * 1024,
-    )
-    install_clock(app, config.pop("CORRIDOR_CLOCK", None))
-    app.config.update(config)
-    app.extensions["corridor_settings"] = settings
+    app, _ = service_app("registry", title=settings.name, settings=settings, config=config,
+                         database=db, blueprints=api_views.BLUEPRINTS, max_body=256 * 1024)
     app.extensions["corridor_signing_key"] = load_signing_key(settings.keys_dir)
-    db.init_app(app, settings.database_url)
-    api = ProblemApi(app)
-    for blueprint in api_views.BLUEPRINTS:
-        api.register_blueprint(blueprint)
     init_oauth(app)
     if settings.proxies:
         # Trust exactly this many proxies' X-Forwarded-* headers (scheme, host, client).

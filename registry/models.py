@@ -16,7 +16,6 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
-    Table,
     Text,
     UniqueConstraint,
 )
@@ -33,13 +32,6 @@ class Base(DeclarativeBase):
     """Declarative base of every registry table."""
 
     metadata = metadata()
-
-
-def table_of(model: type[Base]) -> Table:
-    """The Core table behind a mapped class."""
-    table = model.__table__
-    assert isinstance(table, Table)
-    return table
 
 
 class Member(Base):

@@ -7,7 +7,8 @@ import json
 import pytest
 import sqlalchemy as sa
 
-from node.models import Deployment, Media, Observation, table_of
+from corridor.db import table_of
+from node.models import Deployment, Media, Observation
 from node.validation import SCHEMA_DIR
 
 # Table Schema type -> the SQL type the column must have. Datetimes are kept as
