@@ -8,6 +8,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from corridor.keystore import public_keys
+from node.agreements_api import blp as agreement_packages
 from node.auth import authorize
 from node.datasets import current_datasets, get_dataset, metadata_view
 from node.extensions import db
@@ -66,4 +67,4 @@ class NodeKeys(MethodView):
         return public_keys(current_settings().keys_dir).to_jwks()
 
 
-BLUEPRINTS = [blp, partners]
+BLUEPRINTS = [blp, partners, agreement_packages]

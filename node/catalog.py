@@ -22,6 +22,7 @@ from crypto.canonical import canonical_json
 from crypto.jws import sign_compact
 from crypto.keys import SigningKey
 from node.models import Dataset
+from policies.policy import PURPOSES, Policy
 from policies.taxonomy import accepted_name
 
 __all__ = ["CATALOG_TYP", "TIERS", "catalog_entry", "rounded_bbox", "sign_entry"]
@@ -84,8 +85,12 @@ def _shorten(text: str | None, limit: int) -> str | None:
 
 
 def catalog_entry(dataset: Dataset, *, member_id: str, country: str, contact: str | None,
-                  tiers: Sequence[str], now: datetime) -> dict[str, Any]:
+                  tiers: Sequence[str], now: datetime,
+                  policy: Policy | None = None) -> dict[str, Any]:
     """Build the catalog entry of ``dataset`` (the current version) as published by ``member_id``.
+
+    With ``policy``, the entry says which purposes and how many days the
+    owner allows (``access``), so the registry can refuse impossible requests.
 
     Raises:
         ValueError: ``now`` is naive, a tier is unknown or repeated, or ``contact``
@@ -105,7 +110,7 @@ def catalog_entry(dataset: Dataset, *, member_id: str, country: str, contact: st
         bbox = list(rounded_bbox(west, south, east, north))
     taxa = sorted({accepted_name(t) for t in dataset.taxa or [] if t and t.strip()})
     utc = now.astimezone(UTC)
-    return {
+    entry: dict[str, Any] = {
         "id": f"{member_id}/{dataset.name}",
         "member_id": member_id,
         "dataset": dataset.name,
@@ -124,6 +129,10 @@ def catalog_entry(dataset: Dataset, *, member_id: str, country: str, contact: st
         "published_at": utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "iat": int(utc.timestamp()),
     }
+    if policy is not None:
+        entry["access"] = {"purposes": [p for p in PURPOSES if p in policy.purposes],
+                           "max_duration_days": policy.max_duration_days}
+    return entry
 
 
 def sign_entry(entry: Mapping[str, Any], key: SigningKey) -> str:

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
-import httpx
 import yaml
 from rich.progress import (
     BarColumn,
@@ -39,6 +38,8 @@ from corridor.keystore import (
 from corridor.keystore import retire_key as retire_local_key
 from crypto.trustlist import TrustList, TrustListRejected
 from node import demo_data
+from node.agreements_cli import COMMANDS as AGREEMENT_COMMANDS
+from node.agreements_cli import settings_of, sync_agreements_command
 from node.catalog import catalog_entry, sign_entry
 from node.datasets import current_datasets, get_dataset
 from node.db import upgrade
@@ -54,7 +55,12 @@ from node.policy_store import (
     read_policy_file,
     set_policy,
 )
-from node.registry_client import RegistryClient, RegistryError, RegistryUnreachable
+from node.registry_client import (
+    RegistryClient,
+    RegistryError,
+    RegistryUnreachable,
+    client_for,
+)
 from node.settings import CONFIG_FILE, NodeSettings, load_settings, render_config
 from node.sources import SourceError
 from node.trust_store import AnchorError, TrustStore, install_anchor, read_anchor_for
@@ -67,12 +73,7 @@ from policies.terms import load_terms
 PROGRESS_THRESHOLD_BYTES = 256 * 1024
 PROGRESS_THRESHOLD_ROWS = 5_000
 
-def _settings(ctx: click.Context) -> NodeSettings:
-    directory: Path = ctx.obj["dir"]
-    try:
-        return load_settings(directory)
-    except SettingsError as e:
-        fail(str(e))
+_settings = settings_of
 
 
 @click.group()
@@ -426,14 +427,10 @@ def temp_node_dir() -> Path:
 
 
 def _registry_client(settings: NodeSettings) -> RegistryClient:
-    if not settings.registry_url:
-        fail("this node has no registry; give --registry and --anchor at 'corridor node init'")
     try:
-        key = load_signing_key(settings.keys_dir)
-    except KeystoreError as e:
+        return client_for(settings)
+    except (RegistryError, KeystoreError) as e:
         fail(str(e))
-    return RegistryClient(settings.registry_url, member_id=settings.member_id, key=key,
-                          http=httpx.Client(timeout=30), clock=lambda: datetime.now(UTC))
 
 
 @node.command()
@@ -461,7 +458,7 @@ def sync_trust_list(settings: NodeSettings, client: RegistryClient) -> tuple[Tru
 @node.command()
 @click.pass_context
 def sync(ctx: click.Context) -> None:
-    """Fetch the registry's trust list, verify it against the anchor, and keep it."""
+    """Fetch the registry's trust list, then exchange agreements (send decisions, get requests)."""
     settings = _settings(ctx)
     client = _registry_client(settings)
     try:
@@ -479,6 +476,8 @@ def sync(ctx: click.Context) -> None:
     verb = "Stored" if changed else "Unchanged:"
     out.print(f"{verb} trust list version {trust_list.version} (expires "
               f"{trust_list.expires_at:%Y-%m-%d %H:%M} UTC); members: {members}")
+    if settings.member_id in trust_list.members:
+        sync_agreements_command(ctx)
 
 
 @node.command()
@@ -497,10 +496,13 @@ def publish(ctx: click.Context, dataset: str, tiers: tuple[str, ...], contact: s
     with make_session_factory(engine)() as session:
         try:
             ds = get_dataset(session, dataset)
+            policy, _ = get_policy(session, dataset)
         except CorridorError as e:
             fail(str(e.detail))
+        except (PolicyError, PolicyFileError) as e:
+            fail(f"cannot publish: {e}")
     entry = catalog_entry(ds, member_id=settings.member_id, country=settings.country,
-                          contact=contact, tiers=tiers, now=datetime.now(UTC))
+                          contact=contact, tiers=tiers, now=datetime.now(UTC), policy=policy)
     try:
         client.publish(sign_entry(entry, client.key))
     except (RegistryError, TokenError) as e:
@@ -634,3 +636,7 @@ def export_command(ctx: click.Context, dataset: str, tier: str, purpose: str,
     for line in plan.explain():
         out.print(f"  - {line}", markup=False)
     out.print(f"Cursor for the next incremental export: {result.cursor}")
+
+
+for _command in AGREEMENT_COMMANDS:
+    node.add_command(_command)

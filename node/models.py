@@ -31,6 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from corridor.agreement_store import AgreementColumns, AgreementEventColumns
 from corridor.db import UTCDateTime
 from node.db import Base
 
@@ -255,3 +256,49 @@ class DatasetPolicy(Base):
     dataset: Mapped[str] = mapped_column(String(64), primary_key=True)
     document: Mapped[dict[str, Any]] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Agreement(AgreementColumns, Base):
+    """A data-use agreement this node is a party to. For the provider, this copy is the law."""
+
+    __tablename__ = "agreements"
+
+    role: Mapped[str] = mapped_column(String(16))  # this node's role: provider | requester
+    # How many of the events the registry is known to hold (the rest wait for the next push).
+    pushed: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class AgreementEvent(AgreementEventColumns, Base):
+    """One signed event of an agreement (append-only)."""
+
+    __tablename__ = "agreement_events"
+
+
+class Receipt(Base):
+    """A package received under an agreement, verified before it was kept."""
+
+    __tablename__ = "receipts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agreement_id: Mapped[str] = mapped_column(String(80), index=True)
+    provider: Mapped[str] = mapped_column(String(40))
+    package_sha256: Mapped[str] = mapped_column(String(64))
+    descriptor_sha256: Mapped[str] = mapped_column(String(64))
+    plan_digest: Mapped[str | None] = mapped_column(String(80))
+    since: Mapped[str | None] = mapped_column(Text)
+    cursor: Mapped[str | None] = mapped_column(Text)
+    rows: Mapped[dict[str, int]] = mapped_column(JSON)
+    path: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class User(Base):
+    """A person who signs in to the node's web pages."""
+
+    __tablename__ = "users"
+
+    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    password_hash: Mapped[str] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(String(16))  # owner | auditor | admin
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

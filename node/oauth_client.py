@@ -92,25 +92,30 @@ class TokenClient:
         self._key = key
         self._http = http
         self._clock = clock
-        self._cache: dict[tuple[str, str], _Cached] = {}
+        self._cache: dict[tuple[str, str, str], _Cached] = {}
         self._lock = threading.Lock()
 
-    def token(self, audience: str, scope: str) -> str:
+    def token(self, audience: str, scope: str, *, agreement: str | None = None) -> str:
         """An access token for ``audience`` (a member id or ``registry``) with ``scope``.
+
+        ``agreement`` (with scope ``agreement:fetch``) asks for a token that
+        fetches that agreement's package from its provider ``audience``.
 
         Served from the cache while more than :data:`REFRESH_MARGIN` of its
         lifetime is left, otherwise fetched from the registry.
 
         :raises TokenError: the registry refused or could not be reached.
         """
-        key = (audience, " ".join(sorted(set(scope.split()))))
+        key = (audience, " ".join(sorted(set(scope.split()))), agreement or "")
         now = self._clock()
         with self._lock:
             cached = self._cache.get(key)
         if cached is not None and now < cached.refresh_at:
             return cached.token
-        body = self._post(self._token_endpoint, {
-            "grant_type": "client_credentials", "audience": key[0], "scope": key[1]})
+        form = {"grant_type": "client_credentials", "audience": key[0], "scope": key[1]}
+        if agreement:
+            form["agreement"] = agreement
+        body = self._post(self._token_endpoint, form)
         token, token_type, expires_in = (body.get("access_token"), body.get("token_type"),
                                          body.get("expires_in"))
         if (not isinstance(token, str) or not token or not isinstance(token_type, str)

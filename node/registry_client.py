@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
+from corridor.keystore import load_signing_key
 from crypto.canonical import canonical_json
 from crypto.jws import sign_compact
 from crypto.keys import KeySet, SigningKey
 from node.oauth_client import TokenClient
+from node.settings import NodeSettings
 
 JOIN_TYP = "corridor-join+jwt"
 KEY_PROOF_TYP = "corridor-key-proof+jwt"
@@ -25,7 +27,15 @@ REGISTRY_AUDIENCE = "registry"
 
 
 class RegistryError(Exception):
-    """The registry refused a request; the message is its explanation."""
+    """The registry refused a request; the message is its explanation.
+
+    :ivar status: the HTTP status of the refusal (``None`` if there was no answer).
+    """
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        """Create the error."""
+        super().__init__(message)
+        self.status = status
 
 
 class RegistryUnreachable(RegistryError):
@@ -51,7 +61,7 @@ class RegistryClient:
         except httpx.TransportError as e:
             raise RegistryUnreachable(f"registry {self.url} is unreachable ({e})") from e
         if response.status_code >= 400:
-            raise RegistryError(_explain(response))
+            raise RegistryError(_explain(response), response.status_code)
         return response.json()
 
     def join(self, *, name: str, country: str, node_url: str, keys: KeySet) -> Mapping[str, Any]:
@@ -100,6 +110,40 @@ class RegistryClient:
         return result
 
 
+    # --- agreements (DESIGN.md §6) ------------------------------------------------------
+
+    def file_request(self, event_jws: str) -> Mapping[str, Any]:
+        """File a signed request event; the registry answers the agreement as stored."""
+        result: Mapping[str, Any] = self._call(
+            "POST", "/agreements", json={"event": event_jws},
+            headers=self._bearer("agreements:write"))
+        return result
+
+    def agreements(self, *, role: str | None = None) -> list[Mapping[str, Any]]:
+        """Every agreement this member is a party to (as ``role``, if given)."""
+        params = {"role": role} if role else {}
+        result = self._call("GET", "/agreements", params=params,
+                            headers=self._bearer("agreements:read"))
+        return list(result["agreements"])
+
+    def agreement(self, agreement_id: str) -> Mapping[str, Any]:
+        """One agreement with its signed history."""
+        result: Mapping[str, Any] = self._call(
+            "GET", f"/agreements/{agreement_id}", headers=self._bearer("agreements:read"))
+        return result
+
+    def push_events(self, agreement_id: str, events: list[str]) -> Mapping[str, Any]:
+        """Send this member's signed events of one agreement."""
+        result: Mapping[str, Any] = self._call(
+            "POST", f"/agreements/{agreement_id}/events", json={"events": events},
+            headers=self._bearer("agreements:write"))
+        return result
+
+    def fetch_token(self, provider: str, agreement_id: str) -> str:
+        """A token to fetch ``agreement_id``'s package from ``provider``."""
+        return self.tokens.token(provider, "agreement:fetch", agreement=agreement_id)
+
+
 def _explain(response: httpx.Response) -> str:
     """One line from a problem+json or OAuth error body."""
     try:
@@ -112,3 +156,17 @@ def _explain(response: httpx.Response) -> str:
         if detail:
             return f"{detail} (HTTP {response.status_code})"
     return f"HTTP {response.status_code}"
+
+
+def client_for(settings: NodeSettings) -> RegistryClient:
+    """The registry client of a node, with its active key and the system clock.
+
+    :raises RegistryError: the node has no registry configured.
+    :raises corridor.keystore.KeystoreError: the node's key cannot be read.
+    """
+    if not settings.registry_url:
+        raise RegistryError("this node has no registry; give --registry and --anchor at "
+                            "'corridor node init'")
+    return RegistryClient(settings.registry_url, member_id=settings.member_id,
+                          key=load_signing_key(settings.keys_dir),
+                          http=httpx.Client(timeout=30), clock=lambda: datetime.now(UTC))

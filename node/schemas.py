@@ -59,3 +59,14 @@ class JWKSSchema(Schema):
     """A JSON Web Key Set (RFC 7517 §5)."""
 
     keys = fields.List(fields.Dict())
+
+
+class PackageQuerySchema(Schema):
+    """The only parameter a fetch takes: what is covered comes from the agreement alone."""
+
+    class Meta:
+        unknown = RAISE
+
+    since = fields.String(load_default=None, metadata={
+        "description": "cursor from a previous package of the same agreement: only what "
+                       "is new or changed since"})

@@ -9,6 +9,7 @@ from flask_smorest import Blueprint
 
 from crypto.keys import KeySet
 from registry import context
+from registry.agreements_api import agreements_blueprint
 from registry.auth import current_client, require_token
 from registry.catalog_api import catalog_blueprint
 from registry.extensions import db
@@ -111,4 +112,4 @@ class MemberKey(MethodView):
                 "trust_list_version": version}
 
 
-BLUEPRINTS = [members, trust, catalog_blueprint]
+BLUEPRINTS = [members, trust, catalog_blueprint, agreements_blueprint]

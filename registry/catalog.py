@@ -30,6 +30,7 @@ from corridor.web import BadRequest, Conflict, Forbidden, NotFound
 from crypto.canonical import canonical_json
 from crypto.errors import InvalidKey, InvalidSignature
 from crypto.jws import verify_compact
+from policies.policy import MAX_DAYS, PURPOSES
 from policies.taxonomy import names_for, normalise
 from registry.members import active_keys
 from registry.models import MEMBER_ACTIVE, CatalogEntry, CatalogTaxon, Member
@@ -69,6 +70,9 @@ DOCUMENT_KEYS = frozenset({
     "temporal", "spatial", "counts", "licence", "contact", "tiers", "version",
     "published_at", "iat",
 })
+#: Optional fields: ``access`` says which purposes and how long the owner's policy
+#: allows, so the registry can refuse impossible requests at once.
+OPTIONAL_KEYS = frozenset({"access"})
 DATASET_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")  # as node.importer.DATASET_NAME_RE
 DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
 TIMESTAMP_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
@@ -198,6 +202,15 @@ def _check_tiers(value: Any) -> list[str]:
     return list(value)
 
 
+def _check_access(value: Any) -> None:
+    access = _object(value, "access", frozenset({"purposes", "max_duration_days"}))
+    purposes = access["purposes"]
+    if (not isinstance(purposes, list) or not purposes or len(set(purposes)) != len(purposes)
+            or not all(isinstance(p, str) and p in PURPOSES for p in purposes)):
+        raise InvalidEntry(f"access.purposes must be distinct values of {', '.join(PURPOSES)}")
+    _int(access["max_duration_days"], "access.max_duration_days", minimum=1, maximum=MAX_DAYS)
+
+
 def _published_at(value: Any) -> datetime:
     if not isinstance(value, str) or not TIMESTAMP_RE.fullmatch(value):
         raise InvalidEntry("published_at must be an ISO 8601 UTC time like 2025-01-31T12:00:00Z")
@@ -225,7 +238,7 @@ def _check_document(doc: Any, *, sender: Member, now: datetime) -> _Checked:
     """Check every field of an entry; the namespace rule raises Forbidden, the rest InvalidEntry."""
     if not isinstance(doc, dict):
         raise InvalidEntry("catalog entry must be a JSON object")
-    unknown = set(doc) - DOCUMENT_KEYS
+    unknown = set(doc) - DOCUMENT_KEYS - OPTIONAL_KEYS
     if unknown:
         raise InvalidEntry(f"unknown field(s) in catalog entry: {', '.join(sorted(unknown))[:200]}")
     missing = DOCUMENT_KEYS - set(doc)
@@ -256,6 +269,8 @@ def _check_document(doc: Any, *, sender: Member, now: datetime) -> _Checked:
     bbox = _check_bbox(_object(doc["spatial"], "spatial", frozenset({"bbox"}))["bbox"])
     _check_counts(doc["counts"])
     _check_tiers(doc["tiers"])
+    if "access" in doc:
+        _check_access(doc["access"])
     _int(doc["version"], "version", minimum=1)
     published_at = _published_at(doc["published_at"])
     iat = _int(doc["iat"], "iat")

@@ -126,21 +126,34 @@ def members_list(ctx: click.Context) -> None:
         out.print(table)
 
 
-def _decide(ctx: click.Context, member_id: str, status: str) -> None:
-    settings = _settings(ctx)
+def change_member_status(settings: RegistrySettings, member_id: str, status: str,
+                         now: datetime) -> int:
+    """Admit or suspend a member and publish the new trust list; returns its version.
+
+    Raises:
+        CorridorError: no such member, or the change is not allowed.
+    """
     engine = make_engine(settings.database_url)
     upgrade(engine)
-    now = datetime.now(UTC)
-    with make_session_factory(engine)() as session:
-        try:
+    try:
+        with make_session_factory(engine)() as session:
             set_status(session, member_id, status, now)
-        except CorridorError as e:
-            fail(str(e.detail))
-        row = publish_trust_list(session, key=load_signing_key(settings.keys_dir),
-                                 registry_url=settings.issuer, ttl=settings.trust_list_ttl,
-                                 now=now, reason=f"{member_id} {status}")
-        session.commit()
-    out.print(f"{member_id} is now {status}; trust list version {row.version} published.")
+            row = publish_trust_list(session, key=load_signing_key(settings.keys_dir),
+                                     registry_url=settings.issuer, ttl=settings.trust_list_ttl,
+                                     now=now, reason=f"{member_id} {status}")
+            session.commit()
+            return row.version
+    finally:
+        engine.dispose()
+
+
+def _decide(ctx: click.Context, member_id: str, status: str) -> None:
+    settings = _settings(ctx)
+    try:
+        version = change_member_status(settings, member_id, status, datetime.now(UTC))
+    except CorridorError as e:
+        fail(str(e.detail))
+    out.print(f"{member_id} is now {status}; trust list version {version} published.")
 
 
 @members.command()

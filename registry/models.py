@@ -1,4 +1,4 @@
-"""The registry's tables: members and keys, trust-list versions, the catalog, token state.
+"""The registry's tables: members and keys, trust-list versions, the catalog, tokens, agreements.
 
 Nothing here can hold an observation, a media record or a coordinate finer
 than a whole degree (DESIGN.md §2.1): catalog entries keep only descriptive
@@ -21,6 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from corridor.agreement_store import AgreementColumns, AgreementEventColumns
 from corridor.db import UTCDateTime, metadata
 
 MEMBER_PENDING = "pending"
@@ -133,3 +134,17 @@ class IssuedToken(Base):
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The agreement a fetch token was issued for (None for other tokens).
+    agreement: Mapped[str | None] = mapped_column(String(80), index=True)
+
+
+class Agreement(AgreementColumns, Base):
+    """A data-use agreement as the registry relays it (the parties' signed events)."""
+
+    __tablename__ = "agreements"
+
+
+class AgreementEvent(AgreementEventColumns, Base):
+    """One signed event of an agreement (append-only)."""
+
+    __tablename__ = "agreement_events"

@@ -7,8 +7,11 @@ exists anywhere; ``client_secret_basic``, ``client_secret_post`` and ``none``
 are refused. Endpoints:
 
 * ``POST /oauth/token``: token request; parameters ``grant_type``,
-  ``audience`` (``registry`` or the member id of another active member) and
-  ``scope`` (from :data:`SCOPES`); answers RFC 6749 §5.1 / §5.2 JSON.
+  ``audience`` (``registry`` or the member id of another active member),
+  ``scope`` (from :data:`SCOPES`) and, with scope :data:`FETCH_SCOPE` only,
+  ``agreement`` (an active agreement of which the client is the requester and
+  the audience the provider; the token then carries an ``agreement`` claim);
+  answers RFC 6749 §5.1 / §5.2 JSON.
 * ``POST /oauth/introspect``: RFC 7662, for the token's audience or client.
 * ``POST /oauth/revoke``: RFC 7009, a client revokes its own tokens.
 * ``GET /.well-known/oauth-authorization-server``: RFC 8414 metadata.
@@ -77,6 +80,7 @@ from crypto.tokens import (
     verify_client_assertion,
 )
 from registry import context
+from registry.agreements import fetchable
 from registry.extensions import db
 from registry.members import active_keys
 from registry.models import MEMBER_ACTIVE, IssuedToken, Member, UsedAssertion
@@ -109,12 +113,16 @@ GRANT_TYPE = "client_credentials"
 #: Key of :data:`SCOPES` standing for "another active member's node".
 MEMBER_AUDIENCE = "<member>"
 
+#: Scope of a token that fetches one agreement's package from its provider.
+FETCH_SCOPE = "agreement:fetch"
+
 #: The scope table: which scopes a token may carry, by kind of audience.
 #: ``registry`` is the registry's own API; :data:`MEMBER_AUDIENCE` is any other
-#: active member. Agreement scopes join this table when agreements exist.
+#: active member.
 SCOPES: Mapping[str, frozenset[str]] = MappingProxyType({
-    REGISTRY_AUDIENCE: frozenset({"catalog:read", "catalog:write", "keys:write"}),
-    MEMBER_AUDIENCE: frozenset({"node:read"}),
+    REGISTRY_AUDIENCE: frozenset({"catalog:read", "catalog:write", "keys:write",
+                                  "agreements:read", "agreements:write"}),
+    MEMBER_AUDIENCE: frozenset({"node:read", FETCH_SCOPE}),
 })
 
 _EXTENSION = "corridor_oauth"
@@ -183,6 +191,7 @@ class TokenTarget:
 
     audience: str
     scope: str
+    agreement: str | None = None
 
 
 # --- client authentication -------------------------------------------------
@@ -280,13 +289,17 @@ def _consume_assertion(session: Session, client_id: str, claims: Mapping[str, An
 
 
 def resolve_target(session: Session, client_id: str, *, audience: str | None,
-                   scope: str | None) -> TokenTarget:
-    """Check a token request's ``audience`` and ``scope`` against :data:`SCOPES`.
+                   scope: str | None, agreement: str | None = None,
+                   now: datetime | None = None) -> TokenTarget:
+    """Check a token request's ``audience``, ``scope`` and ``agreement`` against :data:`SCOPES`.
 
     :raises InvalidTargetError: audience missing, unknown, not active, or the
-        client itself.
+        client itself; or the agreement is not an active one of the client's
+        at that audience.
     :raises InvalidScopeError: scope missing, malformed, or not allowed for
         the audience.
+    :raises InvalidRequestError: ``agreement`` given without :data:`FETCH_SCOPE`
+        or the other way round.
     """
     if not audience:
         raise InvalidTargetError(description="audience is required ('registry' or a member id)")
@@ -303,7 +316,18 @@ def resolve_target(session: Session, client_id: str, *, audience: str | None,
     if not all(requested) or not allowed.issuperset(requested):
         raise InvalidScopeError(
             description=f"allowed scopes for this audience: {' '.join(sorted(allowed))}")
-    return TokenTarget(audience=audience, scope=" ".join(sorted(set(requested))))
+    if (FETCH_SCOPE in requested) != bool(agreement):
+        raise InvalidRequestError(description=f"scope {FETCH_SCOPE} goes with an agreement "
+                                              "parameter, and only it")
+    if agreement:
+        if len(requested) != 1:
+            raise InvalidScopeError(description=f"a {FETCH_SCOPE} token carries no other scope")
+        why_not = fetchable(session, agreement, client=client_id, provider=audience,
+                            now=now or datetime.now(UTC))
+        if why_not is not None:
+            raise InvalidTargetError(description=why_not)
+    return TokenTarget(audience=audience, scope=" ".join(sorted(set(requested))),
+                       agreement=agreement or None)
 
 
 class MemberCredentialsGrant(ClientCredentialsGrant):  # type: ignore[misc]  # authlib is untyped
@@ -317,7 +341,8 @@ class MemberCredentialsGrant(ClientCredentialsGrant):  # type: ignore[misc]  # a
         """Check ``audience`` and ``scope`` (called by authlib once the client is authenticated)."""
         form = self.request.form
         self.target = resolve_target(db.session(), self.client.get_client_id(),
-                                     audience=form.get("audience"), scope=form.get("scope"))
+                                     audience=form.get("audience"), scope=form.get("scope"),
+                                     agreement=form.get("agreement"), now=context.now())
 
     def generate_token(self, user: Any = None, scope: str | None = None,
                        grant_type: str | None = None, expires_in: int | None = None,
@@ -335,7 +360,8 @@ class MemberCredentialsGrant(ClientCredentialsGrant):  # type: ignore[misc]  # a
         token = issue_access_token(
             context.signing_key(), issuer=settings.issuer, subject=self.client.get_client_id(),
             audience=self.target.audience, scope=self.target.scope,
-            now=int(context.now().timestamp()), ttl=ttl, jti=new_jti())
+            now=int(context.now().timestamp()), ttl=ttl, jti=new_jti(),
+            extra={"agreement": self.target.agreement} if self.target.agreement else None)
         return {"access_token": token, "token_type": "Bearer", "expires_in": ttl,
                 "scope": self.target.scope}
 
@@ -346,7 +372,8 @@ def save_token(token: Mapping[str, Any], _request: OAuth2Request) -> None:
     db.session().add(IssuedToken(
         jti=claims["jti"], client_id=claims["client_id"], audience=claims["aud"],
         scope=claims["scope"], issued_at=datetime.fromtimestamp(claims["iat"], UTC),
-        expires_at=datetime.fromtimestamp(claims["exp"], UTC)))
+        expires_at=datetime.fromtimestamp(claims["exp"], UTC),
+        agreement=claims.get("agreement")))
 
 
 def _no_generic_tokens(**_kwargs: Any) -> dict[str, Any]:

@@ -59,3 +59,46 @@ class KeyChangeSchema(StrictSchema):
     kid = fields.String()
     state = fields.String()
     trust_list_version = fields.Integer()
+
+
+class NewAgreementSchema(StrictSchema):
+    """A request for access: the requester's signed ``request`` event."""
+
+    event = fields.String(required=True, validate=validate.Length(min=10, max=MAX_JWS),
+                          metadata={"description": "compact JWS, typ "
+                                    "corridor-agreement-event+jwt, action request"})
+
+
+class AgreementEventsSchema(StrictSchema):
+    """Signed events that continue an agreement's history (oldest first)."""
+
+    events = fields.List(fields.String(validate=validate.Length(min=10, max=MAX_JWS)),
+                         required=True, validate=validate.Length(min=1, max=20))
+
+
+class AgreementQuerySchema(StrictSchema):
+    """Filters for the caller's agreements."""
+
+    role = fields.String(validate=validate.OneOf(["requester", "provider"]))
+    state = fields.List(fields.String(validate=validate.Length(max=16)),
+                        validate=validate.Length(max=8))
+
+
+class AgreementSchema(StrictSchema):
+    """An agreement as a party sees it: summary plus its verifiable history."""
+
+    id = fields.String()
+    requester = fields.String()
+    provider = fields.String()
+    dataset = fields.String()
+    state = fields.String()
+    terms = fields.Dict()
+    updated_at = fields.DateTime(format="iso")
+    events = fields.List(fields.String(), metadata={"description": "signed events, oldest "
+                                                    "first; verify with policies.agreements"})
+
+
+class AgreementListSchema(StrictSchema):
+    """The caller's agreements."""
+
+    agreements = fields.List(fields.Nested(AgreementSchema))

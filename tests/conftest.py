@@ -8,14 +8,29 @@ PostgreSQL answers on 127.0.0.1:5432).
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
+from click.testing import CliRunner, Result
+
+from corridor.cli import main
+from corridor.keystore import load_signing_key
+from corridor.loopback import LoopbackServer
+from node.app import create_app as create_node_app
+from node.oauth_client import TokenClient
+from node.settings import load_settings as load_node_settings
+from registry.app import create_app as create_registry_app
+from registry.cli import anchor_document, init_registry
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -87,34 +102,8 @@ def engine(database_url: str) -> Iterator[sa.Engine]:
     eng.dispose()
 
 
-class LiveServer:
-    """A WSGI app served over real HTTP on 127.0.0.1 in a background thread.
-
-    ``app`` may be None: the server binds (so ``url`` is known, e.g. to put in
-    a service's config at init) and answers 503 until ``mount(app)``.
-    """
-
-    def __init__(self, app: object | None) -> None:
-        import threading
-
-        from werkzeug.serving import make_server
-
-        self.app = app
-        self._server = make_server("127.0.0.1", 0, self._dispatch, threaded=True)
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                        daemon=True)
-        self._thread.start()
-
-    def _dispatch(self, environ: dict[str, object], start_response: object) -> object:
-        if self.app is None:
-            start_response("503 Service Unavailable", [("Content-Type", "text/plain")])  # type: ignore[operator]
-            return [b"not mounted yet"]
-        return self.app(environ, start_response)  # type: ignore[operator]
-
-    def mount(self, app: object) -> None:
-        """Start serving ``app``."""
-        self.app = app
+class LiveServer(LoopbackServer):
+    """:class:`corridor.loopback.LoopbackServer` plus a one-call HTTP client for assertions."""
 
     def request(self, method: str, path: str, body: bytes | None = None,
                 headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
@@ -130,11 +119,6 @@ class LiveServer:
         except urllib.error.HTTPError as e:
             return e.code, dict(e.headers), e.read()
 
-    def stop(self) -> None:
-        """Shut the server down and wait for its thread."""
-        self._server.shutdown()
-        self._thread.join(timeout=5)
-
 
 @pytest.fixture
 def live_server() -> Iterator[object]:
@@ -149,3 +133,103 @@ def live_server() -> Iterator[object]:
     yield start
     for server in servers:
         server.stop()
+
+
+class FakeClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+
+def run_cli(*args: str | Path) -> Result:
+    """Run the ``corridor`` CLI in-process."""
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    return result
+
+
+@dataclass
+class Federation:
+    """A registry and two nodes (ru-lotl, cn-ntlnp) served on loopback, driven by the CLI."""
+
+    root: Path
+    registry_dir: Path
+    registry: Any
+    nodes: dict[str, Path]
+    servers: dict[str, Any]
+    clocks: dict[str, FakeClock]
+    anchor: Path
+    start_server: Callable[[], Any]
+
+    def add_node(self, member_id: str, name: str, country: str) -> Path:
+        """Create, configure and serve one more node (not yet a member)."""
+        server = self.start_server()
+        directory = self.root / member_id
+        result = run_cli("node", "--dir", directory, "init", "--member-id", member_id,
+                         "--name", name, "--country", country, "--url", server.url,
+                         "--registry", self.registry.url, "--anchor", self.anchor)
+        assert result.exit_code == 0, result.output
+        self.clocks[member_id] = FakeClock()
+        server.mount(create_node_app({"CORRIDOR_SETTINGS": load_node_settings(directory),
+                                      "CORRIDOR_CLOCK": self.clocks[member_id]}))
+        self.nodes[member_id], self.servers[member_id] = directory, server
+        return directory
+
+    def node(self, member_id: str, *args: str | Path) -> Result:
+        """Run ``corridor node --dir <that node> ARGS``."""
+        return run_cli("node", "--dir", self.nodes[member_id], *args)
+
+    def registry_cli(self, *args: str) -> Result:
+        """Run ``corridor registry --dir <registry> ARGS``."""
+        return run_cli("registry", "--dir", self.registry_dir, *args)
+
+    def join_and_admit(self) -> None:
+        """Both nodes join, the operator admits them, both sync."""
+        for member_id in FEDERATION_MEMBERS:
+            joined = self.node(member_id, "join")
+            assert joined.exit_code == 0, joined.output
+            assert "pending" in joined.output
+        listed = self.registry_cli("members", "list")
+        assert "ru-lotl" in listed.output and "pending" in listed.output
+        for member_id in FEDERATION_MEMBERS:
+            admitted = self.registry_cli("members", "admit", member_id)
+            assert admitted.exit_code == 0, admitted.output
+        for member_id in FEDERATION_MEMBERS:
+            synced = self.node(member_id, "sync")
+            assert synced.exit_code == 0, synced.output
+            assert "members: cn-ntlnp, ru-lotl" in synced.output
+
+    def token_for(self, member_id: str, audience: str, scope: str = "node:read",
+                  agreement: str | None = None) -> str:
+        """A real token from the registry, for ``member_id``."""
+        settings = load_node_settings(self.nodes[member_id])
+        client = TokenClient(self.registry.url, f"{self.registry.url}/oauth/token", member_id,
+                             load_signing_key(settings.keys_dir), http=httpx.Client(timeout=10),
+                             clock=lambda: datetime.now(UTC))
+        return client.token(audience, scope, agreement=agreement)
+
+
+FEDERATION_MEMBERS = {"ru-lotl": ("Land of the Leopard National Park", "RU"),
+           "cn-ntlnp": ("Northeast China Tiger and Leopard National Park", "CN")}
+
+
+@pytest.fixture
+def federation(tmp_path: Path, live_server: Any, database_url: str,
+               monkeypatch: pytest.MonkeyPatch) -> Iterator[Federation]:
+    registry_server = live_server()
+    registry_dir = tmp_path / "registry"
+    # Each service gets its own database; on PostgreSQL the registry uses the test schema.
+    settings = init_registry(registry_dir, "NEASPEC Registry", registry_server.url,
+                             development=True, database_url=database_url)
+    registry_server.mount(create_registry_app({"CORRIDOR_SETTINGS": settings}))
+    anchor = tmp_path / "anchor.json"
+    anchor.write_text(json.dumps(anchor_document(settings)))
+
+    fed = Federation(tmp_path, registry_dir, registry_server, {}, {"registry": registry_server},
+                     {}, anchor, live_server)
+    for member_id, (name, country) in FEDERATION_MEMBERS.items():
+        fed.add_node(member_id, name, country)
+    yield fed

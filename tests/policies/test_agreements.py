@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import json
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from crypto.keys import KeySet, SigningKey
+from policies.agreement_terms import TermsNotNarrower
 from policies.agreements import (
     ACTIVE,
     APPROVED,
@@ -22,12 +24,14 @@ from policies.agreements import (
     Event,
     next_event,
     replay,
+    sign_document,
     sign_event,
+    verify_document,
 )
 
 T0 = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 KEYS = {m: SigningKey.generate() for m in ("cn-ntlnp", "ru-lotl", "registry", "kr-nie")}
-TERMS = {"provider": "ru-lotl", "datasets": ["ru-lotl/leopards-2024"],
+TERMS = {"provider": "ru-lotl", "dataset": "ru-lotl/leopards-2024",
          "purpose": "joint-monitoring", "tier": "generalized", "until": "2027-06-30"}
 
 
@@ -167,16 +171,76 @@ def test_a_history_must_start_with_a_proper_request(terms: Mapping[str, Any] | N
         replay([], keys_for=keys_for)
 
 
-def test_narrowing_that_widens_is_refused_by_the_terms_check() -> None:
+def test_narrowing_that_widens_is_refused_when_made_and_when_replayed() -> None:
     agreement, history = start()
     wider = {**TERMS, "until": "2030-01-01"}
-    event = next_event(agreement, action="narrow", actor="ru-lotl", role="provider",
-                       at=T0, key=KEYS["ru-lotl"], terms=wider)
+    with pytest.raises(TermsNotNarrower, match="until"):
+        next_event(agreement, action="narrow", actor="ru-lotl", role="provider",
+                   at=T0, key=KEYS["ru-lotl"], terms=wider)
+    # A provider that signs the widening event by hand is caught by every verifier.
+    forged = sign_event(Event("agr-1", 1, "narrow", "ru-lotl", "provider", T0,
+                              agreement.head, wider), KEYS["ru-lotl"])
+    with pytest.raises(TermsNotNarrower):
+        replay([*history, forged.jws], keys_for=keys_for)
 
-    def only_narrower(new: Mapping[str, Any], old: Mapping[str, Any] | None) -> None:
-        if old is not None and str(new.get("until")) > str(old.get("until")):
-            raise AgreementError("terms.until", "narrowed terms may not run longer")
 
-    check: Callable[[Mapping[str, Any], Mapping[str, Any] | None], None] = only_narrower
-    with pytest.raises(AgreementError, match="may not run longer"):
-        replay([*history, event.jws], keys_for=keys_for, check_terms=check)
+def accepted() -> tuple[Agreement, list[str]]:
+    agreement, history = start()
+    narrowed = {**TERMS, "taxa": ["Panthera pardus"], "until": "2027-01-31"}
+    agreement = act(agreement, history, "narrow", "ru-lotl", "provider", terms=narrowed)
+    agreement = act(agreement, history, "accept", "cn-ntlnp", "requester")
+    return agreement, history
+
+
+def test_the_signed_document_verifies_offline_with_both_parties_keys() -> None:
+    agreement, _ = accepted()
+    signed = json.loads(json.dumps(agreement.signed_document()))  # as written to a file
+    document = verify_document(signed, keys_for=keys_for)
+    assert document["provider"] == "ru-lotl" and document["requester"] == "cn-ntlnp"
+    assert document["terms"]["taxa"] == ["Panthera pardus"]
+    assert document["until"] == "2027-01-31" and document["valid_from"] == "2026-11-22"
+
+
+@pytest.mark.parametrize("tamper", ["terms", "until", "drop-provider", "drop-requester",
+                                    "swap", "other-member"])
+def test_a_tampered_or_half_signed_document_is_refused(tamper: str) -> None:
+    agreement, _ = accepted()
+    signed = json.loads(json.dumps(agreement.signed_document()))
+    if tamper == "terms":
+        signed["document"]["terms"]["tier"] = "full"
+    elif tamper == "until":
+        signed["document"]["until"] = "2099-12-31"
+    elif tamper == "drop-provider":
+        signed["signatures"] = signed["signatures"][1:]
+    elif tamper == "drop-requester":
+        signed["signatures"] = signed["signatures"][:1]
+    elif tamper == "swap":
+        first, second = signed["signatures"]
+        first["jws"], second["jws"] = second["jws"], first["jws"]
+    else:
+        signed["signatures"][1]["jws"] = sign_document(signed["document"], KEYS["kr-nie"])
+    with pytest.raises(AgreementError, match="signature"):
+        verify_document(signed, keys_for=keys_for)
+
+
+def test_an_offer_without_the_providers_document_signature_is_refused() -> None:
+    agreement, history = start()
+    unsigned = sign_event(Event("agr-1", 1, "approve", "ru-lotl", "provider", T0,
+                                agreement.head), KEYS["ru-lotl"])
+    with pytest.raises(AgreementError, match="signature over the agreement"):
+        replay([*history, unsigned.jws], keys_for=keys_for)
+    # Nor does a signature by the requester's key on the provider's behalf pass.
+    wrong = sign_event(Event("agr-1", 1, "approve", "ru-lotl", "provider", T0, agreement.head,
+                             signature=sign_document({"x": 1}, KEYS["ru-lotl"])),
+                       KEYS["ru-lotl"])
+    with pytest.raises(AgreementError, match="signature over the agreement"):
+        replay([*history, wrong.jws], keys_for=keys_for)
+
+
+def test_no_document_before_the_offer_and_no_signed_document_before_acceptance() -> None:
+    agreement, history = start()
+    with pytest.raises(AgreementError, match="no offer"):
+        agreement.document()
+    agreement = act(agreement, history, "approve", "ru-lotl", "provider")
+    with pytest.raises(AgreementError, match="not been accepted"):
+        agreement.signed_document()

@@ -165,7 +165,8 @@ def test_metadata_rfc_8414(reg: RegistryHarness) -> None:
         "jwks_uri": f"{issuer}/.well-known/jwks.json",
         "grant_types_supported": ["client_credentials"],
         "response_types_supported": [],
-        "scopes_supported": ["catalog:read", "catalog:write", "keys:write", "node:read"],
+        "scopes_supported": ["agreement:fetch", "agreements:read", "agreements:write",
+                             "catalog:read", "catalog:write", "keys:write", "node:read"],
         "token_endpoint_auth_methods_supported": ["private_key_jwt"],
         "token_endpoint_auth_signing_alg_values_supported": ["EdDSA"],
         "introspection_endpoint_auth_methods_supported": ["private_key_jwt"],
@@ -498,13 +499,15 @@ def test_bad_audience_is_invalid_target(reg: RegistryHarness, audience: str,
 
 
 @pytest.mark.parametrize(("audience", "scope", "description"), [
-    ("registry", "node:read", "allowed scopes for this audience: "
-                              "catalog:read catalog:write keys:write"),
+    ("registry", "node:read", "allowed scopes for this audience: agreements:read "
+                              "agreements:write catalog:read catalog:write keys:write"),
     ("registry", "catalog:read admin", "allowed scopes for this audience: "
-                                       "catalog:read catalog:write keys:write"),
-    ("cn-ntlnp", "catalog:write", "allowed scopes for this audience: node:read"),
-    ("cn-ntlnp", "node:read  node:read", "allowed scopes for this audience: node:read"),
-    ("cn-ntlnp", 'node:"read', "allowed scopes for this audience: node:read"),
+                                       "agreements:read agreements:write catalog:read "
+                                       "catalog:write keys:write"),
+    ("cn-ntlnp", "catalog:write", "allowed scopes for this audience: agreement:fetch node:read"),
+    ("cn-ntlnp", "node:read  node:read",
+     "allowed scopes for this audience: agreement:fetch node:read"),
+    ("cn-ntlnp", 'node:"read', "allowed scopes for this audience: agreement:fetch node:read"),
     ("cn-ntlnp", "", "scope is required"),
 ])
 def test_scope_outside_the_table_is_invalid_scope(reg: RegistryHarness, audience: str,

@@ -1,0 +1,146 @@
+"""The requester's side of a fetch: token, download, verify, receipt (DESIGN.md §7).
+
+The package is streamed to ``FILE.part`` next to the destination, verified
+with the provider's keys from the stored trust list (signature, every file's
+hash and size, and that it is this agreement's package), and only then moved
+into place and recorded as a receipt. Anything else is deleted: a truncated
+or tampered download never looks like a package. Without ``since``, a fetch
+continues from the cursor of the last good package of the agreement.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from corridor.verify import verify_package
+from crypto.canonical import canonical_json
+from crypto.trustlist import TrustList
+from node.agreements import local
+from node.models import Receipt
+from node.oauth_client import TokenError
+from node.registry_client import RegistryClient
+
+__all__ = ["FetchRefused", "FetchResult", "fetch_package", "last_cursor"]
+
+CHUNK = 64 * 1024
+
+
+class FetchRefused(Exception):
+    """The fetch failed; the message says why (the provider's problem detail, or ours)."""
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """A package fetched, verified and recorded."""
+
+    path: Path
+    sha256: str
+    size: int
+    rows: Mapping[str, int]
+    cursor: str | None
+    since: str | None
+    receipt_id: int
+
+
+def last_cursor(session: Session, agreement_id: str) -> str | None:
+    """The cursor of the newest verified package of an agreement."""
+    return session.scalars(select(Receipt.cursor).where(Receipt.agreement_id == agreement_id)
+                           .order_by(Receipt.id.desc()).limit(1)).first()
+
+
+def fetch_package(session: Session, client: RegistryClient, trust_list: TrustList, *,
+                  agreement_id: str, out: Path, since: str | None, now: datetime,
+                  http: httpx.Client, on_bytes: Callable[[int], None] | None = None,
+                  resume: bool = True) -> FetchResult:
+    """Fetch, verify and record one package of an agreement this node requested.
+
+    :param since: a cursor; ``None`` continues from the last receipt when
+        ``resume`` is true, else starts from the beginning.
+    :raises FetchRefused: token refused, provider refused (its problem detail),
+        transfer failed, or the package does not verify; nothing is kept.
+    """
+    row = local(session, agreement_id, client.member_id)
+    if row.requester != client.member_id:
+        raise FetchRefused(f"{agreement_id} is an agreement this node provides, not requested")
+    provider = trust_list.member(row.provider)
+    if provider is None:
+        raise FetchRefused(f"{row.provider} is not an active member in trust list "
+                           f"v{trust_list.version}")
+    if since is None and resume:
+        since = last_cursor(session, agreement_id)
+    try:
+        token = client.fetch_token(row.provider, agreement_id)
+    except TokenError as e:
+        raise FetchRefused(f"the registry gave no token: {e.description or e.error}") from e
+    part = out.with_name(out.name + ".part")
+    try:
+        digest, size = _download(http, provider.node_url.rstrip("/")
+                                 + f"/agreements/{agreement_id}/package", token, since, part,
+                                 on_bytes)
+        report = verify_package(part, provider.keys)
+        if not report.ok or report.descriptor is None:
+            raise FetchRefused(f"the package does not verify: {report.failure}")
+        meta: dict[str, Any] = report.descriptor.get("corridor") or {}
+        if meta.get("agreement") != agreement_id or meta.get("dataset") != row.dataset \
+                or meta.get("recipient") != client.member_id:
+            raise FetchRefused("the package is signed but not this agreement's "
+                               f"(agreement {meta.get('agreement')!r}, dataset "
+                               f"{meta.get('dataset')!r})")
+        part.replace(out)
+    finally:
+        part.unlink(missing_ok=True)
+    descriptor_sha = hashlib.sha256(canonical_json(report.descriptor)).hexdigest()
+    receipt = Receipt(agreement_id=agreement_id, provider=row.provider, package_sha256=digest,
+                      descriptor_sha256=descriptor_sha,
+                      plan_digest=(meta.get("plan") or {}).get("digest"), since=since,
+                      cursor=meta.get("cursor"), rows=dict(meta.get("rows") or {}),
+                      path=str(out), received_at=now)
+    session.add(receipt)
+    session.commit()
+    return FetchResult(out, digest, size, receipt.rows, receipt.cursor, since, receipt.id)
+
+
+def _download(http: httpx.Client, url: str, token: str, since: str | None, part: Path,
+              on_bytes: Callable[[int], None] | None) -> tuple[str, int]:
+    """Stream ``url`` into ``part``; return its SHA-256 and size."""
+    params = {"since": since} if since else None
+    sha = hashlib.sha256()
+    size = 0
+    try:
+        with http.stream("GET", url, params=params,
+                         headers={"Authorization": f"Bearer {token}"}) as response:
+            if response.status_code != 200:
+                response.read()
+                raise FetchRefused(_problem(response))
+            with part.open("wb") as fh:
+                for chunk in response.iter_bytes(CHUNK):
+                    fh.write(chunk)
+                    sha.update(chunk)
+                    size += len(chunk)
+                    if on_bytes is not None:
+                        on_bytes(len(chunk))
+    except httpx.HTTPError as e:
+        raise FetchRefused(f"the transfer from {url} failed ({type(e).__name__}: {e}); "
+                           "nothing was kept, run the fetch again") from e
+    return sha.hexdigest(), size
+
+
+def _problem(response: httpx.Response) -> str:
+    """The provider's refusal in one line (RFC 9457 detail when there is one)."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and (body.get("detail") or body.get("title")):
+        return f"{body.get('detail') or body.get('title')} (HTTP {response.status_code})"
+    return f"the provider answered HTTP {response.status_code}"
+

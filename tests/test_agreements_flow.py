@@ -1,0 +1,315 @@
+"""Data-use agreements end to end, with a registry and nodes as real HTTP servers.
+
+The story of issue 5 through the CLI a person types: ru-lotl asks cn-ntlnp for
+its leopard data; cn's owner narrows and approves; ru accepts, fetches,
+verifies; cn revokes and the next fetch is refused. Then the attacks: other
+members probing, tokens used at the wrong node or for the wrong agreement,
+query parameters that try to widen the release, and a compromised registry
+minting a token for an agreement the provider never approved.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import zipfile
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from corridor.keystore import load_signing_key
+from corridor.verify import verify_package
+from crypto.tokens import issue_access_token, new_jti
+from node.fetch import FetchRefused, fetch_package
+from node.registry_client import client_for
+from node.settings import load_settings as load_node_settings
+from node.trust_store import TrustStore
+from policies.agreements import verify_document
+from registry.settings import load_settings as load_registry_settings
+
+pytestmark = pytest.mark.storage
+
+Federation = Any  # the fixture's class lives in tests/conftest.py
+
+POLICY = {
+    "tiers": {"aggregate": {"aggregate_only": True},
+              "generalized": {"default_precision": 0.1, "coarsen_time": "day",
+                              "pseudonymize_individuals": True, "apply_sensitivity": True}},
+    "purposes": ["joint-monitoring", "research"],
+    "partners": ["*"],
+    "max_duration_days": 365,
+}
+TODAY = datetime.now(UTC).date()
+UNTIL = (TODAY + timedelta(days=300)).isoformat()
+NARROWED_UNTIL = (TODAY + timedelta(days=200)).isoformat()
+
+
+def ok(result: Any) -> str:
+    assert result.exit_code == 0, result.output
+    return str(result.output)
+
+
+def fail(result: Any) -> str:
+    assert result.exit_code != 0, result.output
+    return str(result.output)
+
+
+def agreement_id(output: str) -> str:
+    match = re.search(r"(ru-lotl|kr-nie)\.[0-9a-f]{16}", output)
+    assert match, output
+    return match.group(0)
+
+
+@pytest.fixture
+def provider_ready(federation: Federation, camtrap_example: Path, tmp_path: Path) -> Federation:
+    """cn-ntlnp holds the Camtrap DP example as leopards-2024 under a policy, published."""
+    fed = federation
+    fed.join_and_admit()
+    ok(fed.node("cn-ntlnp", "import", "camtrap-dp", camtrap_example, "--name",
+                "leopards-2024"))
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(yaml.safe_dump(POLICY))
+    ok(fed.node("cn-ntlnp", "policy", "leopards-2024", "--set", policy))
+    ok(fed.node("cn-ntlnp", "publish", "leopards-2024", "--tier", "generalized"))
+    return fed
+
+
+def request(fed: Federation, member: str = "ru-lotl", *extra: str,
+            until: str = UNTIL, purpose: str = "joint-monitoring") -> Any:
+    return fed.node(member, "request", "create", "--dataset", "cn-ntlnp/leopards-2024",
+                    "--purpose", purpose, "--tier", "generalized", "--until", until,
+                    "--justification", "Joint leopard census across the border", *extra)
+
+
+def make_active(fed: Federation, tmp_path: Path, *, narrow: bool = True,
+                until: str = NARROWED_UNTIL) -> str:
+    """Request, narrow + approve, accept: an active agreement of ru-lotl with cn-ntlnp."""
+    agreement = agreement_id(ok(request(fed)))
+    assert agreement in ok(fed.node("cn-ntlnp", "sync"))
+    args = ["decide", agreement, "approve", "--reason", "for the census only"]
+    if narrow:
+        terms = tmp_path / f"narrow-{agreement}.yaml"
+        terms.write_text(yaml.safe_dump({"until": until,
+                                         "taxa": ["Vulpes vulpes", "Martes foina"]}))
+        args += ["--narrow-terms", str(terms)]
+    assert "approved" in ok(fed.node("cn-ntlnp", *args))
+    assert "active" in ok(fed.node("ru-lotl", "request", "accept", agreement))
+    ok(fed.node("cn-ntlnp", "sync"))
+    return agreement
+
+
+def package(fed: Federation, agreement: str, token: str | None, query: str = "",
+            at: str = "cn-ntlnp") -> tuple[int, bytes]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    status, _, body = fed.servers[at].request(
+        "GET", f"/agreements/{agreement}/package{query}", headers=headers)
+    return status, body
+
+
+def test_request_narrow_accept_fetch_verify_revoke(provider_ready: Federation,
+                                                   tmp_path: Path) -> None:
+    fed = provider_ready
+    filed = ok(request(fed))
+    agreement = agreement_id(filed)
+    assert "filed" in filed
+
+    pulled = ok(fed.node("cn-ntlnp", "sync"))
+    assert f"New request {agreement} from ru-lotl" in pulled
+    terms = tmp_path / "narrow.yaml"
+    terms.write_text(yaml.safe_dump({"until": NARROWED_UNTIL, "taxa": ["Vulpes vulpes"]}))
+    decided = ok(fed.node("cn-ntlnp", "decide", agreement, "approve", "--narrow-terms", terms,
+                          "--reason", "foxes only, for the census"))
+    assert "Approved with narrowed terms" in decided and "registry has it" in decided
+
+    shown = ok(fed.node("ru-lotl", "request", "show", agreement))
+    assert "APPROVED" in shown and "Vulpes vulpes" in shown and NARROWED_UNTIL in shown
+    assert "foxes only, for the census" in shown
+    assert "active" in ok(fed.node("ru-lotl", "request", "accept", agreement))
+    assert f"Agreement {agreement} is now active" in ok(fed.node("cn-ntlnp", "sync"))
+
+    # The signed agreement verifies offline with nothing but the trust list.
+    document_file = tmp_path / "agreement.json"
+    ok(fed.node("ru-lotl", "request", "show", agreement, "--document", document_file))
+    trust_list = TrustStore(fed.nodes["ru-lotl"]).current()
+    assert trust_list is not None
+    document = verify_document(json.loads(document_file.read_text()),
+                               keys_for=lambda m: trust_list.members[m].keys)
+    assert document["terms"]["taxa"] == ["Vulpes vulpes"]
+
+    out = tmp_path / "first.zip"
+    fetched = ok(fed.node("ru-lotl", "fetch", agreement, "--out", out))
+    assert "Fetched and verified" in fetched and "complete" in fetched
+    report = verify_package(out, trust_list)
+    assert report.ok, report.failure
+    meta = report.descriptor["corridor"]  # type: ignore[index]
+    assert meta["agreement"] == agreement and meta["recipient"] == "ru-lotl"
+    with zipfile.ZipFile(out) as archive:
+        observations = archive.read("observations.csv").decode()
+    species = {line.split(",")[0] for line in observations.splitlines()[1:]}
+    names = [row for row in observations.splitlines()[1:] if row]
+    assert names, "the narrowed agreement still releases the foxes"
+    assert all("Vulpes vulpes" in row for row in names), species  # taxa narrowed
+    again = ok(fed.node("ru-lotl", "fetch", agreement, "--out", tmp_path / "second.zip"))
+    assert "incremental" in again  # resumes from the last good cursor
+
+    token = fed.token_for("ru-lotl", "cn-ntlnp", "agreement:fetch", agreement=agreement)
+    revoked = ok(fed.node("cn-ntlnp", "revoke", agreement, "--reason", "poaching incident"))
+    assert "registry has it" in revoked
+    status, body = package(fed, agreement, token)
+    problem = json.loads(body)
+    assert status == 403 and problem["title"] == "Agreement not in force"
+    assert "revoked by cn-ntlnp" in problem["detail"] and "poaching incident" in problem["detail"]
+    assert problem["state"] == "revoked" and problem["revoked_at"].startswith(str(TODAY.year))
+    refused = fail(fed.node("ru-lotl", "fetch", agreement, "--out", tmp_path / "third.zip"))
+    assert "revoked" in refused and not (tmp_path / "third.zip").exists()
+    assert "REVOKED" in ok(fed.node("ru-lotl", "request", "show", agreement))
+
+
+@pytest.mark.parametrize(("args", "reason"), [
+    (["--dataset", "cn-ntlnp/tigers-1999"], "no catalog entry cn-ntlnp/tigers-1999"),
+    (["--purpose", "education"], "purpose 'education' is not allowed"),
+    (["--until", (TODAY + timedelta(days=400)).isoformat()], "days is longer than the policy of"),
+    (["--tier", "full"], "tier 'full' is not offered"),
+])
+def test_impossible_requests_are_refused_at_once(provider_ready: Federation, args: list[str],
+                                                 reason: str) -> None:
+    fed = provider_ready
+    base = {"--dataset": "cn-ntlnp/leopards-2024", "--purpose": "joint-monitoring",
+            "--tier": "generalized", "--until": UNTIL}
+    base[args[0]] = args[1]
+    flat = [item for pair in base.items() for item in pair]
+    refused = fail(fed.node("ru-lotl", "request", "create", *flat, "--justification", "x"))
+    assert reason in refused
+    assert "No requests" in ok(fed.node("cn-ntlnp", "request", "list"))
+
+
+def test_a_third_member_cannot_see_or_touch_anothers_agreement(
+        provider_ready: Federation, tmp_path: Path) -> None:
+    fed = provider_ready
+    fed.add_node("kr-nie", "National Institute of Ecology", "KR")
+    ok(fed.node("kr-nie", "join"))
+    ok(fed.registry_cli("members", "admit", "kr-nie"))
+    for member in fed.nodes:
+        ok(fed.node(member, "sync"))
+    agreement = make_active(fed, tmp_path)
+
+    token = fed.token_for("kr-nie", "registry", "agreements:read agreements:write")
+    headers = {"Authorization": f"Bearer {token}"}
+    url = fed.registry.url
+    with httpx.Client(timeout=10) as http:
+        mine = http.get(f"{url}/agreements/{agreement}", headers=headers)
+        missing = http.get(f"{url}/agreements/kr-nie.0000000000000000", headers=headers)
+        assert mine.status_code == missing.status_code == 404
+        assert mine.json()["detail"] == f"no agreement {agreement}"
+        listed = http.get(f"{url}/agreements", headers=headers).json()
+        assert listed["agreements"] == []
+        pushed = http.post(f"{url}/agreements/{agreement}/events", headers=headers,
+                           json={"events": ["a.b.c" * 4]})
+        assert pushed.status_code == 404
+    # Nor through the CLI, and kr gets no fetch token for it.
+    assert "no agreement" in fail(fed.node("kr-nie", "request", "show", agreement))
+    assert "no agreement" in fail(fed.node("kr-nie", "request", "withdraw", agreement))
+    with pytest.raises(Exception, match="no such agreement"):
+        fed.token_for("kr-nie", "cn-ntlnp", "agreement:fetch", agreement=agreement)
+
+
+def test_tokens_are_bound_to_their_node_and_agreement(provider_ready: Federation,
+                                                      tmp_path: Path) -> None:
+    fed = provider_ready
+    first = make_active(fed, tmp_path)
+    second = make_active(fed, tmp_path, narrow=False)
+    token = fed.token_for("ru-lotl", "cn-ntlnp", "agreement:fetch", agreement=first)
+
+    assert package(fed, first, token)[0] == 200
+    status, body = package(fed, second, token)  # a token for X cannot fetch Y
+    assert status == 403 and "another agreement" in json.loads(body)["detail"]
+    status, _ = package(fed, first, token, at="ru-lotl")  # nor work at another node
+    assert status == 401
+    read_token = fed.token_for("ru-lotl", "cn-ntlnp", "node:read")
+    assert package(fed, first, read_token)[0] == 403  # wrong scope
+    assert package(fed, first, None)[0] == 401
+
+
+@pytest.mark.parametrize("query", ["?tier=full", "?taxa=Panthera+pardus",
+                                   "?time_from=1900-01-01", "?bbox=-180,-90,180,90",
+                                   "?since=&tier=full", "?purpose=law-enforcement"])
+def test_query_parameters_cannot_widen_the_release(provider_ready: Federation, tmp_path: Path,
+                                                   query: str) -> None:
+    fed = provider_ready
+    agreement = make_active(fed, tmp_path)
+    token = fed.token_for("ru-lotl", "cn-ntlnp", "agreement:fetch", agreement=agreement)
+    status, body = package(fed, agreement, token, query)
+    assert status == 422, body
+    assert json.loads(body)["status"] == 422
+
+
+def test_a_compromised_registry_cannot_grant_what_the_provider_never_approved(
+        provider_ready: Federation) -> None:
+    fed = provider_ready
+    pending = agreement_id(ok(request(fed)))
+    ok(fed.node("cn-ntlnp", "sync"))  # cn holds the request, undecided
+    registry = load_registry_settings(fed.registry_dir)
+    key = load_signing_key(registry.keys_dir)
+
+    def forged(agreement: str) -> str:
+        return issue_access_token(key, issuer=registry.issuer, subject="ru-lotl",
+                                  audience="cn-ntlnp", scope="agreement:fetch",
+                                  now=int(datetime.now(UTC).timestamp()), ttl=300,
+                                  jti=new_jti(), extra={"agreement": agreement})
+
+    status, body = package(fed, pending, forged(pending))
+    assert status == 403 and "is requested, not active" in json.loads(body)["detail"]
+    status, _ = package(fed, "ru-lotl.00000000deadbeef", forged("ru-lotl.00000000deadbeef"))
+    assert status == 404  # an agreement the node never heard of
+
+
+def test_an_expired_agreement_is_refused_with_its_end_date(provider_ready: Federation,
+                                                           tmp_path: Path) -> None:
+    fed = provider_ready
+    last_day = TODAY.isoformat()
+    agreement = make_active(fed, tmp_path, until=last_day)  # valid through today only
+    registry = load_registry_settings(fed.registry_dir)
+    later = datetime.now(UTC) + timedelta(days=2)  # within the stored trust list's life
+    fed.clocks["cn-ntlnp"].offset = timedelta(days=2)
+    token = issue_access_token(load_signing_key(registry.keys_dir), issuer=registry.issuer,
+                               subject="ru-lotl", audience="cn-ntlnp",
+                               scope="agreement:fetch", now=int(later.timestamp()), ttl=300,
+                               jti=new_jti(), extra={"agreement": agreement})
+    status, body = package(fed, agreement, token)
+    problem = json.loads(body)
+    assert status == 403 and problem["state"] == "expired", problem
+    assert problem["expired_at"] == last_day and "expired at the end of" in problem["detail"]
+    assert date.fromisoformat(problem["expired_at"]) < later.date()
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_a_damaged_download_is_refused_and_not_kept(provider_ready: Federation, tmp_path: Path,
+                                                    damage: str) -> None:
+    fed = provider_ready
+    agreement = make_active(fed, tmp_path)
+    token = fed.token_for("ru-lotl", "cn-ntlnp", "agreement:fetch", agreement=agreement)
+    status, good = package(fed, agreement, token)
+    assert status == 200
+    bad = good[: len(good) // 2] if damage == "truncate" else (
+        good[:200] + bytes([good[200] ^ 1]) + good[201:])
+
+    # The provider's connection is the IO boundary: it hands over damaged bytes.
+    http = httpx.Client(transport=httpx.MockTransport(
+        lambda request: httpx.Response(200, content=bad)))
+    settings = load_node_settings(fed.nodes["ru-lotl"])
+    from corridor.db import make_engine, make_session_factory
+
+    engine = make_engine(settings.database_url)
+    out = tmp_path / "damaged.zip"
+    with make_session_factory(engine)() as session:
+        trust_list = TrustStore(settings.directory).current()
+        assert trust_list is not None
+        with pytest.raises(FetchRefused, match="does not verify"):
+            fetch_package(session, client_for(settings), trust_list, agreement_id=agreement,
+                          out=out, since=None, now=datetime.now(UTC), http=http)
+    assert not out.exists() and not out.with_name("damaged.zip.part").exists()
+    assert "No package" not in ok(fed.node("ru-lotl", "request", "show", agreement))
