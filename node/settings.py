@@ -44,6 +44,8 @@ class NodeSettings:
         url: the node's public base URL (``None`` until the node is given one).
         registry_url: the registry this node belongs to (pinned with its anchor at init).
         sync_interval: seconds between trust-list refreshes while serving (0: never).
+        request_poll_interval: seconds between pulls of new requests and pushes of
+            decisions while serving (0: only on ``corridor node sync``).
         database_url: SQLAlchemy database URL.
         import_batch_rows: rows per INSERT batch during import (memory vs. round trips).
         max_problems_reported: import problems listed in full (the total is always given).
@@ -56,6 +58,7 @@ class NodeSettings:
     url: str | None = None
     registry_url: str | None = None
     sync_interval: int = 3600
+    request_poll_interval: int = 60
     database_url: str = ""
     import_batch_rows: int = 5_000
     max_problems_reported: int = 50
@@ -117,6 +120,7 @@ def load_settings(directory: Path, environ: Mapping[str, str] | None = None) -> 
         url=node.get("url") or None,
         registry_url=data.get("registry", {}).get("url") or None,
         sync_interval=int(data.get("registry", {}).get("sync_interval", 3600)),
+        request_poll_interval=int(data.get("registry", {}).get("request_poll_interval", 60)),
         database_url=str(database_url),
         import_batch_rows=int(storage.get("import_batch_rows", 5_000)),
         extra={k: v for k, v in data.items() if k not in {"node", "storage", "registry"}},
@@ -137,7 +141,9 @@ def render_config(member_id: str, name: str, country: str, url: str | None,
         lines.append(f"url = {toml_string(url)}")
     if registry_url:
         lines += ["", "[registry]", f"url = {toml_string(registry_url)}",
-                  "sync_interval = 3600  # seconds between trust-list refreshes while serving"]
+                  "sync_interval = 3600  # seconds between trust-list refreshes while serving",
+                  "request_poll_interval = 60  # seconds between pulls of requests and "
+                  "pushes of decisions"]
     lines += ["", "[storage]"]
     if database_url:
         lines.append(f"database_url = {toml_string(database_url)}")

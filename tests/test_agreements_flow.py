@@ -25,6 +25,7 @@ from corridor.keystore import load_signing_key
 from corridor.verify import verify_package
 from crypto.tokens import issue_access_token, new_jti
 from node.fetch import FetchRefused, fetch_package
+from node.refresher import exchange_agreements
 from node.registry_client import client_for
 from node.settings import load_settings as load_node_settings
 from node.trust_store import TrustStore
@@ -313,3 +314,18 @@ def test_a_damaged_download_is_refused_and_not_kept(provider_ready: Federation, 
                           out=out, since=None, now=datetime.now(UTC), http=http)
     assert not out.exists() and not out.with_name("damaged.zip.part").exists()
     assert "No package" not in ok(fed.node("ru-lotl", "request", "show", agreement))
+
+
+def test_a_serving_node_pulls_requests_and_pushes_decisions_by_itself(
+        provider_ready: Federation) -> None:
+    fed = provider_ready
+    agreement = agreement_id(ok(request(fed)))
+    settings = load_node_settings(fed.nodes["cn-ntlnp"])
+    report = exchange_agreements(settings, client_for(settings))  # one tick of the refresher
+    assert report is not None and report.new_requests == [agreement]
+    assert exchange_agreements(settings, client_for(settings)).new_requests == []  # type: ignore[union-attr]
+
+    fed.registry.stop()  # the owner decides while the registry is down: kept locally
+    decided = ok(fed.node("cn-ntlnp", "decide", agreement, "refuse", "--reason", "not now"))
+    assert "unreachable" in decided and "next 'sync'" in decided
+    assert exchange_agreements(settings, client_for(settings)) is None
