@@ -11,6 +11,7 @@ from flask import Flask
 from corridor.keystore import load_session_secret
 from corridor.web import service_app
 from node import api as api_views
+from node import web
 from node.extensions import db
 from node.settings import NodeSettings, load_settings, secret_key_override
 
@@ -35,5 +36,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         "node", title=f"Corridor node {settings.member_id}", settings=settings, config=config,
         database=db, blueprints=api_views.BLUEPRINTS, max_body=1024 * 1024,
         JSON_SORT_KEYS=False,
-        SECRET_KEY=secret_key_override() or load_session_secret(settings.keys_dir))
+        SECRET_KEY=secret_key_override() or load_session_secret(settings.keys_dir),
+        **web.flask_settings(settings.url))
+    # The owner's pages: CSRF is checked by that blueprint alone, the token API has none.
+    web.csrf.init_app(app)
+    app.register_blueprint(web.bp)
     return app

@@ -64,6 +64,7 @@ from node.registry_client import (
 from node.settings import CONFIG_FILE, NodeSettings, load_settings, render_config
 from node.sources import SourceError
 from node.trust_store import AnchorError, TrustStore, install_anchor, read_anchor_for
+from node.users_cli import users
 from policies.engine import compile as compile_plan
 from policies.errors import PolicyError
 from policies.policy import DEFAULT_POLICY_DOCUMENT
@@ -638,5 +639,5 @@ def export_command(ctx: click.Context, dataset: str, tier: str, purpose: str,
     out.print(f"Cursor for the next incremental export: {result.cursor}")
 
 
-for _command in AGREEMENT_COMMANDS:
+for _command in (*AGREEMENT_COMMANDS, users):
     node.add_command(_command)

@@ -1,0 +1,599 @@
+"""The data owner's web pages: sign in, the inbox of requests, one request, the agreements.
+
+Server-rendered for people (Flask + Jinja, autoescaped); the JSON API of
+:mod:`node.api` and :mod:`node.agreements_api` is for machines, uses bearer
+tokens and no cookies, so only this blueprint checks CSRF tokens.
+
+Every page needs a signed-in local account (:mod:`node.users`). Owners and
+admins sign decisions with the node's key; auditors see the same pages
+without the forms, and the server refuses their changes with 403 whatever
+they post. A decision is stored here first and then pushed to the registry;
+if the registry cannot be reached it goes at the next sync (DESIGN.md §6).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, BinaryIO, cast
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask import session as web_session
+from flask.typing import ResponseReturnValue
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from marshmallow import RAISE, Schema, ValidationError, fields
+from marshmallow.validate import Length, OneOf
+from sqlalchemy.orm import Session
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response
+
+from corridor.clock import now
+from corridor.keystore import KeystoreError, load_signing_key
+from corridor.web import CorridorError, NotFound
+from node.agreement_sync import push
+from node.agreements import STORE, act, local, plan_for, restore
+from node.export import ExportError, exporter_for
+from node.extensions import db
+from node.models import Agreement as AgreementRow
+from node.policy_store import get_policy
+from node.registry_client import RegistryError, client_for
+from node.settings import NodeSettings, current_settings
+from node.users import MAX_PASSWORD_LENGTH, authenticate, can_decide, get_user
+from policies.agreements import ACTIVE, APPROVED, PROVIDER, REQUESTED, REQUESTER, Agreement
+from policies.errors import PolicyError
+from policies.policy import Policy, Tier
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("web", __name__, template_folder="templates")
+csrf = CSRFProtect()
+
+SESSION_COOKIE = "corridor_node_session"
+SESSION_LIFETIME = timedelta(hours=8)
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+PUBLIC_ENDPOINTS = frozenset({"web.login"})
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+MAX_REASON = 2000
+#: What the decision form may ask for; :func:`node.agreements.act` checks the side.
+DECISIONS = ("approve", "narrow", "refuse", "accept", "withdraw")
+#: Decisions that may be signed without a reason (accepting is its own reason).
+REASON_OPTIONAL = frozenset({"accept"})
+DONE = {"approve": "Approved", "narrow": "Narrowed and approved", "refuse": "Refused",
+        "accept": "Accepted", "withdraw": "Withdrew", "revoke": "Revoked"}
+BBOX_SIDES = ("west", "south", "east", "north")
+#: States whose agreement may still release data (the request page previews those).
+IN_PLAY = frozenset({REQUESTED, APPROVED, ACTIVE})
+# Pages never go into caches and never into frames; the CSS is a same-origin file.
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; "
+                               "form-action 'self'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    # CSRFProtect checks the Referer on HTTPS, so same-origin requests must keep it.
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+def flask_settings(url: str | None) -> dict[str, Any]:
+    """Flask settings of the pages' session cookie and CSRF tokens, for a node at ``url``.
+
+    The cookie is ``Secure`` unless the node runs over plain HTTP on loopback
+    (or has no URL yet): development, where there is no TLS to ask for.
+    """
+    return {
+        "SESSION_COOKIE_NAME": SESSION_COOKIE,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": not is_development_url(url),
+        "PERMANENT_SESSION_LIFETIME": SESSION_LIFETIME,
+        # Only this blueprint checks tokens (see _before_page); the JSON API has none.
+        "WTF_CSRF_CHECK_DEFAULT": False,
+        "WTF_CSRF_TIME_LIMIT": int(SESSION_LIFETIME.total_seconds()),
+    }
+
+
+def is_development_url(url: str | None) -> bool:
+    """No URL yet, or plain HTTP on a loopback address."""
+    if not url:
+        return True
+    parts = urlsplit(url)
+    return parts.scheme == "http" and (parts.hostname or "") in LOOPBACK_HOSTS
+
+
+def safe_next(target: str | None) -> str:
+    """``target`` if it is a path on this site, else the inbox (no open redirects)."""
+    default = url_for("web.inbox")
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return default
+    # Browsers read "/\\evil.example" as "//evil.example"; control characters are never paths.
+    if "\\" in target or any(ord(c) < 32 or ord(c) == 127 for c in target):
+        return default
+    parts = urlsplit(target)
+    return default if parts.scheme or parts.netloc else target
+
+
+# --- forms (marshmallow at the edge, CONVENTIONS.md §8) -------------------------
+
+
+class _Form(Schema):
+    class Meta:
+        unknown = RAISE
+
+    # Checked by CSRFProtect before any view runs; declared so RAISE accepts it.
+    csrf_token = fields.String(load_default="")
+
+
+class LoginForm(_Form):
+    """The sign-in form."""
+
+    username = fields.String(load_default="", validate=Length(max=64))
+    password = fields.String(load_default="", validate=Length(max=MAX_PASSWORD_LENGTH))
+    next = fields.String(load_default="")
+
+
+class ReasonForm(_Form):
+    """A form whose only field is the reason (revoke)."""
+
+    reason = fields.String(load_default="", validate=Length(max=MAX_REASON))
+
+
+class DecisionForm(ReasonForm):
+    """A decision on a request; the term fields are read only when narrowing."""
+
+    decision = fields.String(required=True, validate=OneOf(DECISIONS))
+    tier = fields.String(load_default="", validate=Length(max=64))
+    until = fields.String(load_default="", validate=Length(max=10))
+    time_from = fields.String(load_default="", validate=Length(max=10))
+    time_to = fields.String(load_default="", validate=Length(max=10))
+    taxa = fields.String(load_default="", validate=Length(max=20_000))
+    bbox_west = fields.String(load_default="", validate=Length(max=32))
+    bbox_south = fields.String(load_default="", validate=Length(max=32))
+    bbox_east = fields.String(load_default="", validate=Length(max=32))
+    bbox_north = fields.String(load_default="", validate=Length(max=32))
+
+
+class FormInvalid(Exception):
+    """A submitted form does not load (the message lists the fields)."""
+
+
+def _load(schema: Schema, data: Mapping[str, Any]) -> dict[str, Any]:
+    try:
+        loaded: dict[str, Any] = schema.load(data)
+    except ValidationError as e:
+        messages = e.messages if isinstance(e.messages, dict) else {"form": e.messages}
+        raise FormInvalid("; ".join(f"{name}: {' '.join(map(str, problems))}"
+                                    for name, problems in messages.items())) from e
+    return loaded
+
+
+def narrowed_terms(requested: Mapping[str, Any], form: Mapping[str, str]) -> dict[str, Any]:
+    """The counter-offer: the requested terms with the form's non-empty values in place.
+
+    An empty field keeps what was requested (a filter the request had cannot be
+    dropped, that would widen it; one it did not have stays absent). Whether
+    the result really is narrower is for :func:`node.agreements.act` to judge.
+
+    :raises PolicyError: the area is not four numbers.
+    """
+    terms = dict(requested)
+    for key in ("tier", "until", "time_from", "time_to"):
+        if value := form.get(key, "").strip():
+            terms[key] = value
+    taxa = [name for line in form.get("taxa", "").replace(",", "\n").splitlines()
+            if (name := " ".join(line.split()))]
+    if taxa:
+        terms["taxa"] = list(dict.fromkeys(taxa))
+    corners = [form.get(f"bbox_{side}", "").strip() for side in BBOX_SIDES]
+    if any(corners):
+        try:
+            terms["bbox"] = [float(value) for value in corners]
+        except ValueError as e:
+            raise PolicyError("bbox", "give all four numbers (west, south, east, north) "
+                                      "in decimal degrees, or none") from e
+    return terms
+
+
+# --- who is asking ------------------------------------------------------------
+
+
+@bp.before_request
+def _before_page() -> ResponseReturnValue | None:
+    """CSRF check for changes, then the signed-in user (re-read on every request)."""
+    if request.method not in SAFE_METHODS:
+        csrf.protect()
+    g.user = None
+    username = web_session.get("user")
+    if isinstance(username, str):
+        g.user = get_user(db.session(), username)
+        if g.user is None:  # the account was removed: end its sessions too
+            web_session.clear()
+    if g.user is None and request.endpoint not in PUBLIC_ENDPOINTS:
+        here = request.full_path.rstrip("?") if request.method == "GET" else None
+        return redirect(url_for("web.login", next=here))
+    return None
+
+
+@bp.after_request
+def _page_headers(response: Response) -> Response:
+    for name, value in PAGE_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+@bp.context_processor
+def _page_context() -> dict[str, Any]:
+    user = g.get("user")
+    return {"node": current_settings(), "user": user,
+            "may_decide": user is not None and can_decide(user)}
+
+
+def _require_decider() -> None:
+    if not can_decide(g.user):
+        abort(403, description=f"Your role ({g.user.role}) may view agreements but not "
+                               "change them. Ask an owner or an admin.")
+
+
+# --- errors as pages ------------------------------------------------------------
+
+
+@bp.errorhandler(CSRFError)
+def _csrf_failed(error: CSRFError) -> ResponseReturnValue:
+    return render_template("error.html", status=400, title="Form expired or forged",
+                           message=f"The form's CSRF security token was refused "
+                                   f"({error.description}) and nothing was changed. "
+                                   "Reload the page and try again."), 400
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(error: HTTPException) -> ResponseReturnValue:
+    code = error.code or 500
+    return render_template("error.html", status=code, title=error.name,
+                           message=error.description), code
+
+
+@bp.errorhandler(CorridorError)
+def _service_error(error: CorridorError) -> ResponseReturnValue:
+    return render_template("error.html", status=error.status, title=error.title,
+                           message=error.detail or error.title), error.status
+
+
+@bp.errorhandler(Exception)
+def _unexpected(error: Exception) -> ResponseReturnValue:
+    # The detail goes to the log, never to the page (CONVENTIONS.md §5).
+    log.exception("page %s failed", request.path, exc_info=error)
+    return render_template("error.html", status=500, title="Something went wrong",
+                           message="The node could not do this; the details are in its "
+                                   "log."), 500
+
+
+# --- sign in and out ----------------------------------------------------------
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> ResponseReturnValue:
+    """The sign-in form; on success, a fresh session and back to where the user was going."""
+    target = safe_next(request.values.get("next"))
+    if request.method == "GET":
+        if g.user is not None:
+            return redirect(target)
+        return render_template("login.html", next=target)
+    session = db.session()
+    try:
+        form = _load(LoginForm(), request.form)
+        user = authenticate(session, form["username"].strip(), form["password"], now=now())
+    except FormInvalid:
+        user = None
+    if user is None:
+        # One message whether the name or the password is wrong.
+        return render_template("login.html", next=target, error="Wrong username or password.",
+                               username=request.form.get("username", "")[:64]), 401
+    session.commit()
+    web_session.clear()  # a new session on every sign-in: nothing carried over (fixation)
+    web_session["user"] = user.username
+    web_session.permanent = True
+    flash(f"Signed in as {user.username} ({user.role}).", "ok")
+    return redirect(target)
+
+
+@bp.post("/logout")
+def logout() -> ResponseReturnValue:
+    """End the session."""
+    web_session.clear()
+    flash("Signed out.", "ok")
+    return redirect(url_for("web.login"))
+
+
+# --- pages --------------------------------------------------------------------
+
+
+@bp.get("/")
+def home() -> ResponseReturnValue:
+    """The inbox is the front page."""
+    return redirect(url_for("web.inbox"))
+
+
+@bp.get("/inbox")
+def inbox() -> ResponseReturnValue:
+    """Requests addressed to this node, pending first; and this node's own requests."""
+    session, me = db.session(), current_settings().member_id
+    incoming = STORE.of_member(session, me, role=PROVIDER)
+    incoming.sort(key=lambda row: row.state != REQUESTED)  # stable: newest first within
+    outgoing = STORE.of_member(session, me, role=REQUESTER)
+    return render_template("inbox.html", incoming=incoming, outgoing=outgoing,
+                           pending=sum(row.state == REQUESTED for row in incoming))
+
+
+@bp.get("/requests/<agreement_id>")
+def request_page(agreement_id: str) -> ResponseReturnValue:
+    """One agreement: the request, the policy beside it, the plan, the history, the forms."""
+    return _render_request(agreement_id)
+
+
+@bp.get("/agreements")
+def agreements() -> ResponseReturnValue:
+    """Every agreement of this node, in both roles."""
+    return _render_agreements()
+
+
+# --- decisions ------------------------------------------------------------------
+
+
+@bp.post("/requests/<agreement_id>/decide")
+def decide(agreement_id: str) -> ResponseReturnValue:
+    """Approve, narrow or refuse a request (provider); accept or withdraw (requester)."""
+    _require_decider()
+    session, me = db.session(), current_settings().member_id
+    row = _agreement_or_404(session, agreement_id, me)
+    try:
+        form = _load(DecisionForm(), request.form)
+        action, reason = form["decision"], form["reason"].strip()
+        if not reason and action not in REASON_OPTIONAL:
+            raise FormInvalid("reason: give a reason; it is signed into the agreement's history")
+        terms = narrowed_terms(row.terms, form) if action == "narrow" else None
+        message = _sign(agreement_id, action, terms=terms, reason=reason or None)
+    except (FormInvalid, PolicyError, CorridorError) as e:
+        return _refused(e, lambda error, status: _render_request(
+            agreement_id, error=error, status=status, form=request.form))
+    flash(message, "ok")
+    return redirect(url_for("web.request_page", agreement_id=agreement_id))
+
+
+@bp.post("/agreements/<agreement_id>/revoke")
+def revoke(agreement_id: str) -> ResponseReturnValue:
+    """Revoke an active agreement this node provides; fetches stop at once."""
+    _require_decider()
+    _agreement_or_404(db.session(), agreement_id, current_settings().member_id)
+    try:
+        reason = _load(ReasonForm(), request.form)["reason"].strip()
+        if not reason:
+            raise FormInvalid("reason: give a reason; the requester will see it")
+        message = _sign(agreement_id, "revoke", reason=reason)
+    except (FormInvalid, PolicyError, CorridorError) as e:
+        return _refused(e, lambda error, status: _render_agreements(
+            error=f"{agreement_id}: {error}", status=status))
+    flash(message, "ok")
+    return redirect(url_for("web.agreements"))
+
+
+def _refused(error: Exception, render: Callable[[str, int], ResponseReturnValue]
+             ) -> ResponseReturnValue:
+    """Re-render the page with why nothing was recorded (never a 500)."""
+    db.session().rollback()
+    if isinstance(error, NotFound):
+        abort(404, description=error.detail)
+    status = error.status if isinstance(error, CorridorError) else 422
+    return render(f"Nothing was recorded: {error}", status)
+
+
+def _sign(agreement_id: str, action: str, *, reason: str | None,
+          terms: Mapping[str, Any] | None = None) -> str:
+    """Sign and store this node's decision, then tell the registry; the message to show.
+
+    :raises PolicyError: the state machine or the policy forbids it.
+    :raises CorridorError: no such agreement, or it changed meanwhile.
+    """
+    settings, session = current_settings(), db.session()
+    row = act(session, me=settings.member_id, key=load_signing_key(settings.keys_dir),
+              keys_dir=settings.keys_dir, agreement_id=agreement_id, action=action,
+              now=now(), terms=terms, reason=reason)
+    session.commit()
+    return f"{DONE[action]} {row.id}. {_tell_registry(session, settings, row)}"
+
+
+def _tell_registry(session: Session, settings: NodeSettings, row: AgreementRow) -> str:
+    if not settings.registry_url:
+        return "Recorded here (this node has no registry to tell)."
+    client = None
+    try:
+        client = client_for(settings)
+        sent, why = push(session, client, row), "the registry did not answer"
+    except (RegistryError, KeystoreError) as e:
+        session.rollback()
+        sent, why = False, str(e)
+    finally:
+        if client is not None:
+            client.http.close()
+    if sent:
+        return "Recorded and sent to the registry."
+    return f"Recorded here; it will be sent to the registry at the next sync ({why})."
+
+
+# --- what the pages show ----------------------------------------------------------
+
+
+def _agreement_or_404(session: Session, agreement_id: str, me: str) -> AgreementRow:
+    try:
+        return local(session, agreement_id, me)
+    except NotFound as e:
+        abort(404, description=e.detail)
+
+
+class _NullSink:
+    """Counts nothing, keeps nothing: an export run only for its row counts."""
+
+    def write(self, data: bytes, /) -> int:
+        return len(data)
+
+    def flush(self) -> None:
+        return None
+
+
+@dataclass
+class Preview:
+    """What approving would release: the plan's lines and the rows per resource."""
+
+    lines: list[str] = field(default_factory=list)
+    refusal: str | None = None
+    no_rows: str | None = None
+    rows: dict[str, int] = field(default_factory=dict)
+    dropped: dict[str, int] = field(default_factory=dict)
+
+
+def _preview(session: Session, row: AgreementRow, settings: NodeSettings) -> Preview:
+    """The plan this node would apply, and a dry run of the package it would send."""
+    current = now()
+    try:
+        dataset, plan, _ = plan_for(session, row, keys_dir=settings.keys_dir, now=current)
+    except PolicyError as e:
+        return Preview(refusal=str(e))
+    except NotFound as e:
+        return Preview(refusal=e.detail or "the dataset is not at this node")
+    preview = Preview(lines=plan.explain())
+    try:
+        result = exporter_for(db.engine, dataset, plan, provider=settings.member_id,
+                              key=load_signing_key(settings.keys_dir), now=current,
+                              recipient=row.requester, agreement=row.id
+                              ).write(cast(BinaryIO, _NullSink()))
+    except ExportError as e:
+        preview.no_rows = str(e)
+    else:
+        preview.rows, preview.dropped = dict(result.rows), dict(result.dropped)
+    return preview
+
+
+def terms_rows(terms: Mapping[str, Any], start: date) -> list[tuple[str, str]]:
+    """The terms as (label, plain text) lines, every filter spelled out."""
+    until = str(terms.get("until", ""))
+    try:
+        days = f" ({(date.fromisoformat(until) - start).days} days from the request)"
+    except ValueError:
+        days = ""
+    taxa = terms.get("taxa")
+    bbox = terms.get("bbox")
+    wanted = terms.get("fields")
+    return [
+        ("Purpose", str(terms.get("purpose", ""))),
+        ("Tier", str(terms.get("tier", ""))),
+        ("Until", until + days),
+        ("Taxa", ", ".join(map(str, taxa)) if taxa else "all"),
+        ("Time window", f"{terms.get('time_from') or 'any start'} to "
+                        f"{terms.get('time_to') or 'any end'}"
+         if terms.get("time_from") or terms.get("time_to") else "all time"),
+        ("Area", "west {}, south {}, east {}, north {}".format(*bbox)
+         if isinstance(bbox, list) and len(bbox) == 4 else "everywhere"),
+        ("Fields", "; ".join(f"{resource}: {', '.join(map(str, names))}"
+                             for resource, names in wanted.items())
+         if isinstance(wanted, dict) and wanted else "all the tier allows"),
+    ]
+
+
+def _tier_text(tier: Tier) -> str:
+    if tier.aggregate_only:
+        return "summary counts only, no rows"
+    parts = [f"times to the {tier.coarsen_time}" if tier.coarsen_time else "times as recorded"]
+    if tier.default_precision is not None:
+        parts.append(f"coordinates rounded to {tier.default_precision}°")
+    withheld = sum(len(names) for names in tier.withhold_fields.values())
+    if withheld:
+        parts.append(f"{withheld} fields withheld")
+    if tier.pseudonymize_individuals:
+        parts.append("individuals pseudonymized")
+    parts.append("sensitive taxa protected" if tier.apply_sensitivity
+                 else "no sensitivity rules")
+    return ", ".join(parts)
+
+
+def policy_rows(policy: Policy) -> list[tuple[str, str]]:
+    """The essentials of a policy as (label, plain text) lines."""
+    embargo = ", ".join(f"{taxon}: {days} days"
+                        for taxon, days in sorted(policy.embargo_days.items()))
+    return [
+        ("Purposes", ", ".join(sorted(policy.purposes))),
+        *((f"Tier {name}", _tier_text(tier)) for name, tier in sorted(policy.tiers.items())),
+        ("Partners", "every member" if "*" in policy.partners
+         else ", ".join(sorted(policy.partners))),
+        ("Longest agreement", f"{policy.max_duration_days} days"),
+        ("Embargo", embargo or "none"),
+    ]
+
+
+def narrow_values(terms: Mapping[str, Any], form: Mapping[str, str] | None) -> dict[str, str]:
+    """What the narrow form shows: the request's values, or what was just submitted."""
+    bbox = terms.get("bbox")
+    corners = [str(v) for v in bbox] if isinstance(bbox, list) and len(bbox) == 4 else [""] * 4
+    values = {
+        "tier": str(terms.get("tier", "")),
+        "until": str(terms.get("until", "")),
+        "taxa": "\n".join(map(str, terms.get("taxa") or [])),
+        "time_from": str(terms.get("time_from") or ""),
+        "time_to": str(terms.get("time_to") or ""),
+        **{f"bbox_{side}": corner for side, corner in zip(BBOX_SIDES, corners, strict=True)},
+    }
+    if form is not None and form.get("decision") == "narrow":
+        values.update({key: str(form[key]) for key in values if key in form})
+    return values
+
+
+def _render_request(agreement_id: str, *, error: str | None = None, status: int = 200,
+                    form: Mapping[str, str] | None = None) -> ResponseReturnValue:
+    settings, session = current_settings(), db.session()
+    row = _agreement_or_404(session, agreement_id, settings.member_id)
+    agreement: Agreement = restore(session, row)
+    provider_side = row.provider == settings.member_id
+    context: dict[str, Any] = {
+        "row": row, "events": agreement.events, "error": error,
+        "justification": agreement.events[0].reason,
+        "provider_side": provider_side,
+        "requested": terms_rows(agreement.events[0].terms or row.terms,
+                                row.requested_at.date()),
+        "current": terms_rows(row.terms, row.requested_at.date()),
+        "narrowed": row.terms != agreement.events[0].terms,
+        "can_answer": provider_side and row.state == REQUESTED,
+        "can_accept": not provider_side and row.state == APPROVED,
+        "can_withdraw": not provider_side and row.state in (REQUESTED, APPROVED),
+        "submitted": form.get("decision") if form else None,
+        "reason": form.get("reason", "") if form else "",
+    }
+    if provider_side:
+        policy, _ = get_policy(session, row.dataset.split("/", 1)[-1])
+        # An ended agreement releases nothing: no dry run of its package.
+        preview = _preview(session, row, settings) if row.state in IN_PLAY else None
+        context.update(policy=policy_rows(policy), preview=preview,
+                       tiers=sorted(set(policy.tiers) | {str(row.terms.get("tier"))}),
+                       narrow=narrow_values(row.terms, form))
+    return render_template("request.html", **context), status
+
+
+def _render_agreements(*, error: str | None = None, status: int = 200) -> ResponseReturnValue:
+    me = current_settings().member_id
+    rows = STORE.of_member(db.session(), me)
+    return render_template("agreements.html", rows=rows, error=error, active=ACTIVE), status
+
+
+@bp.app_template_filter("utc")
+def _utc(value: datetime | None) -> str:
+    """A timestamp as ``YYYY-MM-DD HH:MM UTC``."""
+    return "" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -1,0 +1,175 @@
+"""The owner's pages in a real browser: sign in, narrow a request, revoke the agreement.
+
+Drives Debian's chromium through Playwright against the node served over
+HTTP on loopback, clicking and typing as a person would. A screenshot of the
+decided request goes to ``$CORRIDOR_TEST_ARTIFACTS`` (default
+``test-artifacts/`` in the repository).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from corridor.db import make_engine, make_session_factory
+from corridor.keystore import public_keys
+from crypto.keys import KeySet, SigningKey
+from node.agreements import STORE, restore, store_view
+from node.app import create_app
+from node.cli import init_node
+from node.importer import Importer
+from node.settings import NodeSettings
+from node.users import add_user
+from policies.agreements import next_event
+
+try:
+    from playwright.sync_api import Page, expect, sync_playwright
+except ImportError:
+    pytest.skip("playwright is not installed (pip install playwright): browser test skipped",
+                allow_module_level=True)
+
+CHROMIUM = shutil.which("chromium")
+if CHROMIUM is None:
+    pytest.skip("no 'chromium' on PATH (apt-get install chromium): browser test skipped",
+                allow_module_level=True)
+
+pytestmark = [pytest.mark.storage, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+PARTNER = "cn-ntlnp"
+PARTNER_KEY = SigningKey.generate()
+AGREEMENT = "cn-ntlnp.0123456789abcdef"
+DATASET = "camtrap-dp-example-dataset"
+PASSWORD = "correct horse battery"
+
+
+def artifacts_dir() -> Path:
+    directory = Path(os.environ.get("CORRIDOR_TEST_ARTIFACTS") or REPO / "test-artifacts")
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def partner_event(settings: NodeSettings, action: str, at: datetime, **kwargs: Any) -> None:
+    """The partner signs its next event; the node stores it as after a sync."""
+    engine = make_engine(settings.database_url)
+    keys_for: Callable[[str], KeySet] = lambda m: (  # noqa: E731
+        KeySet([PARTNER_KEY.public_key]) if m == PARTNER else public_keys(settings.keys_dir))
+    with make_session_factory(engine)() as session:
+        row = STORE.get(session, AGREEMENT)
+        event = next_event(restore(session, row) if row else None, action=action, actor=PARTNER,
+                           role="requester", at=at, key=PARTNER_KEY, **kwargs)
+        history = STORE.history(session, AGREEMENT) if row else []
+        store_view(session, {"id": AGREEMENT, "events": [*history, event.jws]},
+                   me=settings.member_id, keys_for=keys_for, now=at)
+        session.commit()
+    engine.dispose()
+
+
+@pytest.fixture
+def node(tmp_path: Path, database_url: str, camtrap_example: Path) -> NodeSettings:
+    settings = init_node(tmp_path / "node", "ru-lotl", "Land of the Leopard National Park",
+                         "RU", database_url=database_url)
+    engine = make_engine(settings.database_url)
+    Importer(engine).import_camtrap(camtrap_example)
+    with make_session_factory(engine)() as session:
+        add_user(session, "olga", PASSWORD, "owner", now=datetime.now(UTC))
+        session.commit()
+    engine.dispose()
+    return settings
+
+
+def test_owner_narrows_a_request_then_revokes_it(node: NodeSettings, live_server: Any) -> None:
+    today = datetime.now(UTC)
+    asked_until = (today + timedelta(days=200)).date().isoformat()
+    offered_until = (today + timedelta(days=100)).date().isoformat()
+    partner_event(node, "request", today, agreement_id=AGREEMENT, reason="Foxes and martens "
+                  "cross the border here; we want to compare activity.", terms={
+                      "provider": "ru-lotl", "dataset": f"ru-lotl/{DATASET}",
+                      "purpose": "joint-monitoring", "tier": "generalized",
+                      "until": asked_until})
+    server = live_server(create_app({"CORRIDOR_SETTINGS": node}))
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            sign_in(page, server.url)
+            open_request(page)
+            screenshot(page, "request-pending.png")
+            narrow_and_approve(page, offered_until)
+            screenshot(page, "request-narrowed.png")
+
+            partner_event(node, "accept", datetime.now(UTC))
+            revoke(page)
+            screenshot(page, "agreements-revoked.png")
+        finally:
+            browser.close()
+
+    engine = make_engine(node.database_url)
+    with make_session_factory(engine)() as session:
+        row = STORE.get(session, AGREEMENT)
+        assert row.state == "revoked"
+        assert row.terms["until"] == offered_until and row.terms["taxa"] == ["Vulpes vulpes"]
+        actions = [e.action for e in restore(session, row).events]
+        assert actions == ["request", "narrow", "accept", "revoke"]
+    engine.dispose()
+
+
+def sign_in(page: Page, url: str) -> None:
+    page.goto(url + "/")
+    expect(page).to_have_url(re.compile(r"/login\?next=/$"))
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    page.get_by_label("Username").fill("olga")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Inbox")).to_be_visible()
+    expect(page.get_by_text("Signed in as olga (owner).")).to_be_visible()
+    expect(page.get_by_text("1 waiting for a decision")).to_be_visible()
+
+
+def screenshot(page: Page, name: str) -> None:
+    path = artifacts_dir() / name
+    page.screenshot(path=str(path), full_page=True)
+    print(f"screenshot: {path}")
+
+
+def open_request(page: Page) -> None:
+    page.get_by_role("link", name=AGREEMENT).click()
+    expect(page.get_by_role("heading", name=f"Request {AGREEMENT}")).to_be_visible()
+    expect(page.locator("blockquote")).to_contain_text("Foxes and martens cross the border")
+    expect(page.get_by_text("What approval would release")).to_be_visible()
+    expect(page.get_by_role("cell", name="observations")).to_be_visible()
+
+
+def narrow_and_approve(page: Page, until: str) -> None:
+    form = page.locator("form", has=page.get_by_role("button", name="Narrow and approve"))
+    form.get_by_label("Until").fill(until)
+    form.get_by_label("Taxa").fill("Vulpes vulpes")
+    form.get_by_label("Reason").fill("Foxes only for a first season; we can widen it later.")
+    form.get_by_role("button", name="Narrow and approve").click()
+    expect(page.get_by_role("status")).to_contain_text(f"Narrowed and approved {AGREEMENT}")
+    expect(page.locator("h1 .state")).to_have_text("approved")
+    expect(page.get_by_text("Terms as narrowed by the provider")).to_be_visible()
+    expect(page.get_by_role("button", name="Narrow and approve")).to_have_count(0)
+
+
+def revoke(page: Page) -> None:
+    page.get_by_role("link", name="Agreements", exact=True).click()
+    expect(page.get_by_role("heading", name="Agreements")).to_be_visible()
+    row = page.get_by_role("row").filter(has_text=AGREEMENT)
+    expect(row.locator(".state")).to_have_text("active")
+    row.get_by_label(f"Reason for revoking {AGREEMENT}").fill("Poaching alert near camera 3")
+    row.get_by_role("button", name="Revoke").click()
+    expect(page.get_by_role("status")).to_contain_text(f"Revoked {AGREEMENT}")
+    expect(row.locator(".state")).to_have_text("revoked")
+    expect(row.get_by_role("button", name="Revoke")).to_have_count(0)
