@@ -85,9 +85,12 @@ class Federation:
     facts: list[tuple[str, str]] = field(default_factory=list)
 
     def stop(self) -> None:
-        """Stop every server."""
+        """Stop every server and close the demo's database engines."""
         for server in self.servers.values():
             server.stop()
+        for engine in _ENGINES.values():
+            engine.dispose()
+        _ENGINES.clear()
 
 
 @click.command()
@@ -174,8 +177,14 @@ def _owner_login(settings: NodeSettings) -> tuple[str, str]:
     return ("owner", password)
 
 
+_ENGINES: dict[str, Any] = {}
+
+
 def _session(settings: NodeSettings) -> Session:
-    session: Session = make_session_factory(make_engine(settings.database_url))()
+    """A session on a node's database (one engine per node for the whole demo)."""
+    if settings.database_url not in _ENGINES:
+        _ENGINES[settings.database_url] = make_engine(settings.database_url)
+    session: Session = make_session_factory(_ENGINES[settings.database_url])()
     return session
 
 

@@ -47,7 +47,6 @@ from policies.agreements import (
 )
 from policies.engine import Plan
 from policies.engine import compile as compile_plan
-from policies.errors import PolicyError
 from policies.terms import check_terms
 
 log = logging.getLogger(__name__)
@@ -250,7 +249,6 @@ __all__ = [
     "REQUESTER_ACTIONS",
     "STORE",
     "AgreementNotInForce",
-    "PolicyError",
     "SyncReport",
     "WrongAgreement",
     "act",
