@@ -33,6 +33,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from corridor.agreement_store import AgreementColumns, AgreementEventColumns
 from corridor.db import UTCDateTime
+from corridor.tlog import LogCheckpointColumns, LogEntryColumns, LogHeadColumns, LogNodeColumns
 from node.db import Base
 
 PROFILE_CAMTRAP = "camtrap-dp"
@@ -290,6 +291,8 @@ class Receipt(Base):
     rows: Mapped[dict[str, int]] = mapped_column(JSON)
     path: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The provider's log index of its "package served" entry (from the descriptor).
+    served_index: Mapped[int | None] = mapped_column(Integer)
 
 
 class User(Base):
@@ -302,3 +305,27 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16))  # owner | auditor | admin
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class LogEntry(LogEntryColumns, Base):
+    """One entry of the node's exchange log (append-only)."""
+
+    __tablename__ = "log_entries"
+
+
+class LogNode(LogNodeColumns, Base):
+    """A completed Merkle subtree of the node's log."""
+
+    __tablename__ = "log_nodes"
+
+
+class LogHead(LogHeadColumns, Base):
+    """The size of the node's log (one row)."""
+
+    __tablename__ = "log_head"
+
+
+class LogCheckpoint(LogCheckpointColumns, Base):
+    """A checkpoint the node signed, with the registry's cosignature once witnessed."""
+
+    __tablename__ = "log_checkpoints"

@@ -15,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -23,6 +24,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from corridor.agreement_store import AgreementColumns, AgreementEventColumns
 from corridor.db import UTCDateTime, metadata
+from corridor.tlog import LogCheckpointColumns, LogEntryColumns, LogHeadColumns, LogNodeColumns
 
 MEMBER_PENDING = "pending"
 MEMBER_ACTIVE = "active"
@@ -148,3 +150,57 @@ class AgreementEvent(AgreementEventColumns, Base):
     """One signed event of an agreement (append-only)."""
 
     __tablename__ = "agreement_events"
+
+
+class LogEntry(LogEntryColumns, Base):
+    """One entry of the registry's exchange log (append-only)."""
+
+    __tablename__ = "log_entries"
+
+
+class LogNode(LogNodeColumns, Base):
+    """A completed Merkle subtree of the registry's log."""
+
+    __tablename__ = "log_nodes"
+
+
+class LogHead(LogHeadColumns, Base):
+    """The size of the registry's log (one row)."""
+
+    __tablename__ = "log_head"
+
+
+class LogCheckpoint(LogCheckpointColumns, Base):
+    """A checkpoint the registry signed of its own log."""
+
+    __tablename__ = "log_checkpoints"
+
+
+class WitnessedCheckpoint(Base):
+    """The newest checkpoint of a member's log that the registry cosigned (one per member).
+
+    Replaced only by a checkpoint proven consistent with it, through a
+    compare-and-swap on ``(size, root)``.
+    """
+
+    __tablename__ = "witnessed_checkpoints"
+
+    member: Mapped[str] = mapped_column(String(40), primary_key=True)
+    size: Mapped[int] = mapped_column(Integer)
+    root: Mapped[bytes] = mapped_column(LargeBinary(32))
+    note: Mapped[str] = mapped_column(Text)  # with the registry's cosignature
+    cosigned_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class WitnessRefusal(Base):
+    """Evidence kept when a member offered a checkpoint inconsistent with the one cosigned."""
+
+    __tablename__ = "witness_refusals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    member: Mapped[str] = mapped_column(String(40), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    reason: Mapped[str] = mapped_column(Text)
+    cosigned_note: Mapped[str | None] = mapped_column(Text)
+    offered_note: Mapped[str] = mapped_column(Text)
+    proof: Mapped[list[str]] = mapped_column(JSON)
