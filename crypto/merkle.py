@@ -46,6 +46,7 @@ __all__ = [
     "InvalidProof",
     "MerkleLog",
     "Node",
+    "RootBuilder",
     "appended_nodes",
     "consistency_proof",
     "inclusion_proof",
@@ -418,6 +419,44 @@ def verify_consistency(
         raise InvalidProof("consistency proof does not lead to the old root")
     if sr != new_root:
         raise InvalidProof("consistency proof does not lead to the new root")
+
+
+# --- streaming root -----------------------------------------------------------------
+
+
+class RootBuilder:
+    """The root of a growing list of leaf hashes in O(log n) memory.
+
+    Keeps only the roots of the perfect subtrees the leaves so far complete
+    (one per 1-bit of the size), so a verifier can stream millions of
+    entries and compare the root at any size with a signed checkpoint.
+    """
+
+    __slots__ = ("_stack", "size")
+
+    def __init__(self) -> None:
+        """Start with no leaves."""
+        self._stack: list[tuple[int, bytes]] = []  # (level, hash), levels decreasing
+        self.size = 0
+
+    def add(self, leaf: bytes) -> None:
+        """Append one leaf by its :func:`leaf_hash`."""
+        level, acc = 0, leaf
+        stack = self._stack
+        while stack and stack[-1][0] == level:
+            acc = node_hash(stack.pop()[1], acc)
+            level += 1
+        stack.append((level, acc))
+        self.size += 1
+
+    def root(self) -> bytes:
+        """The Merkle Tree Hash of the leaves so far (:data:`EMPTY_ROOT` when none)."""
+        if not self._stack:
+            return EMPTY_ROOT
+        acc = self._stack[-1][1]
+        for _, left in reversed(self._stack[:-1]):
+            acc = node_hash(left, acc)
+        return acc
 
 
 # --- in-memory log ------------------------------------------------------------------

@@ -24,6 +24,7 @@ from crypto.merkle import (
     InvalidProof,
     MerkleLog,
     Node,
+    RootBuilder,
     appended_nodes,
     consistency_proof,
     inclusion_proof,
@@ -667,3 +668,14 @@ def test_random_logs_prove_what_they_hold(entries: list[bytes], data: st.DataObj
     # A different entry at that index is never proven.
     other = leaf_hash(entries[index] + b"!")
     assert inclusion_fails(other, index, size, log.inclusion_proof(index, size), root)
+
+
+@pytest.mark.parametrize("size", [0, 1, 2, 3, 4, 5, 7, 8, 9, 31, 32, 33, 100])
+def test_root_builder_matches_the_tree_hash_at_every_size(size: int) -> None:
+    hashes = [leaf_hash(b"entry %d" % i) for i in range(size)]
+    builder = RootBuilder()
+    assert builder.root() == EMPTY_ROOT
+    for i, h in enumerate(hashes):
+        builder.add(h)
+        assert builder.size == i + 1
+        assert builder.root() == root_from_leaf_hashes(hashes[: i + 1])
