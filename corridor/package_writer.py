@@ -42,6 +42,7 @@ from crypto.package import (
     ZIP_CREATE_SYSTEM,
     ZIP_EXTERNAL_ATTR,
     PackageError,
+    ResourceEntry,
     check_member_name,
     fold_name,
     resource_entries,
@@ -256,6 +257,16 @@ class PackageWriter:
         self._paths.add(fold_name(path))
         self._open = stream
         return stream
+
+    def resource_entries(self) -> list[ResourceEntry]:
+        """The resources written so far (path, size, SHA-256), in order.
+
+        With :func:`crypto.package.content_digest` this gives the package's
+        content digest before :meth:`finish`, e.g. to log the package as
+        served and put that log index into the descriptor.
+        """
+        return [ResourceEntry(name=r.name, path=r.path, bytes=r.size, sha256=r.sha256)
+                for r in self._resources]
 
     def finish(self, descriptor: Mapping[str, Any]) -> bytes:
         """Write ``datapackage.json`` and its signature, close the zip, return the descriptor bytes.

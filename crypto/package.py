@@ -22,16 +22,18 @@ reading.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import stat
 import struct
 import unicodedata
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from crypto._encoding import b64url_decode, strict_json_loads
+from crypto.canonical import canonical_json
 from crypto.errors import CryptoError, InvalidSignature
 from crypto.jws import sign_detached, verify_detached
 from crypto.keys import KeySet, SigningKey
@@ -53,6 +55,7 @@ __all__ = [
     "ZipMember",
     "check_member_headers",
     "check_member_name",
+    "content_digest",
     "data_descriptor",
     "fold_name",
     "local_header_size",
@@ -195,6 +198,19 @@ def _resource_entry(index: int, resource: Any) -> ResourceEntry:
     if match is None:
         raise PackageError(f'{where}: "hash" must be "sha256:" and 64 lowercase hex digits')
     return ResourceEntry(name=name, path=path, bytes=size, sha256=match.group(1))
+
+
+def content_digest(entries: Iterable[ResourceEntry]) -> str:
+    """The package's content digest: hex SHA-256 of its resource list, canonically.
+
+    RFC 8785 canonical JSON of ``[{"path", "sha256", "bytes"}, ...]`` in the
+    descriptor's order. The provider logs it when it serves a package (before
+    the descriptor exists, so it cannot be the descriptor's digest) and the
+    recipient recomputes it from the verified descriptor: equal digests mean
+    the same files, byte for byte (DESIGN.md §10).
+    """
+    return hashlib.sha256(canonical_json(
+        [{"path": e.path, "sha256": e.sha256, "bytes": e.bytes} for e in entries])).hexdigest()
 
 
 def check_member_name(name: str) -> None:

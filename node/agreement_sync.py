@@ -23,6 +23,7 @@ from node.agreements import (
     STORE,
     SyncReport,
     keys_from,
+    log_agreement_events,
     new_agreement_id,
     pending_push,
     store_view,
@@ -55,6 +56,7 @@ def file_request(session: Session, client: RegistryClient, *, key: SigningKey, k
     agreement = extend(None, [event.jws], keys_for=lambda m: public_keys(keys_dir))
     assert agreement is not None
     row: AgreementRow = STORE.save(session, agreement, now, role=REQUESTER, pushed=1)
+    log_agreement_events(session, agreement, 0, me=me, now=now)
     session.commit()
     return row
 

@@ -7,10 +7,17 @@ whatever the registry says, and its plan is compiled from this node's policy
 and the agreement's terms alone. Decisions are signed here and stored first;
 the registry is told afterwards (at once when it answers, else at the next
 sync), so a revocation takes effect even while the registry is down.
+
+Every event this node stores, signed here or pulled from the registry, is
+also appended to the node's exchange log (DESIGN.md §10) in the same
+transaction (:func:`log_agreement_events`), as are the package endpoint's
+outcomes (:func:`log_served`, :func:`log_refusal`). Leaves hold ids, digests,
+counts and reasons, never data.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
 from collections.abc import Callable, Mapping
@@ -22,14 +29,17 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from corridor.agreement_store import AgreementStore
+from corridor.agreement_store import ID_LENGTH, AgreementStore
 from corridor.keystore import public_keys
-from corridor.web import Conflict, Forbidden, NotFound
+from corridor.tlog import LogEvent
+from corridor.web import Conflict, CorridorError, Forbidden, NotFound
+from crypto.canonical import canonical_json
 from crypto.keys import KeySet, SigningKey
 from crypto.tokens import AccessClaims
 from crypto.trustlist import TrustList
 from node.datasets import get_dataset
-from node.export import resources_of
+from node.export import ExportResult, resources_of
+from node.log import LOG
 from node.models import Agreement as AgreementRow
 from node.models import AgreementEvent as AgreementEventRow
 from node.models import Dataset
@@ -42,6 +52,8 @@ from policies.agreements import (
     REVOKED,
     Agreement,
     AgreementError,
+    Event,
+    event_digest,
     extend,
     next_event,
 )
@@ -55,6 +67,10 @@ STORE = AgreementStore(AgreementRow, AgreementEventRow)
 #: Which actions each side takes (the state machine checks the rest).
 PROVIDER_ACTIONS = ("approve", "narrow", "refuse", "revoke")
 REQUESTER_ACTIONS = ("accept", "withdraw")
+#: Longest refusal reason kept in a log leaf, in characters.
+MAX_LOGGED_REASON = 300
+#: Longest cursor kept as it is in a log leaf; longer ones are logged as their digest.
+MAX_LOGGED_CURSOR = 512
 
 
 class AgreementNotInForce(Forbidden):
@@ -115,8 +131,9 @@ def store_view(session: Session, view: Mapping[str, Any], *, me: str,
     """Merge an agreement as the registry holds it into this node's copy.
 
     Events this node already holds must match the registry's byte for byte;
-    new ones are verified with ``keys_for`` before they are stored. Events
-    this node signed and has not pushed yet are kept.
+    new ones are verified with ``keys_for`` before they are stored (and
+    logged, in the caller's transaction). Events this node signed and has
+    not pushed yet are kept.
 
     :raises AgreementError: the registry's history contradicts this node's,
         or an event does not verify.
@@ -142,6 +159,7 @@ def store_view(session: Session, view: Mapping[str, Any], *, me: str,
         raise AgreementError("actor", f"{me} is not a party to {agreement.id}")
     role = PROVIDER if agreement.provider == me else REQUESTER
     saved: AgreementRow = STORE.save(session, agreement, now, role=role, pushed=len(remote))
+    log_agreement_events(session, agreement, len(held), me=me, now=now)
     return saved, True
 
 
@@ -151,7 +169,8 @@ def act(session: Session, *, me: str, key: SigningKey, keys_dir: Path, agreement
     """Sign this node's next event on an agreement and store it (the caller pushes it).
 
     An offer (approve or narrow) is checked against the dataset's policy
-    first: an owner cannot grant more than the policy allows.
+    first: an owner cannot grant more than the policy allows. The event is
+    logged in the same transaction (:func:`log_agreement_events`): commit next.
 
     :raises NotFound: no such agreement here.
     :raises AgreementError: the state machine forbids the action.
@@ -177,7 +196,101 @@ def act(session: Session, *, me: str, key: SigningKey, keys_dir: Path, agreement
     except IntegrityError as e:
         session.rollback()
         raise Conflict(f"agreement {agreement_id} changed meanwhile; try again") from e
+    log_agreement_events(session, updated, len(agreement.events), me=me, now=now)
     return saved
+
+
+# --- the exchange log (DESIGN.md §10) ----------------------------------------------------
+
+
+def _log_event(agreement: Agreement, event: Event, me: str, now: datetime) -> LogEvent:
+    """The log entry of one agreement event, as this node (a party) records it."""
+    role = REQUESTER if agreement.requester == me else PROVIDER
+    other = agreement.provider if role == REQUESTER else agreement.requester
+    # The signed event's digest ties the entry to the agreement's own history.
+    fields: dict[str, Any] = {"seq": event.seq, "event": event_digest(event.jws)}
+    if event.action == "request":
+        terms = event.terms or {}
+        type_ = "request.received" if role == PROVIDER else "request.filed"
+        fields.update(dataset=terms.get("dataset"), purpose=terms.get("purpose"),
+                      tier=terms.get("tier"), until=terms.get("until"))
+    elif event.action in ("approve", "narrow", "refuse"):
+        type_ = "request.decided"
+        fields.update(decision=event.action, reason=event.reason)
+    elif event.action == "accept":
+        type_ = "agreement.signed"
+        fields["role"] = role
+        # What both signatures cover; nothing after the acceptance changes it.
+        fields["document_sha256"] = hashlib.sha256(
+            canonical_json(agreement.document())).hexdigest()
+    elif event.action == "withdraw":
+        type_ = "request.withdrawn"
+        fields.update(by=event.actor, reason=event.reason)
+    elif event.action == "revoke":
+        type_ = "agreement.revoked"
+        fields.update(by=event.actor, reason=event.reason)
+    else:  # "expire", the only other action the state machine knows
+        type_ = "agreement.expired"
+        fields["by"] = event.actor
+    return LogEvent(type_, now, other, agreement.id, fields)
+
+
+def log_agreement_events(session: Session, agreement: Agreement, known: int, *, me: str,
+                         now: datetime) -> list[int]:
+    """Append one log entry per event of ``agreement`` after the first ``known``.
+
+    Called in the transaction that stores those events, just before the
+    caller commits: the events and their entries are kept or lost together.
+    Types: ``request.filed`` (requester) / ``request.received`` (provider),
+    ``request.decided``, ``agreement.signed``, ``request.withdrawn``,
+    ``agreement.revoked``, ``agreement.expired``; ``member`` is the other party.
+    """
+    return LOG.append_many(session, [_log_event(agreement, event, me, now)
+                                     for event in agreement.events[known:]])
+
+
+def bounded(text: str | None) -> str | None:
+    """A cursor as a log leaf keeps it: itself if short, else ``sha256:<hex>`` of it.
+
+    Cursors come from the other party (``since``, or the provider's signed
+    descriptor); a leaf stays small whatever they send.
+    """
+    if text is None or len(text) <= MAX_LOGGED_CURSOR:
+        return text
+    return "sha256:" + hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()
+
+
+def log_refusal(session: Session, *, claims: AccessClaims, agreement_id: str,
+                error: CorridorError, now: datetime) -> int:
+    """Log a package request refused after its token verified (``fetch.refused``).
+
+    Only callers holding a valid token reach this: refusals of unauthenticated
+    requests are not logged, so strangers cannot grow the log. The caller commits.
+    """
+    reason = str(error.detail or error.title)[:MAX_LOGGED_REASON]
+    return LOG.append(session, "fetch.refused", now, member=claims.client_id,
+                      agreement=agreement_id[:ID_LENGTH], status=error.status, reason=reason,
+                      token_jti=claims.jti)
+
+
+def log_served(session: Session, *, me: str, claims: AccessClaims, agreement_id: str,
+               since: str | None, result: ExportResult, now: datetime) -> int:
+    """Log a package as served (``package.served``) if its agreement is still in force.
+
+    The entry is appended first: that takes the log's write lock, which a
+    revocation also takes to log itself, so the agreement read next reflects
+    every revocation logged before this package. A revoked (or expired)
+    agreement raises and the caller rolls the entry back. The caller commits.
+
+    :raises NotFound, WrongAgreement, AgreementNotInForce: as :func:`authorize_fetch`.
+    """
+    index = LOG.append(session, "package.served", now, member=claims.subject,
+                       agreement=agreement_id, token_jti=claims.jti,
+                       plan_digest=result.plan_digest, rows=dict(result.rows),
+                       since=bounded(since), cursor=bounded(result.cursor or None),
+                       content_sha256=result.content_sha256)
+    authorize_fetch(session, me=me, claims=claims, agreement_id=agreement_id, now=now)
+    return index
 
 
 def unpushed(session: Session, row: AgreementRow) -> list[str]:
@@ -253,8 +366,12 @@ __all__ = [
     "WrongAgreement",
     "act",
     "authorize_fetch",
+    "bounded",
     "keys_from",
     "local",
+    "log_agreement_events",
+    "log_refusal",
+    "log_served",
     "new_agreement_id",
     "pending_push",
     "plan_for",

@@ -5,30 +5,49 @@ registry key, ``aud`` = this node, unexpired, scope ``agreement:fetch``),
 names this agreement, and the agreement is active **in this node's own
 database**. The plan comes from this node's policy and the agreement's terms;
 the only parameter the caller controls is ``since`` (a cursor).
+
+The exchange log (DESIGN.md §10) records the outcome. A refusal after the
+token verified is logged as ``fetch.refused``. A package is logged as
+``package.served`` once every resource is written and before its descriptor
+is signed, so that the signed descriptor can carry the entry's index
+(``corridor.log_index``) for the recipient to log against. A failure while
+streaming the resources leaves no entry; a failure after the entry is
+committed (the descriptor could not be written, the client went away during
+the last bytes) cannot take it back, so it is followed by a
+``package.unfinished`` entry naming it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from collections.abc import Mapping
+from typing import Any, BinaryIO
 
-from flask import Response
+from flask import Response, current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import RAISE
+from sqlalchemy import Engine
 
-from corridor.clock import now
+from corridor.clock import Clock, now
+from corridor.db import make_session_factory
 from corridor.keystore import load_signing_key
-from corridor.web import Conflict
-from node.agreements import authorize_fetch, plan_for
+from corridor.tlog import node_origin
+from corridor.web import Conflict, CorridorError
+from crypto.tokens import AccessClaims
+from node.agreements import authorize_fetch, log_refusal, log_served, plan_for
 from node.auth import authorize
-from node.export import ExportError, exporter_for
+from node.export import CamtrapExporter, DwcExporter, ExportError, ExportResult, exporter_for
 from node.extensions import db
+from node.log import LOG
 from node.schemas import PackageQuerySchema
 from node.settings import current_settings
 from node.streaming import pipe
 from policies.errors import PolicyError
 
 FETCH_SCOPE = "agreement:fetch"
+
+log = logging.getLogger(__name__)
 
 blp = Blueprint("agreement_packages", __name__, url_prefix="/agreements",
                 description="Signed packages for partners with an active agreement.")
@@ -40,6 +59,67 @@ class PackageUnavailable(Conflict):
     title = "Package unavailable"
 
 
+class ServedPackage:
+    """Streams one package and logs it as served, from the streaming thread.
+
+    The thread has no request context: it gets the engine and the clock, and
+    opens its own short transactions (the log's write lock is never held
+    while bytes wait for a slow client).
+    """
+
+    def __init__(self, exporter: CamtrapExporter | DwcExporter, *, engine: Engine,
+                 clock: Clock, me: str, claims: AccessClaims, agreement_id: str,
+                 since: str | None) -> None:
+        """Prepare to stream ``exporter``'s package for the holder of ``claims``."""
+        self.exporter = exporter
+        self.sessions = make_session_factory(engine)
+        self.clock, self.me, self.claims = clock, me, claims
+        self.agreement_id, self.since = agreement_id, since
+        #: The index of the ``package.served`` entry, once committed.
+        self.index: int | None = None
+
+    def write(self, out: BinaryIO) -> ExportResult:
+        """Stream the package into ``out``, logging it before its descriptor is signed."""
+        try:
+            return self.exporter.write(out, seal=self.seal)
+        except BaseException as e:
+            if self.index is not None:
+                self._log_unfinished(e)
+            raise
+
+    def seal(self, result: ExportResult) -> Mapping[str, Any]:
+        """Commit the ``package.served`` entry; return what the descriptor says of it.
+
+        :raises CorridorError: the agreement stopped being in force while the
+            package was written (logged as ``fetch.refused``; no package).
+        """
+        with self.sessions() as session:
+            try:
+                self.index = log_served(session, me=self.me, claims=self.claims,
+                                        agreement_id=self.agreement_id, since=self.since,
+                                        result=result, now=self.clock())
+                session.commit()
+            except CorridorError as e:
+                session.rollback()
+                log_refusal(session, claims=self.claims, agreement_id=self.agreement_id,
+                            error=e, now=self.clock())
+                session.commit()
+                raise
+        return {"log_index": self.index, "log_origin": node_origin(self.me)}
+
+    def _log_unfinished(self, error: BaseException) -> None:
+        try:
+            with self.sessions() as session:
+                LOG.append(session, "package.unfinished", self.clock(),
+                           member=self.claims.subject, agreement=self.agreement_id,
+                           served_index=self.index, reason=type(error).__name__)
+                session.commit()
+        except Exception:
+            # The original error is on its way up; this one goes to the server log.
+            log.exception("package %s served at log index %s but unfinished, and that could "
+                          "not be logged", self.agreement_id, self.index)
+
+
 @blp.route("/<string:agreement_id>/package")
 class AgreementPackage(MethodView):
     """The agreement's signed, policy-filtered package."""
@@ -48,22 +128,32 @@ class AgreementPackage(MethodView):
     @blp.response(200, content_type="application/zip")
     def get(self, query: dict[str, Any], agreement_id: str) -> Response:
         """Stream the package (a zip with datapackage.json and its detached JWS)."""
-        claims = authorize(FETCH_SCOPE)
+        claims = authorize(FETCH_SCOPE)  # a 401 here is never logged (see log_refusal)
         settings = current_settings()
         session = db.session()
         current = now()
-        row = authorize_fetch(session, me=settings.member_id, claims=claims,
-                              agreement_id=agreement_id, now=current)
         try:
-            dataset, plan, _ = plan_for(session, row, keys_dir=settings.keys_dir, now=current)
-            exporter = exporter_for(db.engine, dataset, plan, provider=settings.member_id,
-                                    key=load_signing_key(settings.keys_dir), now=current,
-                                    recipient=row.requester, agreement=row.id,
-                                    since=query.get("since"))
-        except (PolicyError, ExportError) as e:
-            raise PackageUnavailable(f"no package for {row.id}: {e}") from e
+            row = authorize_fetch(session, me=settings.member_id, claims=claims,
+                                  agreement_id=agreement_id, now=current)
+            try:
+                dataset, plan, _ = plan_for(session, row, keys_dir=settings.keys_dir,
+                                            now=current)
+                exporter = exporter_for(db.engine, dataset, plan, provider=settings.member_id,
+                                        key=load_signing_key(settings.keys_dir), now=current,
+                                        recipient=row.requester, agreement=row.id,
+                                        since=query.get("since"))
+            except (PolicyError, ExportError) as e:
+                raise PackageUnavailable(f"no package for {row.id}: {e}") from e
+        except CorridorError as e:
+            session.rollback()
+            log_refusal(session, claims=claims, agreement_id=agreement_id, error=e, now=current)
+            session.commit()
+            raise
         session.close()
+        clock: Clock = current_app.extensions["corridor_clock"]
+        served = ServedPackage(exporter, engine=db.engine, clock=clock, me=settings.member_id,
+                               claims=claims, agreement_id=row.id, since=query.get("since"))
         filename = f"{row.id}.zip"
-        return Response(pipe(exporter.write), mimetype="application/zip", headers={
+        return Response(pipe(served.write), mimetype="application/zip", headers={
             "Content-Disposition": f'attachment; filename="{filename}"',
             "Cache-Control": "no-store"})

@@ -23,6 +23,7 @@ from rich.progress import (
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
+from sqlalchemy.exc import SQLAlchemyError
 
 from corridor.config import SettingsError, validate_identity
 from corridor.console import err, fail, out
@@ -47,6 +48,8 @@ from node.errors import CorridorError
 from node.export import ExportError, exporter_for, resources_of
 from node.exports import export_dwc
 from node.importer import Importer, ImportRefused, ImportResult
+from node.log import LOG
+from node.log_cli import log_group
 from node.oauth_client import TokenError
 from node.policy_store import (
     PolicyFileError,
@@ -382,6 +385,10 @@ def rotate(ctx: click.Context) -> None:
     except (RegistryError, TokenError) as e:
         fail(f"the registry did not accept the new key, so nothing changed: {e}")
     activate_key(settings.keys_dir, new.kid)
+    # Keys live in files, not in the database: the entry gets its own transaction,
+    # written once the new key is in place (a failure here leaves the rotation done
+    # but unlogged, and says so).
+    _log_key_event(settings, "key.rotated", kid=new.kid, previous_kid=old.kid)
     out.print(f"Signing with new key {new.kid} (trust list version "
               f"{result['trust_list_version']}). Old key {old.kid} stays valid until "
               f"'corridor node keys retire {old.kid}' (wait until partners have synced).")
@@ -401,7 +408,22 @@ def retire(ctx: click.Context, kid: str) -> None:
         retire_local_key(settings.keys_dir, kid)
     except (RegistryError, TokenError, KeystoreError) as e:
         fail(str(e))
+    _log_key_event(settings, "key.retired", kid=kid)  # own transaction, as in rotate
     out.print(f"Retired key {kid} (trust list version {result['trust_list_version']}).")
+
+
+def _log_key_event(settings: NodeSettings, type_: str, **fields: str) -> None:
+    """Append a key event to the exchange log in its own transaction."""
+    engine = make_engine(settings.database_url)
+    try:
+        upgrade(engine)
+        with make_session_factory(engine)() as session:
+            LOG.append(session, type_, datetime.now(UTC), **fields)
+            session.commit()
+    except SQLAlchemyError as e:
+        fail(f"the key change is done, but it could not be written to the exchange log: {e}")
+    finally:
+        engine.dispose()
 
 
 @node.command()
@@ -639,5 +661,5 @@ def export_command(ctx: click.Context, dataset: str, tier: str, purpose: str,
     out.print(f"Cursor for the next incremental export: {result.cursor}")
 
 
-for _command in (*AGREEMENT_COMMANDS, users):
+for _command in (*AGREEMENT_COMMANDS, users, log_group):
     node.add_command(_command)

@@ -23,7 +23,7 @@ import csv
 import hashlib
 import io
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, BinaryIO, Protocol
@@ -45,6 +45,7 @@ from sqlalchemy import (
 from corridor.db import stream_tuples, table_of
 from corridor.package_writer import PackageWriter
 from crypto.keys import SigningKey
+from crypto.package import content_digest
 from node.models import (
     PROFILE_CAMTRAP,
     PROFILE_DWC_EVENT,
@@ -132,6 +133,14 @@ class ExportResult:
     cursor: str = ""
     descriptor_sha256: str = ""
     plan_digest: str = ""
+    content_sha256: str = ""
+
+
+#: Called once every resource is written and before the descriptor is signed,
+#: with the result so far (rows, cursor, ``content_sha256``); returns properties
+#: to add to the descriptor's ``corridor`` object (the provider's log index of
+#: the package). If it raises, the package is abandoned unsigned.
+Seal = Callable[[ExportResult], Mapping[str, Any]]
 
 
 def _stored_names(engine: Engine, dataset_id: int) -> list[str]:
@@ -429,11 +438,13 @@ class CamtrapExporter:
 
     def write(self, out: BinaryIO,
               resources: Sequence[str] = ("deployments", "media", "observations",
-                                          "individuals")) -> ExportResult:
+                                          "individuals"), *,
+              seal: Seal | None = None) -> ExportResult:
         """Stream the package into ``out`` (which need not be seekable).
 
         ``resources`` may name fewer tables (a partial package is not a valid
         Camtrap DP package; the export benchmark uses it to time one table).
+        ``seal`` runs between the last resource and the signed descriptor.
         """
         result = ExportResult(plan_digest=self.plan.digest())
         deployments, dropped, precisions = self._deployments()
@@ -465,7 +476,10 @@ class CamtrapExporter:
             result.dropped = self._dropped_counts(dropped)
             result.cursor = Cursor(self.dataset.version, last_obs, last_media,
                                    dict(self.embargo_names), self._media_cutoff()).encode()
+            result.content_sha256 = content_digest(package.resource_entries())
             descriptor = self._descriptor(result, precisions)
+            if seal is not None:
+                descriptor["corridor"].update(seal(result))
             raw = package.finish(descriptor)
         result.descriptor_sha256 = hashlib.sha256(raw).hexdigest()
         return result
@@ -639,8 +653,8 @@ class DwcExporter:
         out.write(text.getvalue().encode("utf-8"))
         return count, {k: v for k, v in dropped.items() if v}
 
-    def write(self, out: BinaryIO) -> ExportResult:
-        """Stream the package into ``out``."""
+    def write(self, out: BinaryIO, *, seal: Seal | None = None) -> ExportResult:
+        """Stream the package into ``out``; ``seal`` as :meth:`CamtrapExporter.write`."""
         result = ExportResult(plan_digest=self.plan.digest())
         events, starts, applied = self._events()
         with PackageWriter(out, key=self.key) as package:
@@ -674,6 +688,9 @@ class DwcExporter:
             }
             if applied:
                 descriptor["coordinatePrecision"] = max(applied)
+            result.content_sha256 = content_digest(package.resource_entries())
+            if seal is not None:
+                descriptor["corridor"].update(seal(result))
             raw = package.finish(descriptor)
         result.descriptor_sha256 = hashlib.sha256(raw).hexdigest()
         return result

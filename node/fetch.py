@@ -6,6 +6,12 @@ hash and size, and that it is this agreement's package), and only then moved
 into place and recorded as a receipt. Anything else is deleted: a truncated
 or tampered download never looks like a package. Without ``since``, a fetch
 continues from the cursor of the last good package of the agreement.
+
+The receipt and its ``package.received`` log entry (DESIGN.md §10) are
+committed together. The entry names the provider's ``package.served`` entry
+(``corridor.log_index`` in the signed descriptor) and the content digest
+recomputed from the verified descriptor, so an auditor can pair what one
+side served with what the other received.
 """
 
 from __future__ import annotations
@@ -23,8 +29,10 @@ from sqlalchemy.orm import Session
 
 from corridor.verify import verify_package
 from crypto.canonical import canonical_json
+from crypto.package import content_digest, resource_entries
 from crypto.trustlist import TrustList
-from node.agreements import local
+from node.agreements import bounded, local
+from node.log import LOG
 from node.models import Receipt
 from node.oauth_client import TokenError
 from node.registry_client import RegistryClient
@@ -32,6 +40,8 @@ from node.registry_client import RegistryClient
 __all__ = ["FetchRefused", "FetchResult", "fetch_package", "last_cursor"]
 
 CHUNK = 64 * 1024
+#: Most resources whose row counts a ``package.received`` leaf lists.
+MAX_LOGGED_RESOURCES = 16
 
 
 class FetchRefused(Exception):
@@ -99,14 +109,33 @@ def fetch_package(session: Session, client: RegistryClient, trust_list: TrustLis
     finally:
         part.unlink(missing_ok=True)
     descriptor_sha = hashlib.sha256(canonical_json(report.descriptor)).hexdigest()
+    served_index = _served_index(meta)
     receipt = Receipt(agreement_id=agreement_id, provider=row.provider, package_sha256=digest,
                       descriptor_sha256=descriptor_sha,
                       plan_digest=(meta.get("plan") or {}).get("digest"), since=since,
                       cursor=meta.get("cursor"), rows=dict(meta.get("rows") or {}),
-                      path=str(out), received_at=now)
+                      path=str(out), received_at=now, served_index=served_index)
     session.add(receipt)
+    LOG.append(session, "package.received", now, member=row.provider, agreement=agreement_id,
+               served_index=served_index, package_sha256=digest,
+               descriptor_sha256=descriptor_sha,
+               content_sha256=content_digest(resource_entries(report.descriptor)),
+               rows=_counts(receipt.rows), since=bounded(since),
+               cursor=bounded(receipt.cursor if isinstance(receipt.cursor, str) else None))
     session.commit()
     return FetchResult(out, digest, size, receipt.rows, receipt.cursor, since, receipt.id)
+
+
+def _served_index(meta: Mapping[str, Any]) -> int | None:
+    """The provider's log index of this package, if its signed descriptor states one."""
+    index = meta.get("log_index")
+    return index if type(index) is int and index >= 0 else None
+
+
+def _counts(rows: Mapping[str, Any]) -> dict[str, int]:
+    """The row counts of a descriptor as a log leaf keeps them (a few, short names)."""
+    return {str(name)[:64]: n for name, n in list(rows.items())[:MAX_LOGGED_RESOURCES]
+            if type(n) is int and 0 <= n < 2**53}  # what canonical JSON holds exactly
 
 
 def _download(http: httpx.Client, url: str, token: str, since: str | None, part: Path,

@@ -13,7 +13,9 @@ from sqlalchemy.orm import Session
 
 from corridor.keystore import load_session_secret
 from node.datasets import get_dataset
+from node.log import LOG
 from node.models import DatasetPolicy
+from policies.errors import PolicyError
 from policies.policy import Policy, default_policy, load_policy
 
 
@@ -33,7 +35,10 @@ def read_policy_file(path: Path) -> dict[str, Any]:
 
 
 def set_policy(session: Session, dataset: str, document: dict[str, Any], now: datetime) -> Policy:
-    """Validate and store a dataset's policy.
+    """Validate and store a dataset's policy; log it if it changed (the caller commits).
+
+    The ``policy.changed`` entry (DESIGN.md §10) carries the digests of the
+    new and previous policies (:meth:`Policy.digest`), not the document.
 
     Raises:
         DatasetNotFound: no such dataset.
@@ -41,11 +46,18 @@ def set_policy(session: Session, dataset: str, document: dict[str, Any], now: da
     """
     get_dataset(session, dataset)
     policy = load_policy(document)
+    try:
+        previous: str | None = get_policy(session, dataset)[0].digest()
+    except PolicyError:
+        previous = None  # a stored policy this version cannot read: replaced all the same
     row = session.get(DatasetPolicy, dataset)
     if row is None:
         session.add(DatasetPolicy(dataset=dataset, document=document, updated_at=now))
     else:
         row.document, row.updated_at = document, now
+    if policy.digest() != previous:
+        LOG.append(session, "policy.changed", now, dataset=dataset,
+                   policy_digest=policy.digest(), previous_digest=previous)
     return policy
 
 

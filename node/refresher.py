@@ -2,9 +2,11 @@
 
 A daemon thread refreshes the trust list every ``sync_interval`` seconds and,
 every ``request_poll_interval`` seconds, pushes the owner's decisions and
-pulls new requests (nodes only connect outward). Failures are logged and the
-node keeps serving from its stored copies; once the trust list expires,
-``node.auth`` refuses every caller.
+pulls new requests (nodes only connect outward). Every
+``checkpoint_interval`` seconds, if the exchange log grew, it signs a
+checkpoint and sends it to the registry to witness (DESIGN.md §10). Failures
+are logged and the node keeps serving from its stored copies; once the trust
+list expires, ``node.auth`` refuses every caller.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import httpx
+from sqlalchemy.exc import SQLAlchemyError
 
 from corridor.db import make_engine, make_session_factory
-from corridor.keystore import load_signing_key
+from corridor.keystore import KeystoreError, load_signing_key
 from crypto.trustlist import TrustListRejected
 from node.agreement_sync import sync_agreements
 from node.agreements import SyncReport
@@ -26,6 +29,7 @@ from node.oauth_client import TokenError
 from node.registry_client import RegistryClient, RegistryError
 from node.settings import NodeSettings
 from node.trust_store import TrustStore
+from node.witness import COSIGNED, REFUSED, UNAVAILABLE, WitnessResult, checkpoint_and_submit
 
 log = logging.getLogger(__name__)
 
@@ -63,27 +67,56 @@ def exchange_agreements(settings: NodeSettings, client: RegistryClient) -> SyncR
     return report
 
 
+def checkpoint_once(settings: NodeSettings, client: RegistryClient) -> WitnessResult | None:
+    """Checkpoint the log if it grew and have the registry witness it; None if it failed."""
+    trust_list = TrustStore(settings.directory).current()
+    current = datetime.now(UTC)
+    if trust_list is not None and trust_list.is_expired(current):
+        trust_list = None  # still signed here; witnessed once the trust list is fresh again
+    engine = make_engine(settings.database_url)
+    try:
+        result = checkpoint_and_submit(settings, client, make_session_factory(engine),
+                                       trust_list, current, only_if_grown=True)
+    except (SQLAlchemyError, KeystoreError) as e:
+        log.warning("log checkpoint failed (will retry): %s", e)
+        return None
+    finally:
+        engine.dispose()
+    if result.outcome in (REFUSED, UNAVAILABLE):
+        log.warning("checkpoint of %s entries not witnessed: %s", result.size, result.detail)
+    elif result.outcome == COSIGNED and result.detail is None:
+        log.info("checkpoint of %s entries cosigned by the registry", result.size)
+    return result
+
+
 def start_refresher(settings: NodeSettings) -> threading.Event | None:
     """Start the background refresher if the node has a registry; return its stop event."""
-    if not settings.registry_url or (settings.sync_interval <= 0
-                                     and settings.request_poll_interval <= 0):
+    intervals = [i for i in (settings.sync_interval, settings.request_poll_interval,
+                             settings.checkpoint_interval) if i > 0]
+    if not settings.registry_url or not intervals:
         return None
     stop = threading.Event()
     client = RegistryClient(settings.registry_url, member_id=settings.member_id,
                             key=load_signing_key(settings.keys_dir),
                             http=httpx.Client(timeout=30), clock=lambda: datetime.now(UTC))
 
-    tick = min(i for i in (settings.sync_interval, settings.request_poll_interval) if i > 0)
+    tick = min(intervals)
+
+    def due(last: float, interval: int) -> bool:
+        return interval > 0 and time.monotonic() - last >= interval
 
     def run() -> None:
-        last_refresh = float("-inf")
+        last_refresh = last_exchange = last_checkpoint = float("-inf")
         while True:
-            if settings.sync_interval > 0 and \
-                    time.monotonic() - last_refresh >= settings.sync_interval:
+            if due(last_refresh, settings.sync_interval):
                 refresh_once(settings, client, lambda: datetime.now(UTC))
                 last_refresh = time.monotonic()
-            if settings.request_poll_interval > 0:
+            if due(last_exchange, settings.request_poll_interval):
                 exchange_agreements(settings, client)
+                last_exchange = time.monotonic()
+            if due(last_checkpoint, settings.checkpoint_interval):
+                checkpoint_once(settings, client)
+                last_checkpoint = time.monotonic()
             if stop.wait(tick):
                 return
 

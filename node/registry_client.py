@@ -7,6 +7,7 @@ failure cases, without patching anything here.
 
 from __future__ import annotations
 
+import base64
 import secrets
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -24,18 +25,23 @@ from node.settings import NodeSettings
 JOIN_TYP = "corridor-join+jwt"
 KEY_PROOF_TYP = "corridor-key-proof+jwt"
 REGISTRY_AUDIENCE = "registry"
+#: Scope of the token that reads and submits this node's checkpoints at the registry.
+WITNESS_SCOPE = "witness:submit"
 
 
 class RegistryError(Exception):
     """The registry refused a request; the message is its explanation.
 
     :ivar status: the HTTP status of the refusal (``None`` if there was no answer).
+    :ivar detail: the problem document's ``detail`` as the registry wrote it, if any.
     """
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(self, message: str, status: int | None = None, *,
+                 detail: str | None = None) -> None:
         """Create the error."""
         super().__init__(message)
         self.status = status
+        self.detail = detail
 
 
 class RegistryUnreachable(RegistryError):
@@ -61,8 +67,13 @@ class RegistryClient:
         except httpx.TransportError as e:
             raise RegistryUnreachable(f"registry {self.url} is unreachable ({e})") from e
         if response.status_code >= 400:
-            raise RegistryError(_explain(response), response.status_code)
-        return response.json()
+            raise RegistryError(_explain(response), response.status_code,
+                                detail=_detail(response))
+        try:
+            return response.json()
+        except ValueError as e:
+            raise RegistryError(f"the registry answered HTTP {response.status_code} without "
+                                "JSON", response.status_code) from e
 
     def join(self, *, name: str, country: str, node_url: str, keys: KeySet) -> Mapping[str, Any]:
         """File a membership request signed by the node's key."""
@@ -142,6 +153,51 @@ class RegistryClient:
     def fetch_token(self, provider: str, agreement_id: str) -> str:
         """A token to fetch ``agreement_id``'s package from ``provider``."""
         return self.tokens.token(provider, "agreement:fetch", agreement=agreement_id)
+
+    # --- witnessing the exchange log (DESIGN.md §10) -------------------------------------
+
+    def witnessed_checkpoint(self) -> Mapping[str, Any] | None:
+        """The newest checkpoint of this node the registry cosigned (``note``, ``size``).
+
+        ``None`` when it has cosigned none yet (HTTP 404).
+        """
+        try:
+            result: Mapping[str, Any] = self._call(
+                "GET", f"/witness/{self.member_id}", headers=self._bearer(WITNESS_SCOPE))
+        except RegistryError as e:
+            if e.status == 404:
+                return None
+            raise
+        return result
+
+    def submit_checkpoint(self, note: str, old_size: int, proof: list[bytes]) -> str:
+        """Ask the registry to cosign ``note``, consistent with its last cosigned ``old_size``.
+
+        ``proof`` is the RFC 9162 consistency proof from ``old_size`` to the
+        note's size (empty when ``old_size`` is 0). Returns the cosigned note.
+
+        :raises RegistryError: the registry refused (409: not consistent; the
+            problem's ``detail`` says why) or could not be asked.
+        """
+        result = self._call(
+            "POST", f"/witness/{self.member_id}",
+            json={"note": note, "old_size": old_size,
+                  "proof": [base64.b64encode(h).decode("ascii") for h in proof]},
+            headers=self._bearer(WITNESS_SCOPE))
+        cosigned = result.get("note") if isinstance(result, dict) else None
+        if not isinstance(cosigned, str):
+            raise RegistryError("the registry's witness answered without a note")
+        return cosigned
+
+
+def _detail(response: httpx.Response) -> str | None:
+    """The ``detail`` of a problem+json body, if there is one."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    detail = body.get("detail") if isinstance(body, dict) else None
+    return detail if isinstance(detail, str) else None
 
 
 def _explain(response: httpx.Response) -> str:

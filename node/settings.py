@@ -46,6 +46,9 @@ class NodeSettings:
         sync_interval: seconds between trust-list refreshes while serving (0: never).
         request_poll_interval: seconds between pulls of new requests and pushes of
             decisions while serving (0: only on ``corridor node sync``).
+        checkpoint_interval: seconds between checks of the exchange log while
+            serving: if it grew, a checkpoint is signed and sent to the registry
+            to witness (0: only on ``corridor node log checkpoint``).
         database_url: SQLAlchemy database URL.
         import_batch_rows: rows per INSERT batch during import (memory vs. round trips).
         max_problems_reported: import problems listed in full (the total is always given).
@@ -59,6 +62,7 @@ class NodeSettings:
     registry_url: str | None = None
     sync_interval: int = 3600
     request_poll_interval: int = 60
+    checkpoint_interval: int = 300
     database_url: str = ""
     import_batch_rows: int = 5_000
     max_problems_reported: int = 50
@@ -121,6 +125,7 @@ def load_settings(directory: Path, environ: Mapping[str, str] | None = None) -> 
         registry_url=data.get("registry", {}).get("url") or None,
         sync_interval=int(data.get("registry", {}).get("sync_interval", 3600)),
         request_poll_interval=int(data.get("registry", {}).get("request_poll_interval", 60)),
+        checkpoint_interval=int(data.get("registry", {}).get("checkpoint_interval", 300)),
         database_url=str(database_url),
         import_batch_rows=int(storage.get("import_batch_rows", 5_000)),
         extra={k: v for k, v in data.items() if k not in {"node", "storage", "registry"}},
