@@ -9,10 +9,15 @@ own copy: a registry that lies can at worst withhold a request.
 
 A member sees only agreements it is a party to; to anyone else an agreement
 does not exist (404, never 403), so ids cannot be probed.
+
+Each event the registry accepts is appended to its exchange log as
+``agreement.event`` in the transaction that stores it (a request is the
+first event, action ``request``); a refused event leaves no entry.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Sequence
 from datetime import datetime
@@ -22,12 +27,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from corridor.agreement_store import AgreementStore
+from corridor.tlog import LogEvent
 from corridor.web import BadRequest, Conflict, Forbidden, NotFound
 from crypto.keys import KeySet
 from policies.agreement_terms import load_agreement_terms
-from policies.agreements import ACTIVE, Agreement, AgreementError, extend
+from policies.agreements import ACTIVE, Agreement, AgreementError, Event, extend
 from policies.errors import PolicyError
 from registry.catalog import get_entry
+from registry.log import LOG
 from registry.members import active_keys
 from registry.models import MEMBER_ACTIVE, Member
 from registry.models import Agreement as AgreementRow
@@ -112,7 +119,7 @@ def file_request(session: Session, event_jws: str, *, caller: str, now: datetime
                              f"allows ({limit} days)")
     if STORE.get(session, agreement.id) is not None:
         raise Conflict(f"agreement id {agreement.id} is already used; pick another")
-    return _save(session, agreement, now)
+    return _save(session, agreement, agreement.events, now)
 
 
 def append_events(session: Session, agreement_id: str, events: Sequence[str], *, caller: str,
@@ -136,9 +143,10 @@ def append_events(session: Session, agreement_id: str, events: Sequence[str], *,
         return row
     stored = STORE.restore(session, row.id)
     agreement = _verify(session, stored, new)
-    if any(e.actor != caller for e in agreement.events[len(history):]):
+    added = agreement.events[len(history):]
+    if any(e.actor != caller for e in added):
         raise BadRequest("each member pushes only the events it signed")
-    return _save(session, agreement, now)
+    return _save(session, agreement, added, now)
 
 
 def _first_new(history: Sequence[str], events: Sequence[str]) -> int:
@@ -164,13 +172,25 @@ def _verify(session: Session, stored: Agreement | None, events: Sequence[str]) -
     return agreement
 
 
-def _save(session: Session, agreement: Agreement, now: datetime) -> AgreementRow:
+def _save(session: Session, agreement: Agreement, added: Sequence[Event],
+          now: datetime) -> AgreementRow:
+    """Store the verified agreement and log its ``added`` events (the caller commits)."""
     try:
         row: AgreementRow = STORE.save(session, agreement, now)
-        return row
     except IntegrityError as e:
         session.rollback()
         raise Conflict("the agreement changed meanwhile; sync, then retry") from e
+    # After the rows are written: the log's head lock is then held only until the commit.
+    LOG.append_many(session, [_log_event(agreement, event, now) for event in added])
+    return row
+
+
+def _log_event(agreement: Agreement, event: Event, now: datetime) -> LogEvent:
+    """The ``agreement.event`` log entry of one accepted event (no terms, no data)."""
+    return LogEvent("agreement.event", now, member=agreement.requester, agreement=agreement.id,
+                    fields={"provider": agreement.provider, "action": event.action,
+                            "actor": event.actor, "seq": event.seq,
+                            "event_sha256": hashlib.sha256(event.jws.encode("ascii")).hexdigest()})
 
 
 def fetchable(session: Session, agreement_id: str, *, client: str, provider: str,

@@ -1,4 +1,5 @@
-"""The registry's HTTP API: membership, trust list, keys (catalog and OAuth2 alongside)."""
+"""The registry's HTTP API: membership, trust list, keys (catalog, agreements, witness and
+OAuth2 alongside)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from registry.schemas import (
     TrustListSchema,
 )
 from registry.trust import current_trust_list, publish_trust_list
+from registry.witness_api import witness_blueprint
 
 members = Blueprint("members", __name__, url_prefix="/members",
                     description="Membership requests (the operator decides on the CLI).")
@@ -112,4 +114,4 @@ class MemberKey(MethodView):
                 "trust_list_version": version}
 
 
-BLUEPRINTS = [members, trust, catalog_blueprint, agreements_blueprint]
+BLUEPRINTS = [members, trust, catalog_blueprint, agreements_blueprint, witness_blueprint]

@@ -1,4 +1,8 @@
-"""``corridor registry``: set up and run the registry, decide on members."""
+"""``corridor registry``: set up and run the registry, decide on members.
+
+``log`` and ``witness`` (the exchange log, members' cosigned checkpoints) live in
+:mod:`registry.log_cli`.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from corridor.web import CorridorError
 from crypto.keys import KeySet
 from crypto.trustlist import ANCHOR_TYP
 from registry.db import upgrade
+from registry.log_cli import log, witness
 from registry.members import check_node_url, list_members, set_status
 from registry.models import MEMBER_ACTIVE, MEMBER_SUSPENDED
 from registry.settings import CONFIG_FILE, RegistrySettings, load_settings, render_config
@@ -184,4 +189,9 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
 
     settings = _settings(ctx)
     upgrade(make_engine(settings.database_url))
-    run_simple(host, port, create_app({"CORRIDOR_SETTINGS": settings}), threaded=True)
+    app = create_app({"CORRIDOR_SETTINGS": settings, "CORRIDOR_CHECKPOINTER": True})
+    run_simple(host, port, app, threaded=True)
+
+
+for _command in (log, witness):
+    registry.add_command(_command)

@@ -5,6 +5,10 @@ one of the keys it carries, which proves the requester holds that key. The
 registry never fetches the node URL it is given (DESIGN.md §5); it only
 checks its form: ``https://``, or ``http://`` on a loopback address when the
 registry runs in development mode.
+
+Every change is appended to the registry's exchange log (:data:`registry.log.LOG`)
+in the transaction that makes it: ``member.joined``, ``member.status``,
+``member.key_added`` and ``member.key_rotated``.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from corridor.web import BadRequest, Conflict, CorridorError, NotFound
 from crypto.errors import InvalidKey, InvalidSignature
 from crypto.jws import verify_compact
 from crypto.keys import KeySet, VerifyKey
+from registry.log import LOG
 from registry.models import (
     MEMBER_ACTIVE,
     MEMBER_PENDING,
@@ -133,7 +138,11 @@ def _unverified_payload(jws: str) -> bytes:
 
 
 def record_join_request(session: Session, request: JoinRequest, now: datetime) -> Member:
-    """Store a pending request (or refresh a pending one); refuse if the id is taken."""
+    """Store a pending request (or refresh a pending one); refuse if the id is taken.
+
+    Logs ``member.joined`` (``member``, ``country``, ``name``, ``kids``: the key ids the
+    request carries) in the caller's transaction.
+    """
     member = session.get(Member, request.member_id)
     if member is not None and member.status != MEMBER_PENDING:
         raise Conflict(f"member {request.member_id} already exists ({member.status})")
@@ -145,9 +154,15 @@ def record_join_request(session: Session, request: JoinRequest, now: datetime) -
     for old in session.scalars(select(MemberKey).where(MemberKey.member_id == request.member_id)):
         session.delete(old)
     session.flush()
+    kids = []
     for key in request.keys.verify_keys():
         session.add(MemberKey(member_id=request.member_id, kid=key.kid, jwk=key.to_jwk(),
                               added_at=now))
+        kids.append(key.kid)
+    # Rows first, log last: the log's head lock is then held only until the commit.
+    session.flush()
+    LOG.append(session, "member.joined", now, member=request.member_id,
+               country=request.country, name=request.name, kids=sorted(kids))
     return member
 
 
@@ -160,13 +175,17 @@ def get_member(session: Session, member_id: str) -> Member:
 
 
 def set_status(session: Session, member_id: str, status: str, now: datetime) -> Member:
-    """Admit (active) or suspend a member."""
+    """Admit (active) or suspend a member; logs ``member.status`` (``status``, ``previous``)."""
     if status not in (MEMBER_ACTIVE, MEMBER_SUSPENDED):
         raise ValueError(status)
     member = get_member(session, member_id)
     if member.status == status:
         raise Conflict(f"member {member_id} is already {status}")
+    previous = member.status
     member.status, member.decided_at = status, now
+    session.flush()
+    LOG.append(session, "member.status", now, member=member_id, status=status,
+               previous=previous)
     return member
 
 
@@ -184,7 +203,10 @@ def active_keys(session: Session, member_id: str) -> KeySet:
 
 def add_key(session: Session, member_id: str, jwk: dict[str, Any], proof: str,
             now: datetime) -> MemberKey:
-    """Add a key for rotation; ``proof`` is a JWS by the new key over the member id and kid."""
+    """Add a key for rotation; ``proof`` is a JWS by the new key over the member id and kid.
+
+    Logs ``member.key_added`` (``kid``).
+    """
     try:
         key = VerifyKey.from_jwk(jwk)
         verified = verify_compact(proof, KeySet([key]), max_size=8192,
@@ -199,17 +221,26 @@ def add_key(session: Session, member_id: str, jwk: dict[str, Any], proof: str,
         raise Conflict(f"key {key.kid} is already registered")
     row = MemberKey(member_id=member_id, kid=key.kid, jwk=key.to_jwk(), added_at=now)
     session.add(row)
+    session.flush()
+    LOG.append(session, "member.key_added", now, member=member_id, kid=key.kid)
     return row
 
 
 def retire_key(session: Session, member_id: str, kid: str, now: datetime) -> MemberKey:
-    """Retire a key; a member always keeps at least one active key."""
+    """Retire a key; a member always keeps at least one active key.
+
+    Retiring is the last step of a rotation: logs ``member.key_rotated`` (``kid``: the
+    retired key, ``active``: the key ids that remain).
+    """
     row = session.get(MemberKey, (member_id, kid))
     if row is None or row.retired_at is not None:
         raise NotFound(f"no active key {kid!r} for {member_id}")
-    if len(active_keys(session, member_id)) <= 1:
+    remaining = sorted(k for k in active_keys(session, member_id) if k != kid)
+    if not remaining:
         raise Conflict("cannot retire the last active key; add its successor first")
     row.retired_at = now
+    session.flush()
+    LOG.append(session, "member.key_rotated", now, member=member_id, kid=kid, active=remaining)
     return row
 
 

@@ -18,8 +18,9 @@ are refused. Endpoints:
 
 Access tokens are RFC 9068 JWTs signed by the registry key
 (:func:`crypto.tokens.issue_access_token`); each one issued is recorded in
-``issued_tokens`` in the same transaction that consumes the client
-assertion's ``jti`` (``used_assertions``).
+``issued_tokens`` and logged as ``token.issued`` in the registry's exchange
+log, in the same transaction that consumes the client assertion's ``jti``
+(``used_assertions``).
 
 Errors: the token endpoint answers in the RFC 6749 §5.2 format, as OAuth
 clients expect. Introspection and revocation errors are RFC 9457
@@ -82,6 +83,7 @@ from crypto.tokens import (
 from registry import context
 from registry.agreements import fetchable
 from registry.extensions import db
+from registry.log import LOG
 from registry.members import active_keys
 from registry.models import MEMBER_ACTIVE, IssuedToken, Member, UsedAssertion
 from registry.settings import REGISTRY_AUDIENCE
@@ -92,6 +94,7 @@ __all__ = [
     "MEMBER_AUDIENCE",
     "PRIVATE_KEY_JWT",
     "SCOPES",
+    "WITNESS_SCOPE",
     "InvalidTargetError",
     "MemberClient",
     "allowed_scopes",
@@ -115,13 +118,15 @@ MEMBER_AUDIENCE = "<member>"
 
 #: Scope of a token that fetches one agreement's package from its provider.
 FETCH_SCOPE = "agreement:fetch"
+#: Scope of a token that submits the member's own log checkpoints to the registry's witness.
+WITNESS_SCOPE = "witness:submit"
 
 #: The scope table: which scopes a token may carry, by kind of audience.
 #: ``registry`` is the registry's own API; :data:`MEMBER_AUDIENCE` is any other
 #: active member.
 SCOPES: Mapping[str, frozenset[str]] = MappingProxyType({
     REGISTRY_AUDIENCE: frozenset({"catalog:read", "catalog:write", "keys:write",
-                                  "agreements:read", "agreements:write"}),
+                                  "agreements:read", "agreements:write", WITNESS_SCOPE}),
     MEMBER_AUDIENCE: frozenset({"node:read", FETCH_SCOPE}),
 })
 
@@ -367,13 +372,24 @@ class MemberCredentialsGrant(ClientCredentialsGrant):  # type: ignore[misc]  # a
 
 
 def save_token(token: Mapping[str, Any], _request: OAuth2Request) -> None:
-    """authlib's ``save_token``: record the token just minted (claims only, never the token)."""
+    """authlib's ``save_token``: record the token just minted (claims only, never the token).
+
+    Also logs ``token.issued`` (``member`` = the client, ``jti``, ``audience``,
+    ``scope``, ``agreement`` for a fetch token only, ``expires_at``) in the same
+    transaction, which the token endpoint commits.
+    """
     claims = unverified_claims(token["access_token"])  # minted by this process a moment ago
-    db.session().add(IssuedToken(
+    session = db.session()
+    expires_at = datetime.fromtimestamp(claims["exp"], UTC)
+    session.add(IssuedToken(
         jti=claims["jti"], client_id=claims["client_id"], audience=claims["aud"],
         scope=claims["scope"], issued_at=datetime.fromtimestamp(claims["iat"], UTC),
-        expires_at=datetime.fromtimestamp(claims["exp"], UTC),
-        agreement=claims.get("agreement")))
+        expires_at=expires_at, agreement=claims.get("agreement")))
+    session.flush()
+    LOG.append(session, "token.issued", context.now(), member=claims["client_id"],
+               agreement=claims.get("agreement"), jti=claims["jti"], audience=claims["aud"],
+               scope=claims["scope"],
+               expires_at=expires_at.isoformat().replace("+00:00", "Z"))
 
 
 def _no_generic_tokens(**_kwargs: Any) -> dict[str, Any]:

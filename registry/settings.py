@@ -47,6 +47,8 @@ class RegistrySettings:
         proxies: reverse proxies in front of the registry whose X-Forwarded-Proto/Host/For
             headers are trusted (0: none). Behind a TLS proxy this must be 1, or the
             OAuth2 endpoints see http:// and refuse every request.
+        checkpoint_interval: seconds between checks that sign a new checkpoint of the
+            registry's exchange log when it grew (0: only ``corridor registry log checkpoint``).
     """
 
     directory: Path
@@ -58,6 +60,7 @@ class RegistrySettings:
     token_ttl: int = 300
     assertion_max_age: int = 300
     proxies: int = 0
+    checkpoint_interval: int = 300
 
     @property
     def keys_dir(self) -> Path:
@@ -93,6 +96,10 @@ def load_settings(directory: Path, environ: Mapping[str, str] | None = None) -> 
         ttl = int(reg.get("token_ttl", 300))
         if not 30 <= ttl <= 300:
             raise SettingsError(f"{path}: token_ttl must be 30..300 seconds")
+        interval = reg.get("checkpoint_interval", 300)
+        if not isinstance(interval, int) or isinstance(interval, bool) or interval < 0:
+            raise SettingsError(f"{path}: checkpoint_interval must be a whole number of "
+                                "seconds, 0 or more (0 disables it)")
         return RegistrySettings(
             directory=directory,
             name=str(reg["name"]),
@@ -103,6 +110,7 @@ def load_settings(directory: Path, environ: Mapping[str, str] | None = None) -> 
             trust_list_ttl=int(reg.get("trust_list_ttl", 7 * 24 * 3600)),
             token_ttl=ttl,
             proxies=int(reg.get("proxies", 0)),
+            checkpoint_interval=interval,
         )
     except (tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as e:
         if isinstance(e, SettingsError):
@@ -123,6 +131,7 @@ def render_config(name: str, url: str, *, development: bool,
         "trust_list_ttl = 604800  # seconds a signed trust list stays valid",
         "token_ttl = 300          # seconds an access token stays valid (30..300)",
         "proxies = 0              # 1 behind a TLS reverse proxy (trust its X-Forwarded-*)",
+        "checkpoint_interval = 300  # seconds between signed checkpoints of the log (0: off)",
         "",
         "[storage]",
     ]

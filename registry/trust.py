@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
@@ -9,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from crypto.keys import KeySet, SigningKey
 from crypto.trustlist import MemberEntry, sign_trust_list
+from registry.log import LOG
 from registry.members import active_keys
 from registry.models import MEMBER_ACTIVE, Member, TrustListVersion
 
@@ -18,7 +20,9 @@ def publish_trust_list(session: Session, *, key: SigningKey, registry_url: str,
     """Sign the next version from the current members and keys, and store it.
 
     Call inside the transaction that made the change, so the change and the
-    list that announces it commit together.
+    list that announces it commit together. Logs ``trustlist.published``
+    (``version``, ``sha256``: hex SHA-256 of the signed list's compact JWS,
+    ``members``: how many members it lists) in the same transaction.
     """
     members = [
         MemberEntry(m.member_id, m.name, m.country, m.node_url,
@@ -31,6 +35,11 @@ def publish_trust_list(session: Session, *, key: SigningKey, registry_url: str,
     jws = sign_trust_list(version=latest + 1, issued_at=now, expires_at=expires,
                           registry_url=registry_url, registry_keys=KeySet([key.public_key]),
                           members=members, key=key)
+    # Logged before the row is written: every writer then takes the log's head lock
+    # before inserting a version, so two publishers of one version queue on the lock
+    # (the second fails on the version's key) instead of deadlocking.
+    LOG.append(session, "trustlist.published", now, version=latest + 1,
+               sha256=hashlib.sha256(jws.encode("ascii")).hexdigest(), members=len(members))
     row = TrustListVersion(version=latest + 1, issued_at=now, expires_at=expires, jws=jws,
                            reason=reason)
     session.add(row)

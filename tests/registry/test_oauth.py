@@ -166,7 +166,8 @@ def test_metadata_rfc_8414(reg: RegistryHarness) -> None:
         "grant_types_supported": ["client_credentials"],
         "response_types_supported": [],
         "scopes_supported": ["agreement:fetch", "agreements:read", "agreements:write",
-                             "catalog:read", "catalog:write", "keys:write", "node:read"],
+                             "catalog:read", "catalog:write", "keys:write", "node:read",
+                             "witness:submit"],
         "token_endpoint_auth_methods_supported": ["private_key_jwt"],
         "token_endpoint_auth_signing_alg_values_supported": ["EdDSA"],
         "introspection_endpoint_auth_methods_supported": ["private_key_jwt"],
@@ -500,10 +501,11 @@ def test_bad_audience_is_invalid_target(reg: RegistryHarness, audience: str,
 
 @pytest.mark.parametrize(("audience", "scope", "description"), [
     ("registry", "node:read", "allowed scopes for this audience: agreements:read "
-                              "agreements:write catalog:read catalog:write keys:write"),
+                              "agreements:write catalog:read catalog:write keys:write "
+                              "witness:submit"),
     ("registry", "catalog:read admin", "allowed scopes for this audience: "
                                        "agreements:read agreements:write catalog:read "
-                                       "catalog:write keys:write"),
+                                       "catalog:write keys:write witness:submit"),
     ("cn-ntlnp", "catalog:write", "allowed scopes for this audience: agreement:fetch node:read"),
     ("cn-ntlnp", "node:read  node:read",
      "allowed scopes for this audience: agreement:fetch node:read"),

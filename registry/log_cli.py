@@ -1,0 +1,140 @@
+"""``corridor registry log`` and ``corridor registry witness``: the exchange log and the witness.
+
+``log status`` shows the registry's log and its newest checkpoint; ``log
+checkpoint`` signs one now (the server also does it every
+``checkpoint_interval`` seconds). ``witness list`` shows the newest checkpoint
+the registry cosigned per member; ``witness refusals`` prints the evidence
+kept for every checkpoint refused as inconsistent, both notes in full.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+from rich.table import Table
+from sqlalchemy.orm import Session
+
+from corridor.config import SettingsError
+from corridor.console import fail, out
+from corridor.db import make_engine, make_session_factory
+from corridor.keystore import load_signing_key
+from registry.db import upgrade
+from registry.log import LOG
+from registry.settings import RegistrySettings, load_settings
+from registry.witness import refusals, sign_registry_checkpoint, witnessed
+
+__all__ = ["log", "witness"]
+
+
+def _settings(ctx: click.Context) -> RegistrySettings:
+    directory: Path = ctx.obj["dir"]
+    try:
+        return load_settings(directory)
+    except SettingsError as e:
+        fail(str(e))
+
+
+@contextmanager
+def _database(settings: RegistrySettings) -> Iterator[Session]:
+    """A session on the registry's (migrated) database."""
+    engine = make_engine(settings.database_url)
+    try:
+        upgrade(engine)
+        with make_session_factory(engine)() as session:
+            yield session
+    finally:
+        engine.dispose()
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _when(at: datetime | None) -> str:
+    return at.strftime("%Y-%m-%d %H:%M:%S") if at is not None else "-"
+
+
+@click.group()
+def log() -> None:
+    """The registry's exchange log and its signed checkpoints."""
+
+
+@log.command("status")
+@click.pass_context
+def log_status(ctx: click.Context) -> None:
+    """Size and root of the log, and its newest checkpoint."""
+    with _database(_settings(ctx)) as session:
+        size = LOG.size(session)
+        out.print(f"entries     {size}")
+        out.print(f"root        {_b64(LOG.root(session, size))}", markup=False)
+        latest = LOG.latest_checkpoint(session)
+        if latest is None:
+            out.print("checkpoint  none yet ('corridor registry log checkpoint' signs one)")
+            return
+        out.print(f"checkpoint  size {latest.size}, signed {_when(latest.signed_at)} UTC"
+                  + (f", {size - latest.size} entries since" if size > latest.size else ""))
+
+
+@log.command("checkpoint")
+@click.pass_context
+def log_checkpoint(ctx: click.Context) -> None:
+    """Sign a checkpoint of the log now (nothing new if one exists at this size)."""
+    settings = _settings(ctx)
+    key = load_signing_key(settings.keys_dir)
+    with _database(settings) as session:
+        row = sign_registry_checkpoint(session, key, datetime.now(UTC))
+    if row is None:
+        out.print("The log is empty: nothing to sign.")
+        return
+    out.print(f"Checkpoint at size {row.size}, signed {_when(row.signed_at)} UTC:")
+    click.echo(row.note, nl=False)
+
+
+@click.group()
+def witness() -> None:
+    """Members' checkpoints the registry cosigned, and those it refused."""
+
+
+@witness.command("list")
+@click.pass_context
+def witness_list(ctx: click.Context) -> None:
+    """The newest cosigned checkpoint of every member."""
+    with _database(_settings(ctx)) as session:
+        rows = witnessed(session)
+        if not rows:
+            out.print("No checkpoint cosigned yet.")
+            return
+        table = Table(title="Witnessed checkpoints", title_justify="left")
+        for column in ("member", "size", "root", "cosigned (UTC)"):
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            table.add_row(row.member, str(row.size), _b64(row.root), _when(row.cosigned_at))
+        out.print(table)
+
+
+@witness.command("refusals")
+@click.option("--member", help="Only this member's refusals.")
+@click.pass_context
+def witness_refusals(ctx: click.Context, member: str | None) -> None:
+    """Every refused checkpoint with its evidence: the cosigned note, the offered one, the proof."""
+    with _database(_settings(ctx)) as session:
+        rows = refusals(session, member)
+        if not rows:
+            out.print("No checkpoint refused.")
+            return
+        for row in rows:
+            out.print(f"[bold]refusal {row.id}[/]  {row.member}  {_when(row.at)} UTC")
+            out.print(f"  reason: {row.reason}", markup=False)
+            # Notes are printed verbatim (click, not rich): they are the evidence.
+            out.print("  cosigned note:")
+            click.echo(row.cosigned_note or "(none)\n", nl=False)
+            out.print("  offered note:")
+            click.echo(row.offered_note, nl=False)
+            out.print(f"  proof ({len(row.proof)} hashes):")
+            for item in row.proof:
+                click.echo(f"    {item}")
