@@ -8,12 +8,18 @@ from typing import Any
 
 from flask import Flask
 
-from corridor.keystore import load_session_secret
+from corridor.keystore import load_session_secret, public_keys
+from corridor.log_api import AuditLog, CheckpointTrust, init_audit
+from corridor.pages import ui
+from corridor.tlog import REGISTRY_NAME, node_origin
 from corridor.web import service_app
 from node import api as api_views
 from node import web
 from node.extensions import db
+from node.log import LOG
 from node.settings import NodeSettings, load_settings, secret_key_override
+from node.trust_store import ANCHOR_FILE, AnchorError, read_anchor
+from node.users import ACCOUNTS
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -32,13 +38,29 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         settings = load_settings(Path(directory))
     assert isinstance(settings, NodeSettings)
 
-    app, _ = service_app(
+    app, api = service_app(
         "node", title=f"Corridor node {settings.member_id}", settings=settings, config=config,
         database=db, blueprints=api_views.BLUEPRINTS, max_body=1024 * 1024,
         JSON_SORT_KEYS=False,
         SECRET_KEY=secret_key_override() or load_session_secret(settings.keys_dir),
         **web.flask_settings(settings.url))
-    # The owner's pages: CSRF is checked by that blueprint alone, the token API has none.
+    # The exchange log for auditors: read-only API under /log (DESIGN.md §10).
+    init_audit(app, api, AuditLog(label=settings.member_id, log=LOG, database=db,
+                                  accounts=ACCOUNTS, trust=lambda: checkpoint_trust(settings)))
+    # The pages: CSRF is checked by that blueprint alone, the token API has none.
     web.csrf.init_app(app)
+    app.register_blueprint(ui)
     app.register_blueprint(web.bp)
     return app
+
+
+def checkpoint_trust(settings: NodeSettings) -> CheckpointTrust:
+    """The node's checkpoints are signed by its own keys and cosigned by the pinned registry."""
+    try:
+        _, anchor = read_anchor(settings.directory / ANCHOR_FILE)
+        registry_keys = anchor.verify_keys()
+    except AnchorError:
+        registry_keys = []  # not connected to a registry yet: nothing to check against
+    return CheckpointTrust(origin=node_origin(settings.member_id), signer=settings.member_id,
+                           signer_keys=public_keys(settings.keys_dir).verify_keys(),
+                           cosigner=REGISTRY_NAME, cosigner_keys=registry_keys)

@@ -1,14 +1,18 @@
-"""The data owner's web pages: sign in, the inbox of requests, one request, the agreements.
+"""The node's web pages: sign in, the inbox of requests, one request, the agreements, the log.
 
 Server-rendered for people (Flask + Jinja, autoescaped); the JSON API of
 :mod:`node.api` and :mod:`node.agreements_api` is for machines, uses bearer
-tokens and no cookies, so only this blueprint checks CSRF tokens.
+tokens and no cookies, so only this blueprint checks CSRF tokens. Sign-in,
+headers, error pages and the layout are shared with the registry
+(:mod:`corridor.pages`).
 
 Every page needs a signed-in local account (:mod:`node.users`). Owners and
 admins sign decisions with the node's key; auditors see the same pages
 without the forms, and the server refuses their changes with 403 whatever
 they post. A decision is stored here first and then pushed to the registry;
 if the registry cannot be reached it goes at the next sync (DESIGN.md §6).
+The exchange log page (:func:`corridor.pages.log_page`) is for auditors and
+admins only.
 """
 
 from __future__ import annotations
@@ -16,9 +20,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from typing import Any, BinaryIO, cast
-from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
@@ -30,27 +33,29 @@ from flask import (
     request,
     url_for,
 )
-from flask import session as web_session
 from flask.typing import ResponseReturnValue
-from flask_wtf.csrf import CSRFError, CSRFProtect
-from marshmallow import RAISE, Schema, ValidationError, fields
+from flask_wtf.csrf import CSRFProtect
+from marshmallow import fields
 from marshmallow.validate import Length, OneOf
 from sqlalchemy.orm import Session
-from werkzeug.exceptions import HTTPException
-from werkzeug.wrappers import Response
 
+from corridor import pages
 from corridor.clock import now
 from corridor.keystore import KeystoreError, load_signing_key
+from corridor.log_api import current_audit
+from corridor.pages import FormInvalid, PageForm, Site, load_form
 from corridor.web import CorridorError, NotFound
 from node.agreement_sync import push
 from node.agreements import STORE, act, local, plan_for, restore
 from node.export import ExportError, exporter_for
 from node.extensions import db
+from node.log import LOG
 from node.models import Agreement as AgreementRow
+from node.models import User
 from node.policy_store import get_policy
 from node.registry_client import RegistryError, client_for
 from node.settings import NodeSettings, current_settings
-from node.users import MAX_PASSWORD_LENGTH, authenticate, can_decide, get_user
+from node.users import ACCOUNTS, can_audit, can_decide
 from policies.agreements import ACTIVE, APPROVED, PROVIDER, REQUESTED, REQUESTER, Agreement
 from policies.errors import PolicyError
 from policies.policy import Policy, Tier
@@ -61,10 +66,6 @@ bp = Blueprint("web", __name__, template_folder="templates")
 csrf = CSRFProtect()
 
 SESSION_COOKIE = "corridor_node_session"
-SESSION_LIFETIME = timedelta(hours=8)
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-PUBLIC_ENDPOINTS = frozenset({"web.login"})
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 MAX_REASON = 2000
 #: What the decision form may ask for; :func:`node.agreements.act` checks the side.
 DECISIONS = ("approve", "narrow", "refuse", "accept", "withdraw")
@@ -75,76 +76,31 @@ DONE = {"approve": "Approved", "narrow": "Narrowed and approved", "refuse": "Ref
 BBOX_SIDES = ("west", "south", "east", "north")
 #: States whose agreement may still release data (the request page previews those).
 IN_PLAY = frozenset({REQUESTED, APPROVED, ACTIVE})
-# Pages never go into caches and never into frames; the CSS is a same-origin file.
-PAGE_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; "
-                               "form-action 'self'; base-uri 'none'",
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    # CSRFProtect checks the Referer on HTTPS, so same-origin requests must keep it.
-    "Referrer-Policy": "same-origin",
-    "Cache-Control": "no-store",
-}
 
 
 def flask_settings(url: str | None) -> dict[str, Any]:
-    """Flask settings of the pages' session cookie and CSRF tokens, for a node at ``url``.
-
-    The cookie is ``Secure`` unless the node runs over plain HTTP on loopback
-    (or has no URL yet): development, where there is no TLS to ask for.
-    """
-    return {
-        "SESSION_COOKIE_NAME": SESSION_COOKIE,
-        "SESSION_COOKIE_HTTPONLY": True,
-        "SESSION_COOKIE_SAMESITE": "Lax",
-        "SESSION_COOKIE_SECURE": not is_development_url(url),
-        "PERMANENT_SESSION_LIFETIME": SESSION_LIFETIME,
-        # Only this blueprint checks tokens (see _before_page); the JSON API has none.
-        "WTF_CSRF_CHECK_DEFAULT": False,
-        "WTF_CSRF_TIME_LIMIT": int(SESSION_LIFETIME.total_seconds()),
-    }
+    """Flask settings of the pages' session cookie and CSRF tokens, for a node at ``url``."""
+    return pages.flask_settings(url, SESSION_COOKIE)
 
 
-def is_development_url(url: str | None) -> bool:
-    """No URL yet, or plain HTTP on a loopback address."""
-    if not url:
-        return True
-    parts = urlsplit(url)
-    return parts.scheme == "http" and (parts.hostname or "") in LOOPBACK_HOSTS
+def site(user: User | None) -> Site:
+    """The layout's view of this node; the log is linked for auditors and admins."""
+    settings = current_settings()
+    nav = [("web.inbox", "Inbox"), ("web.agreements", "Agreements")]
+    if user is not None and can_audit(user):
+        nav.append(("web.log_page", "Log"))
+    return Site(title=f"Corridor node {settings.member_id}", brand=f"Corridor · {settings.name}",
+                tag=settings.member_id, home="web.inbox", nav=tuple(nav),
+                users_hint="corridor node users add NAME --role owner")
 
 
-def safe_next(target: str | None) -> str:
-    """``target`` if it is a path on this site, else the inbox (no open redirects)."""
-    default = url_for("web.inbox")
-    if not target or not target.startswith("/") or target.startswith("//"):
-        return default
-    # Browsers read "/\\evil.example" as "//evil.example"; control characters are never paths.
-    if "\\" in target or any(ord(c) < 32 or ord(c) == 127 for c in target):
-        return default
-    parts = urlsplit(target)
-    return default if parts.scheme or parts.netloc else target
+pages.install(bp, csrf=csrf, accounts=ACCOUNTS, database=db, log=LOG, site=site)
 
 
 # --- forms (marshmallow at the edge, CONVENTIONS.md §8) -------------------------
 
 
-class _Form(Schema):
-    class Meta:
-        unknown = RAISE
-
-    # Checked by CSRFProtect before any view runs; declared so RAISE accepts it.
-    csrf_token = fields.String(load_default="")
-
-
-class LoginForm(_Form):
-    """The sign-in form."""
-
-    username = fields.String(load_default="", validate=Length(max=64))
-    password = fields.String(load_default="", validate=Length(max=MAX_PASSWORD_LENGTH))
-    next = fields.String(load_default="")
-
-
-class ReasonForm(_Form):
+class ReasonForm(PageForm):
     """A form whose only field is the reason (revoke)."""
 
     reason = fields.String(load_default="", validate=Length(max=MAX_REASON))
@@ -163,20 +119,6 @@ class DecisionForm(ReasonForm):
     bbox_south = fields.String(load_default="", validate=Length(max=32))
     bbox_east = fields.String(load_default="", validate=Length(max=32))
     bbox_north = fields.String(load_default="", validate=Length(max=32))
-
-
-class FormInvalid(Exception):
-    """A submitted form does not load (the message lists the fields)."""
-
-
-def _load(schema: Schema, data: Mapping[str, Any]) -> dict[str, Any]:
-    try:
-        loaded: dict[str, Any] = schema.load(data)
-    except ValidationError as e:
-        messages = e.messages if isinstance(e.messages, dict) else {"form": e.messages}
-        raise FormInvalid("; ".join(f"{name}: {' '.join(map(str, problems))}"
-                                    for name, problems in messages.items())) from e
-    return loaded
 
 
 def narrowed_terms(requested: Mapping[str, Any], form: Mapping[str, str]) -> dict[str, Any]:
@@ -209,111 +151,16 @@ def narrowed_terms(requested: Mapping[str, Any], form: Mapping[str, str]) -> dic
 # --- who is asking ------------------------------------------------------------
 
 
-@bp.before_request
-def _before_page() -> ResponseReturnValue | None:
-    """CSRF check for changes, then the signed-in user (re-read on every request)."""
-    if request.method not in SAFE_METHODS:
-        csrf.protect()
-    g.user = None
-    username = web_session.get("user")
-    if isinstance(username, str):
-        g.user = get_user(db.session(), username)
-        if g.user is None:  # the account was removed: end its sessions too
-            web_session.clear()
-    if g.user is None and request.endpoint not in PUBLIC_ENDPOINTS:
-        here = request.full_path.rstrip("?") if request.method == "GET" else None
-        return redirect(url_for("web.login", next=here))
-    return None
-
-
-@bp.after_request
-def _page_headers(response: Response) -> Response:
-    for name, value in PAGE_HEADERS.items():
-        response.headers.setdefault(name, value)
-    return response
-
-
 @bp.context_processor
 def _page_context() -> dict[str, Any]:
     user = g.get("user")
-    return {"node": current_settings(), "user": user,
-            "may_decide": user is not None and can_decide(user)}
+    return {"node": current_settings(), "may_decide": user is not None and can_decide(user)}
 
 
 def _require_decider() -> None:
     if not can_decide(g.user):
         abort(403, description=f"Your role ({g.user.role}) may view agreements but not "
                                "change them. Ask an owner or an admin.")
-
-
-# --- errors as pages ------------------------------------------------------------
-
-
-@bp.errorhandler(CSRFError)
-def _csrf_failed(error: CSRFError) -> ResponseReturnValue:
-    return render_template("error.html", status=400, title="Form expired or forged",
-                           message=f"The form's CSRF security token was refused "
-                                   f"({error.description}) and nothing was changed. "
-                                   "Reload the page and try again."), 400
-
-
-@bp.errorhandler(HTTPException)
-def _http_error(error: HTTPException) -> ResponseReturnValue:
-    code = error.code or 500
-    return render_template("error.html", status=code, title=error.name,
-                           message=error.description), code
-
-
-@bp.errorhandler(CorridorError)
-def _service_error(error: CorridorError) -> ResponseReturnValue:
-    return render_template("error.html", status=error.status, title=error.title,
-                           message=error.detail or error.title), error.status
-
-
-@bp.errorhandler(Exception)
-def _unexpected(error: Exception) -> ResponseReturnValue:
-    # The detail goes to the log, never to the page (CONVENTIONS.md §5).
-    log.exception("page %s failed", request.path, exc_info=error)
-    return render_template("error.html", status=500, title="Something went wrong",
-                           message="The node could not do this; the details are in its "
-                                   "log."), 500
-
-
-# --- sign in and out ----------------------------------------------------------
-
-
-@bp.route("/login", methods=["GET", "POST"])
-def login() -> ResponseReturnValue:
-    """The sign-in form; on success, a fresh session and back to where the user was going."""
-    target = safe_next(request.values.get("next"))
-    if request.method == "GET":
-        if g.user is not None:
-            return redirect(target)
-        return render_template("login.html", next=target)
-    session = db.session()
-    try:
-        form = _load(LoginForm(), request.form)
-        user = authenticate(session, form["username"].strip(), form["password"], now=now())
-    except FormInvalid:
-        user = None
-    if user is None:
-        # One message whether the name or the password is wrong.
-        return render_template("login.html", next=target, error="Wrong username or password.",
-                               username=request.form.get("username", "")[:64]), 401
-    session.commit()
-    web_session.clear()  # a new session on every sign-in: nothing carried over (fixation)
-    web_session["user"] = user.username
-    web_session.permanent = True
-    flash(f"Signed in as {user.username} ({user.role}).", "ok")
-    return redirect(target)
-
-
-@bp.post("/logout")
-def logout() -> ResponseReturnValue:
-    """End the session."""
-    web_session.clear()
-    flash("Signed out.", "ok")
-    return redirect(url_for("web.login"))
 
 
 # --- pages --------------------------------------------------------------------
@@ -348,6 +195,13 @@ def agreements() -> ResponseReturnValue:
     return _render_agreements()
 
 
+@bp.get("/log")
+def log_page() -> ResponseReturnValue:
+    """The node's exchange log and its checkpoints (auditors and admins; owners get 403)."""
+    pages.require_auditor_page()
+    return pages.log_page(current_audit())
+
+
 # --- decisions ------------------------------------------------------------------
 
 
@@ -358,7 +212,7 @@ def decide(agreement_id: str) -> ResponseReturnValue:
     session, me = db.session(), current_settings().member_id
     row = _agreement_or_404(session, agreement_id, me)
     try:
-        form = _load(DecisionForm(), request.form)
+        form = load_form(DecisionForm(), request.form)
         action, reason = form["decision"], form["reason"].strip()
         if not reason and action not in REASON_OPTIONAL:
             raise FormInvalid("reason: give a reason; it is signed into the agreement's history")
@@ -377,7 +231,7 @@ def revoke(agreement_id: str) -> ResponseReturnValue:
     _require_decider()
     _agreement_or_404(db.session(), agreement_id, current_settings().member_id)
     try:
-        reason = _load(ReasonForm(), request.form)["reason"].strip()
+        reason = load_form(ReasonForm(), request.form)["reason"].strip()
         if not reason:
             raise FormInvalid("reason: give a reason; the requester will see it")
         message = _sign(agreement_id, "revoke", reason=reason)
@@ -591,9 +445,3 @@ def _render_agreements(*, error: str | None = None, status: int = 200) -> Respon
     me = current_settings().member_id
     rows = STORE.of_member(db.session(), me)
     return render_template("agreements.html", rows=rows, error=error, active=ACTIVE), status
-
-
-@bp.app_template_filter("utc")
-def _utc(value: datetime | None) -> str:
-    """A timestamp as ``YYYY-MM-DD HH:MM UTC``."""
-    return "" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")

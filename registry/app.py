@@ -12,9 +12,11 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from corridor.keystore import load_signing_key
 from corridor.web import service_app
 from registry import api as api_views
+from registry import web
 from registry.extensions import db
 from registry.oauth import init_oauth
 from registry.settings import RegistrySettings, load_settings
+from registry.witness import start_checkpointer
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -23,7 +25,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     ``config`` may hold ``CORRIDOR_REGISTRY_DIR`` (read with
     :func:`registry.settings.load_settings`) or ``CORRIDOR_SETTINGS`` (a ready
     :class:`RegistrySettings`), optionally ``CORRIDOR_CLOCK`` (a callable
-    returning an aware datetime, for tests), plus any Flask setting.
+    returning an aware datetime, for tests) and ``CORRIDOR_CHECKPOINTER`` (true
+    when serving: sign the log's checkpoint every ``checkpoint_interval``
+    seconds in a background thread, see :func:`registry.witness.start_checkpointer`),
+    plus any Flask setting.
     """
     config = dict(config or {})
     settings = config.pop("CORRIDOR_SETTINGS", None)
@@ -33,11 +38,17 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             raise ValueError("create_app needs CORRIDOR_REGISTRY_DIR or CORRIDOR_SETTINGS")
         settings = load_settings(Path(directory))
     assert isinstance(settings, RegistrySettings)
+    checkpointer = bool(config.pop("CORRIDOR_CHECKPOINTER", False))
 
-    app, _ = service_app("registry", title=settings.name, settings=settings, config=config,
-                         database=db, blueprints=api_views.BLUEPRINTS, max_body=256 * 1024)
+    app, api = service_app("registry", title=settings.name, settings=settings, config=config,
+                           database=db, blueprints=api_views.BLUEPRINTS, max_body=256 * 1024)
     app.extensions["corridor_signing_key"] = load_signing_key(settings.keys_dir)
     init_oauth(app)
+    web.init_app(app, api)  # the auditor's log API (/log/...) and pages
+    if checkpointer:
+        app.extensions["corridor_checkpointer"] = start_checkpointer(
+            settings.database_url, app.extensions["corridor_signing_key"],
+            settings.checkpoint_interval)
     if settings.proxies:
         # Trust exactly this many proxies' X-Forwarded-* headers (scheme, host, client).
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxies,  # type: ignore[method-assign]

@@ -25,6 +25,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from corridor.agreement_store import AgreementColumns, AgreementEventColumns
 from corridor.db import UTCDateTime, metadata
 from corridor.tlog import LogCheckpointColumns, LogEntryColumns, LogHeadColumns, LogNodeColumns
+from corridor.users import AccountColumns
 
 MEMBER_PENDING = "pending"
 MEMBER_ACTIVE = "active"
@@ -150,6 +151,12 @@ class AgreementEvent(AgreementEventColumns, Base):
     """One signed event of an agreement (append-only)."""
 
     __tablename__ = "agreement_events"
+
+
+class User(AccountColumns, Base):
+    """A person who signs in to the registry's audit pages and API (auditor or admin)."""
+
+    __tablename__ = "users"
 
 
 class LogEntry(LogEntryColumns, Base):

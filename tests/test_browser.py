@@ -1,8 +1,9 @@
-"""The owner's pages in a real browser: sign in, narrow a request, revoke the agreement.
+"""The node's pages in a real browser: the owner narrows a request and revokes the
+agreement; an auditor filters the exchange log.
 
 Drives Debian's chromium through Playwright against the node served over
-HTTP on loopback, clicking and typing as a person would. A screenshot of the
-decided request goes to ``$CORRIDOR_TEST_ARTIFACTS`` (default
+HTTP on loopback, clicking and typing as a person would. Screenshots (the
+decided request, the filtered log) go to ``$CORRIDOR_TEST_ARTIFACTS`` (default
 ``test-artifacts/`` in the repository).
 """
 
@@ -19,12 +20,14 @@ from typing import Any
 import pytest
 
 from corridor.db import make_engine, make_session_factory
-from corridor.keystore import public_keys
+from corridor.keystore import load_signing_key, public_keys
+from corridor.tlog import LogEvent, node_origin
 from crypto.keys import KeySet, SigningKey
 from node.agreements import STORE, restore, store_view
 from node.app import create_app
 from node.cli import init_node
 from node.importer import Importer
+from node.log import LOG
 from node.settings import NodeSettings
 from node.users import add_user
 from policies.agreements import next_event
@@ -173,3 +176,61 @@ def revoke(page: Page) -> None:
     expect(page.get_by_role("status")).to_contain_text(f"Revoked {AGREEMENT}")
     expect(row.locator(".state")).to_have_text("revoked")
     expect(row.get_by_role("button", name="Revoke")).to_have_count(0)
+
+
+# --- the auditor's exchange log ------------------------------------------------------------
+
+
+@pytest.fixture
+def audited_node(tmp_path: Path, database_url: str) -> NodeSettings:
+    """A node with an auditor, forty exchanges on its log and a signed checkpoint."""
+    settings = init_node(tmp_path / "audited", "ru-lotl", "Land of the Leopard National Park",
+                         "RU", database_url=database_url)
+    kinds = [("agreement.decided", "cn-ntlnp"), ("package.served", "cn-ntlnp"),
+             ("package.received", "kr-nie"), ("package.served", "jp-mos")]
+    start = datetime(2026, 11, 22, 1, 0, tzinfo=UTC)
+    engine = make_engine(settings.database_url)
+    with make_session_factory(engine)() as session:
+        add_user(session, "ivan", PASSWORD, "auditor", now=datetime.now(UTC))
+        LOG.append_many(session, [
+            LogEvent(kinds[i % 4][0], start + timedelta(minutes=7 * i), member=kinds[i % 4][1],
+                     agreement=f"{kinds[i % 4][1]}.{i:016x}",
+                     fields={"rows": {"observations": 40 * i}} if i % 2 else {"tier": "open"})
+            for i in range(40)])
+        LOG.sign_checkpoint(session, node_origin("ru-lotl"), "ru-lotl",
+                            load_signing_key(settings.keys_dir), datetime.now(UTC))
+        session.commit()
+    engine.dispose()
+    return settings
+
+
+def test_auditor_filters_the_exchange_log(audited_node: NodeSettings, live_server: Any) -> None:
+    server = live_server(create_app({"CORRIDOR_SETTINGS": audited_node}))
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(server.url + "/log")
+            expect(page).to_have_url(re.compile(r"/login\?next=/log$"))
+            page.get_by_label("Username").fill("ivan")
+            page.get_by_label("Password").fill(PASSWORD)
+            page.get_by_role("button", name="Sign in").click()
+            expect(page.get_by_role("heading", name="Exchange log")).to_be_visible()
+            # 40 exchanges and this sign-in.
+            expect(page.locator("table.log tbody tr")).to_have_count(41)
+
+            page.get_by_label("Type").select_option("package.served")
+            page.get_by_role("button", name="Filter").click()
+            expect(page).to_have_url(re.compile(r"[?&]type=package\.served(&|$)"))
+            rows = page.locator("table.log tbody tr")
+            expect(rows).to_have_count(20)
+            expect(rows.first).to_contain_text("package.served")
+            expect(page.get_by_label("Type")).to_have_value("package.served")
+            expect(page.get_by_role("link", name="Download CSV")).to_have_attribute(
+                "href", re.compile(r"type=package\.served"))
+            checkpoint = page.locator("table.checkpoints tbody tr")
+            expect(checkpoint).to_have_count(1)
+            expect(checkpoint.locator(".check").first).to_have_text("valid")
+            screenshot(page, "audit-log.png")
+        finally:
+            browser.close()

@@ -1,0 +1,109 @@
+"""``corridor node users`` and ``corridor registry users``: one command group, two services.
+
+Each service hands :func:`users_group` its accounts (:class:`corridor.users.Accounts`),
+how to read its settings from its directory (the parent group's ``--dir``, in
+``ctx.obj["dir"]``) and how to migrate its database; the commands, prompts
+and messages are the same on both.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from corridor.config import SettingsError
+from corridor.console import fail, out
+from corridor.db import make_engine, make_session_factory
+from corridor.users import MIN_PASSWORD_LENGTH, Accounts, UserError
+
+__all__ = ["users_group"]
+
+
+def users_group(*, service: str, accounts: Accounts, load_settings: Callable[[Path], Any],
+                upgrade: Callable[[Engine], None], help: str, role_help: str) -> click.Group:
+    """The ``users`` group (add, list, remove) of one service.
+
+    :param service: ``node`` or ``registry``, as typed after ``corridor``.
+    :param load_settings: reads the service directory; the result has a ``database_url``.
+    :param upgrade: migrates the service's database.
+    :param help: the group's help line.
+    :param role_help: the help of ``--role``: what each role may do.
+    """
+
+    @contextmanager
+    def open_database(ctx: click.Context) -> Iterator[Session]:
+        directory: Path = ctx.obj["dir"]
+        try:
+            settings = load_settings(directory)
+        except SettingsError as e:
+            fail(str(e))
+        engine = make_engine(settings.database_url)
+        try:
+            upgrade(engine)
+            with make_session_factory(engine)() as session:
+                yield session
+        finally:
+            engine.dispose()
+
+    @click.group(help=help)
+    def users() -> None:
+        pass
+
+    @users.command("add")
+    @click.argument("username")
+    @click.option("--role", type=click.Choice(accounts.roles), required=True, help=role_help)
+    @click.option("--password-stdin", is_flag=True,
+                  help="Read the password from the first line of standard input (for scripts).")
+    @click.pass_context
+    def add(ctx: click.Context, username: str, role: str, password_stdin: bool) -> None:
+        """Create an account; asks for its password twice (hidden)."""
+        if password_stdin:
+            password = sys.stdin.readline().rstrip("\r\n")
+        else:
+            password = click.prompt(f"Password (at least {MIN_PASSWORD_LENGTH} characters)",
+                                    hide_input=True, confirmation_prompt=True)
+        with open_database(ctx) as session:
+            try:
+                accounts.add(session, username, password, role, now=datetime.now(UTC))
+            except UserError as e:
+                fail(str(e))
+            session.commit()
+        out.print(f"Added user [bold]{username}[/] ({role})")
+
+    @users.command("list")
+    @click.pass_context
+    def list_(ctx: click.Context) -> None:
+        """List the accounts, their roles and last sign-in."""
+        with open_database(ctx) as session:
+            found = accounts.all(session)
+            if not found:
+                out.print(f"No users yet; add one with 'corridor {service} users add NAME "
+                          f"--role {accounts.roles[0]}'")
+            for user in found:
+                last = (f"{user.last_login_at:%Y-%m-%d %H:%M} UTC" if user.last_login_at
+                        else "never signed in")
+                out.print(f"{user.username:<24} {user.role:<8} created "
+                          f"{user.created_at:%Y-%m-%d}  last sign-in {last}", markup=False)
+
+    @users.command("remove")
+    @click.argument("username")
+    @click.pass_context
+    def remove(ctx: click.Context, username: str) -> None:
+        """Delete an account; its open sessions end at their next request."""
+        with open_database(ctx) as session:
+            try:
+                accounts.remove(session, username)
+            except UserError as e:
+                fail(str(e))
+            session.commit()
+        out.print(f"Removed user {username}", markup=False)
+
+    return users
