@@ -1,4 +1,4 @@
-"""Merkle log benchmark (pure, in memory): appends, proofs and full verification vs. SHA-256.
+"""Merkle log benchmark: appends, proofs and full verification, in memory and in a database.
 
 Builds N payloads of P random bytes (default 1,000,000 of 256), then in one run times:
 
@@ -10,11 +10,23 @@ Builds N payloads of P random bytes (default 1,000,000 of 256), then in one run 
 (c)   full verification: every leaf hash recomputed from its payload and the
       root rebuilt from them with ``root_from_leaf_hashes``.
 
-Prints each with its ratio to (ref): (a) and (c) against the whole reference
-run, (b) against one payload's share of it. The design's budgets are at least
+Then the database log a service keeps (``corridor.tlog`` on a fresh, migrated
+SQLite node database, or ``--db-url``), with ``--db-entries`` realistic events:
+
+(ref') SHA-256 of every leaf (the canonical JSON events) the log ends up holding;
+(d)   ``append()`` one event at a time, 1,000 per transaction (bursts of actions);
+(e)   ``append_many()`` in batches of 10,000 (how the 1M-entry log is filled);
+(f)   one transaction per append, committed each time (2,000 of them: bound by
+      the database's commit, not by the log);
+(g)   inclusion proof generation from stored nodes + verification, per proof,
+      on the full database log;
+(h)   full verification as ``corridor audit verify DIR`` does it
+      (``verify_log``): every entry read, checked and re-hashed, root rebuilt.
+
+Prints each with its ratio to its reference. The design's budgets are at least
 5,000 appends/s and at most 5 ms per inclusion proof on a 1M-entry log.
 
-    python bench/log_bench.py --entries 1000000
+    python bench/log_bench.py --entries 1000000 --db-entries 1000000
 """
 
 from __future__ import annotations
@@ -23,9 +35,19 @@ import argparse
 import hashlib
 import random
 import statistics
+import tempfile
 import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+from corridor.audit import verify_log
+from corridor.audit_sources import DatabaseSource
+from corridor.db import make_engine, make_session_factory
+from corridor.tlog import LogEvent, node_origin
+from crypto.keys import KeySet, SigningKey
 from crypto.merkle import MerkleLog, leaf_hash, root_from_leaf_hashes, verify_inclusion
+from node.db import upgrade
+from node.log import LOG
 
 APPEND_BUDGET = 5_000  # appends per second, at least
 PROOF_BUDGET = 5e-3  # seconds per inclusion proof at 1M entries, at most
@@ -43,9 +65,23 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=1_000_000, help="log size (leaves)")
     parser.add_argument("--payload-bytes", type=int, default=256, help="size of each entry")
     parser.add_argument("--proofs", type=int, default=1000, help="random inclusion proofs")
+    parser.add_argument("--db-entries", type=int, default=1_000_000,
+                        help="size of the database log (0: skip the database part)")
+    parser.add_argument("--db-url", help="database URL (default: a fresh SQLite file)")
     args = parser.parse_args()
     if args.entries < 1 or args.payload_bytes < 8 or args.proofs < 1:
         parser.error("need --entries >= 1, --payload-bytes >= 8 and --proofs >= 1")
+    if 0 < args.db_entries < 30_000:
+        parser.error("--db-entries must be 0 or at least 30,000")
+    in_memory(args)
+    if args.db_entries:
+        with tempfile.TemporaryDirectory() as tmp:
+            database(args.db_url or f"sqlite:///{Path(tmp) / 'node.db'}", args.db_entries,
+                     args.proofs)
+
+
+def in_memory(args: argparse.Namespace) -> None:
+    """Parts (ref) and (a) to (c)."""
 
     print(f"generating {args.entries:,} payloads of {args.payload_bytes} bytes ...", flush=True)
     data = payloads(args.entries, args.payload_bytes)
@@ -99,6 +135,109 @@ def main() -> None:
           f" SHA-256   (budget <= {PROOF_BUDGET * 1e3:g} ms: {proof_ok})")
     print(f"(c)   full verification            {full:8.2f} s"
           f"   {full / ref:5.2f}x ref (leaf hashes and root of all entries)")
+
+def _event(n: int, at: datetime) -> LogEvent:
+    """A package-served event like the node logs (digests and counts, no data)."""
+    digest = hashlib.sha256(n.to_bytes(8, "big")).hexdigest()
+    return LogEvent("package.served", at + timedelta(microseconds=n), "cn-fesp",
+                    f"cn-fesp.{n // 100:016x}",
+                    {"token_jti": digest[:32], "content_sha256": digest,
+                     "plan_digest": "sha256:" + digest[::-1], "cursor": str(n),
+                     "rows": {"deployments": 12, "media": 3400, "observations": 77}})
+
+
+def database(url: str, entries: int, proofs: int) -> None:
+    """Parts (ref') and (d) to (h) on a database log of ``entries`` entries."""
+    engine = make_engine(url)
+    upgrade(engine)
+    sessions = make_session_factory(engine)
+    at = datetime(2026, 11, 22, tzinfo=UTC)
+    key = SigningKey.generate()
+    burst, transactions = 20_000, 2_000
+    print(f"database log at {engine.url.render_as_string()} ...", flush=True)
+
+    start = time.perf_counter()
+    for first in range(0, burst, 1000):
+        with sessions.begin() as session:
+            for n in range(first, first + 1000):
+                e = _event(n, at)
+                LOG.append(session, e.type, e.at, member=e.member, agreement=e.agreement,
+                           **e.fields)
+    single = time.perf_counter() - start
+
+    start = time.perf_counter()
+    for n in range(burst, burst + transactions):
+        with sessions.begin() as session:
+            e = _event(n, at)
+            LOG.append(session, e.type, e.at, member=e.member, agreement=e.agreement,
+                       **e.fields)
+    committed = time.perf_counter() - start
+
+    done, batched = burst + transactions, 0.0
+    while done < entries:
+        batch = [_event(n, at) for n in range(done, min(entries, done + 10_000))]
+        start = time.perf_counter()
+        with sessions.begin() as session:
+            LOG.append_many(session, batch)
+        batched += time.perf_counter() - start
+        done += len(batch)
+    bulk_count = done - burst - transactions
+
+    with sessions.begin() as session:
+        size = LOG.size(session)
+        row = LOG.sign_checkpoint(session, node_origin("ru-lotl"), "ru-lotl", key, at)
+        root = row.root
+    source = DatabaseSource(sessions, LOG, "bench")
+    start = time.perf_counter()
+    leaves = [entry.leaf.encode() for entry in source.entries(0)]
+    reading = time.perf_counter() - start
+    mean_leaf = sum(map(len, leaves)) / size
+    start = time.perf_counter()
+    for leaf in leaves:
+        hashlib.sha256(leaf).digest()
+    ref = time.perf_counter() - start
+    per_leaf = ref / size
+
+    rng = random.Random(2)
+    proof_times = []
+    with sessions() as session:
+        for index in (rng.randrange(size) for _ in range(proofs)):
+            start = time.perf_counter()
+            proof = LOG.inclusion_proof(session, index, size)
+            verify_inclusion(leaf_hash(leaves[index]), index, size, proof, root)
+            proof_times.append(time.perf_counter() - start)
+    del leaves
+    proof_median = statistics.median(proof_times)
+    proof_p99 = statistics.quantiles(proof_times, n=100)[98] if len(proof_times) > 1 \
+        else proof_times[0]
+
+    start = time.perf_counter()
+    verdict = verify_log(source, KeySet(), {"ru-lotl": KeySet([key.public_key])},
+                         require_witness=False)
+    full = time.perf_counter() - start
+    assert verdict.entries == size
+    engine.dispose()
+
+    single_rate, bulk_rate = burst / single, bulk_count / batched if batched else 0.0
+    ok = "ok" if single_rate >= APPEND_BUDGET else "MISSED"
+    proof_ok = "ok" if proof_median <= PROOF_BUDGET else "MISSED"
+    print(f"database log of {size:,} entries; leaves of {mean_leaf:.0f} bytes on average")
+    print(f"(ref') SHA-256 of every leaf        {ref:8.2f} s   {size / ref:10,.0f} /s"
+          f"   (reading them back took {reading:.2f} s)")
+    print(f"(d)   append(), 1,000 per commit   {single:8.2f} s   {single_rate:10,.0f} /s"
+          f"   {size / ref / single_rate:7.1f}x ref per entry   (budget >= {APPEND_BUDGET:,}/s:"
+          f" {ok})")
+    if bulk_count:
+        print(f"(e)   append_many(), 10,000/batch  {batched:8.2f} s   {bulk_rate:10,.0f} /s"
+              f"   {size / ref / bulk_rate:7.1f}x ref per entry")
+    print(f"(f)   one commit per append        {committed:8.2f} s"
+          f"   {transactions / committed:10,.0f} /s   (the database's commit rate)")
+    print(f"(g)   inclusion proof from DB      {proof_median * 1e6:8.1f} us median,"
+          f" p99 {proof_p99 * 1e6:.1f} us = {proof_median / per_leaf:.0f}x one leaf's SHA-256"
+          f"   (budget <= {PROOF_BUDGET * 1e3:g} ms: {proof_ok})")
+    print(f"(h)   audit verify (verify_log)    {full:8.2f} s   {size / full:10,.0f} /s"
+          f"   {full / ref:7.1f}x ref")
+
 
 if __name__ == "__main__":
     main()

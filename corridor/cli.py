@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import click
 
+from corridor.audit_cli import audit
 from corridor.demo import demo
 from corridor.verify import verify
 from node.cli import node
 from registry.cli import registry
+from registry.users_cli import users as registry_users
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -20,7 +22,10 @@ def main() -> None:
     """
 
 
+# registry.cli stays free of web concerns; its audit accounts are added here.
+registry.add_command(registry_users)
 main.add_command(node)
 main.add_command(registry)
 main.add_command(demo)
 main.add_command(verify)
+main.add_command(audit)

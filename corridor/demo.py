@@ -28,11 +28,14 @@ import click
 import httpx
 from rich.console import Console
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
+from corridor.audit import reconcile, verify_log
+from corridor.audit_sources import HttpSource
 from corridor.db import make_engine, make_session_factory
-from corridor.keystore import public_keys
+from corridor.keystore import load_signing_key, public_keys
 from corridor.loopback import LoopbackServer
+from corridor.tlog import LogEntry
 from corridor.verify import verify_package
 from node.agreement_sync import file_request, push, refresh_one, sync_agreements
 from node.agreements import act
@@ -47,9 +50,13 @@ from node.registry_client import RegistryClient, client_for
 from node.settings import NodeSettings, load_settings
 from node.trust_store import TrustStore
 from node.users import add_user
+from node.witness import COSIGNED, checkpoint_and_submit
 from registry.app import create_app as create_registry_app
 from registry.cli import anchor_document, change_member_status, init_registry
 from registry.models import MEMBER_ACTIVE
+from registry.settings import RegistrySettings
+from registry.users import add_user as add_registry_user
+from registry.witness import sign_registry_checkpoint
 
 out = Console(highlight=False)
 
@@ -83,6 +90,8 @@ class Federation:
     nodes: dict[str, NodeSettings] = field(default_factory=dict)
     logins: dict[str, tuple[str, str]] = field(default_factory=dict)
     facts: list[tuple[str, str]] = field(default_factory=list)
+    registry: RegistrySettings | None = None
+    auditor: tuple[str, str] = ("auditor", "")
 
     def stop(self) -> None:
         """Stop every server and close the demo's database engines."""
@@ -116,6 +125,7 @@ def demo(directory: Path | None, observations: int, seed: int, keep: bool) -> No
     try:
         _start(fed, observations=observations, seed=seed)
         _story(fed)
+        _audit(fed)
         _summary(fed, time.monotonic() - started)
         if keep:
             _serve_until_interrupted(fed)
@@ -137,7 +147,7 @@ def _start(fed: Federation, *, observations: int, seed: int) -> None:
     registry = init_registry(fed.root / "registry", "NEASPEC demo registry", registry_server.url,
                              development=True)
     registry_server.mount(create_registry_app({"CORRIDOR_SETTINGS": registry}))
-    fed.servers["registry"] = registry_server
+    fed.servers["registry"], fed.registry = registry_server, registry
     anchor = fed.root / "registry" / "anchor.json"
     anchor.write_text(json.dumps(anchor_document(registry), indent=2))
     step(f"The registry runs at {registry_server.url}; its anchor (the key nodes pin) is "
@@ -180,12 +190,15 @@ def _owner_login(settings: NodeSettings) -> tuple[str, str]:
 _ENGINES: dict[str, Any] = {}
 
 
-def _session(settings: NodeSettings) -> Session:
-    """A session on a node's database (one engine per node for the whole demo)."""
+def _session(settings: NodeSettings | RegistrySettings) -> Session:
+    """A session on a service's database (one engine per service for the whole demo)."""
+    return _sessions(settings)()
+
+
+def _sessions(settings: NodeSettings | RegistrySettings) -> sessionmaker[Session]:
     if settings.database_url not in _ENGINES:
         _ENGINES[settings.database_url] = make_engine(settings.database_url)
-    session: Session = make_session_factory(_ENGINES[settings.database_url])()
-    return session
+    return make_session_factory(_ENGINES[settings.database_url])
 
 
 def _camtrap(session: Session) -> Dataset:
@@ -267,6 +280,49 @@ def _story(fed: Federation) -> None:
     step(f"ru-lotl tried again and was refused: {refused}")
     fed.facts += [("agreement", f"{agreement_id}: requested, narrowed, accepted, fetched, "
                                 "revoked"), ("refusal", refused)]
+
+
+def _audit(fed: Federation) -> None:
+    """Checkpoints witnessed, then an auditor verifies every log and reconciles them."""
+    registry = fed.registry
+    assert registry is not None
+    now = datetime.now(UTC)
+    user, password = fed.auditor = ("auditor", secrets.token_urlsafe(12))
+    for member_id, settings in fed.nodes.items():
+        with _session(settings) as session:
+            add_user(session, user, password, "auditor", now=now)
+            session.commit()
+        witnessed = checkpoint_and_submit(settings, client_for(settings), _sessions(settings),
+                                          _trust(settings), now)
+        assert witnessed.outcome == COSIGNED, witnessed
+        step(f"{member_id} signed a checkpoint of its exchange log ({witnessed.size} entries) "
+             "and the registry cosigned it as witness.")
+    with _session(registry) as session:
+        add_registry_user(session, user, password, "auditor", now=now)
+        session.commit()
+        checkpoint = sign_registry_checkpoint(session, load_signing_key(registry.keys_dir), now)
+        assert checkpoint is not None
+    anchor = fed.root / "registry" / "anchor.json"
+    entries: dict[str, list[LogEntry]] = {}
+    with httpx.Client() as http:
+        for name, server in fed.servers.items():
+            source = HttpSource(server.url, (user, password), http)
+            keys = source.trusted_keys(anchor)
+            verdict = verify_log(source, keys.registry, keys.members)
+            entries[name] = list(source.entries(0, verdict.entries))
+            witness = "cosigned by the registry, " if verdict.witnessed else ""
+            step(f"audit verify {server.url} ({name}): checkpoint of {verdict.checkpoint.size} "
+                 f"entries signed by {verdict.signed_by}, {witness}every entry re-hashed: "
+                 "the root matches; the log is intact.")
+    registry_entries = entries.pop("registry")
+    result = reconcile(registry_entries, entries)
+    assert result.ok, result.mismatches
+    unused = sum(1 for m in result.mismatches if m.kind == "token never used")
+    step(f"audit reconcile: {result.served} package served, {result.received} received, "
+         f"{result.matched} matched with its receipt and with a token the registry logged"
+         + (f"; {unused} fetch token never used" if unused else "") + ".")
+    fed.facts.append(("audit", f"{len(entries) + 1} logs verified; {result.matched} of "
+                               f"{result.served} packages reconciled"))
 
 
 def _trust(settings: NodeSettings) -> Any:

@@ -140,9 +140,9 @@ def test_key_rotation_with_overlap_then_retirement(federation: Federation) -> No
     assert whoami(fed, "cn-ntlnp", token_with(old))[0] == 200  # overlap: both keys work
     assert whoami(fed, "cn-ntlnp", token_with(new))[0] == 200
 
-    refused = node(fed, "ru-lotl", "keys", "retire", new.kid)
+    refused = node(fed, "ru-lotl", "keys", "retire", "--", new.kid)
     assert refused.exit_code == 1 and "active key" in refused.output
-    retired = node(fed, "ru-lotl", "keys", "retire", old.kid)
+    retired = node(fed, "ru-lotl", "keys", "retire", "--", old.kid)
     assert retired.exit_code == 0, retired.output
     assert (keys_dir / "retired" / f"{old.kid}.pem").exists()
     with pytest.raises(TokenError) as excinfo:
