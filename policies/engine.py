@@ -10,13 +10,16 @@ produced the data in front of them.
 
 Steps, in the order the exporter applies them (DESIGN.md §8):
 
-1. ``projection`` -- fields blanked, per resource;
+1. ``projection`` -- fields blanked, per resource; ``scrub`` -- free-text JSON
+   fields lose the keys that repeat withheld fields or name people;
 2. row filters -- ``filter-taxa`` (the agreement's taxa), ``drop-taxa``
    (category-1 taxa: dropped and counted), ``filter-time``, ``filter-area``;
 3. ``embargo`` -- recent records of embargoed taxa dropped;
 4. ``generalize`` -- coordinates rounded; the camera rule (``generalize-camera``);
 5. ``pseudonymize`` -- individual ids replaced by per-agreement pseudonyms;
 6. ``coarsen-time`` -- timestamps truncated to the day or month;
+7. ``closure`` -- media, cameras, individuals (and survey events) leave only
+   with a released record that reaches them, unless the tier releases effort;
 
 or, for an aggregate-only tier, the row filters and embargo followed by one
 ``aggregate`` step.
@@ -38,6 +41,7 @@ from types import MappingProxyType
 from typing import Any
 
 from crypto.canonical import canonical_json
+from policies.disclosure import FREE_TEXT_FIELDS, PEOPLE_FIELDS
 from policies.errors import PolicyError
 from policies.policy import (
     KEY_FIELDS,
@@ -63,7 +67,9 @@ __all__ = [
 ]
 
 #: Version of the plan document (:meth:`Plan.to_json`); bumped on any change of meaning.
-PLAN_VERSION = 1
+#: 2: the release is closed (media, cameras and individuals only with a released
+#: record), ``release_effort`` and ``scrub`` added.
+PLAN_VERSION = 2
 #: Shortest pseudonym key accepted (bytes): HMAC keys below 128 bits are guessable.
 MIN_KEY_BYTES = 16
 
@@ -164,6 +170,12 @@ class Plan:
     pseudonymize: bool
     pseudonym_key: bytes | None = field(repr=False)
     steps: tuple[Step, ...]
+    #: Cameras and survey events without a released record are released too (effort).
+    release_effort: bool = False
+    #: Free-text JSON fields, per resource, whose keys repeating withheld fields are removed.
+    scrub: Mapping[str, frozenset[str]] = field(default_factory=lambda: MappingProxyType({}))
+    #: Whether :attr:`scrub` also removes the keys that name people.
+    scrub_people: bool = False
 
     # --- taxon rules, for any spelling of a name ---------------------------------
 
@@ -235,12 +247,30 @@ class Plan:
             "default_precision": self.default_precision,
             "coarsen_time": self.coarsen_time,
             "pseudonymize": self.pseudonymize,
+            "release_effort": self.release_effort,
+            "scrub": {r: sorted(f) for r, f in sorted(self.scrub.items())},
+            "scrub_people": self.scrub_people,
             "steps": [step.to_json() for step in self.steps],
         }
 
     def digest(self) -> str:
         """``sha256:`` + hex SHA-256 of the RFC 8785 canonical JSON of :meth:`to_json`."""
         return "sha256:" + hashlib.sha256(canonical_json(self.to_json())).hexdigest()
+
+    def basis_digest(self) -> str:
+        """The digest of the plan without its embargo cutoffs (which move with ``now``).
+
+        Two plans with the same basis release the same rows but for what the
+        embargoes hold back; an incremental export's cursor is bound to it, so
+        a cursor from before a policy change is refused rather than misread.
+        """
+        document = self.to_json()
+        document["embargo"] = sorted(document["embargo"])
+        document["steps"] = [step for step in document["steps"] if step["kind"] != "embargo"]
+        document["embargo_steps"] = sorted(
+            (step.params["taxon"], step.params["days"]) for step in self.steps
+            if step.kind == "embargo")
+        return "sha256:" + hashlib.sha256(canonical_json(document)).hexdigest()
 
     def data_generalizations(self) -> str:
         """Text for the package's ``dataGeneralizations`` (Darwin Core term); "" if none."""
@@ -305,6 +335,7 @@ class _Scope:
 def compile(
     policy: Policy, terms: Terms, requester: str, now: datetime, *,
     pseudonym_key: bytes | None = None, resources: Iterable[str] | None = None,
+    taxa_present: Iterable[str] | None = None,
 ) -> Plan:
     """Compile ``policy`` narrowed by ``terms`` for member ``requester`` at ``now`` into a plan.
 
@@ -314,6 +345,9 @@ def compile(
     resources the dataset has (e.g. ``deployments, media, observations,
     individuals`` for Camtrap DP, ``event, occurrence`` for Darwin Core) so
     the plan's steps and lines speak only of those; by default, all six.
+    ``taxa_present`` optionally lists the scientific names the dataset holds
+    (any spelling): sensitivity and embargo rules for taxa it does not hold
+    are left out, so the plan explains only the rules that touch it.
 
     :raises TermsRefused: if the terms would widen the policy (:func:`check_terms`).
     :raises PolicyError: if the tier pseudonymizes and no usable key is given.
@@ -331,14 +365,17 @@ def compile(
         raise PolicyError("pseudonym_key", f"tier {tier.name} pseudonymizes individuals: a"
                           f" per-agreement key of at least {MIN_KEY_BYTES} bytes is required")
 
-    sensitive = policy.sensitivity if tier.apply_sensitivity else {}
+    touches = _touches(taxa_present)
+    sensitive = ({t: c for t, c in policy.sensitivity.items() if touches(t)}
+                 if tier.apply_sensitivity else {})
     drop = sorted(t for t, c in sensitive.items() if c == WITHHOLD)
     graded = sorted((c, t) for t, c in sensitive.items() if c != WITHHOLD)
 
     drop_taxa = frozenset(n for t in drop for n in _rule_names(t))
     taxon_precision = _merge(((n, PRECISION[c]) for c, t in graded for n in _rule_names(t)),
                              max)
-    cutoffs = {t: _cutoff(now, days) for t, days in policy.embargo_days.items() if days > 0}
+    cutoffs = {t: _cutoff(now, days) for t, days in policy.embargo_days.items()
+               if days > 0 and touches(t)}
     embargo = _merge(((n, cut) for t, cut in cutoffs.items() for n in _rule_names(t)), min)
     taxa = (None if terms.taxa is None
             else frozenset(n for t in terms.taxa for n in names_for(t)))
@@ -351,7 +388,10 @@ def compile(
         graded or drop or tier.default_precision is not None)
     withheld, projection = _projection(tier, terms, scope, generalizes=generalizes)
 
+    scrub, scrub_people = _scrubbed(withheld, scope)
     steps: list[Step] = [] if tier.aggregate_only else projection
+    if not tier.aggregate_only:
+        steps += [_scrub_step(r, f, withheld[r], scrub_people) for r, f in scrub.items()]
     steps += _filters(terms, taxa, time_from, time_to, drop, scope)
     steps += [_embargo_step(t, policy.embargo_days[t], cutoffs[t], scope)
               for t in sorted(cutoffs)]
@@ -364,6 +404,7 @@ def compile(
             steps.append(_pseudonymize_step(scope))
         if tier.coarsen_time:
             steps.append(_coarsen_step(tier.coarsen_time, scope))
+        steps.append(_closure_step(scope, release_effort=tier.release_effort))
 
     return Plan(
         tier=tier.name,
@@ -383,7 +424,83 @@ def compile(
         pseudonymize=pseudonymize,
         pseudonym_key=pseudonym_key if pseudonymize else None,
         steps=tuple(steps),
+        release_effort=tier.release_effort and not tier.aggregate_only,
+        scrub=MappingProxyType({} if tier.aggregate_only else scrub),
+        scrub_people=scrub_people and not tier.aggregate_only,
     )
+
+
+def _touches(taxa_present: Iterable[str] | None) -> Any:
+    """Whether a rule keyed by a taxon matches any of the dataset's names (all, if unknown)."""
+    if taxa_present is None:
+        return lambda _taxon: True
+    keys: set[str] = set()
+    for name in taxa_present:
+        if not name or not normalise(name):
+            continue
+        accepted = accepted_name(name)
+        keys |= {normalise(name), accepted}
+        species = _species(accepted)
+        if species is not None:
+            keys |= {species, accepted_name(species)}
+    return lambda taxon: bool(_rule_names(taxon) & keys)
+
+
+def _scrubbed(withheld: Mapping[str, frozenset[str]], scope: _Scope
+              ) -> tuple[dict[str, frozenset[str]], bool]:
+    """Free-text JSON fields to scrub per resource, and whether people's keys go too.
+
+    A free-text field follows the fields it can repeat: it is scrubbed in a
+    resource with withheld fields, and everywhere once any field naming
+    people is withheld (an observer's initials in ``dynamicProperties`` would
+    undo a withheld ``recordedBy``). A field withheld itself needs nothing.
+    """
+    people = any(PEOPLE_FIELDS.get(r, frozenset()) & withheld.get(r, frozenset())
+                 for r in scope.resources)
+    out: dict[str, frozenset[str]] = {}
+    for resource, free in FREE_TEXT_FIELDS.items():
+        if not scope.has(resource):
+            continue
+        fields = free - withheld.get(resource, frozenset())
+        if fields and (people or withheld.get(resource)):
+            out[resource] = fields
+    return out, people
+
+
+def _scrub_step(resource: str, fields: frozenset[str], withheld: frozenset[str],
+                people: bool) -> Step:
+    listed = ", ".join(sorted(fields))
+    what = ["keys repeating a withheld field"] if withheld else []
+    if people:
+        what.append("keys naming people (participants, observers, authors, e-mail, ...)")
+    return Step("scrub", resource,
+                _freeze({"fields": sorted(fields), "people": people,
+                         "withheld_keys": sorted(withheld), "unreadable": "blanked"}),
+                f"{resource}: {listed}: {' and '.join(what)} removed; a value that cannot be"
+                " read as JSON is blanked")
+
+
+def _closure_step(scope: _Scope, *, release_effort: bool) -> Step:
+    """The closure of the release: what the released records reach, and nothing else."""
+    lines: list[str] = []
+    if scope.has("media"):
+        lines.append("media: only images a released observation was made on or spans (same"
+                     " camera, between its start and end)")
+    if scope.has("deployments"):
+        lines.append("deployments: every camera, with or without released observations"
+                     " (effort; generalized like the others)" if release_effort
+                     else "deployments: only cameras with a released observation")
+    if scope.has("individuals"):
+        lines.append("individuals: only animals a released observation names; first and last"
+                     " seen and detections recomputed from the released observations")
+    if scope.has("event"):
+        lines.append("event: every survey event, with or without released occurrences"
+                     " (effort: zero counts)" if release_effort
+                     else "event: only survey events with a released occurrence")
+    return Step("closure", scope.label("media", "deployments", "individuals", "event"),
+                _freeze({"release_effort": release_effort,
+                         "rule": "a row leaves only with a released record that reaches it"}),
+                "; ".join(lines))
 
 
 def _scope(resources: Iterable[str] | None) -> _Scope:

@@ -178,7 +178,7 @@ _POLICY_KEYS = ("tiers", "sensitivity", "embargo_days", "purposes", "partners",
                 "max_duration_days")
 _REQUIRED_POLICY_KEYS = ("tiers", "purposes", "partners")
 _TIER_KEYS = ("aggregate_only", "default_precision", "coarsen_time", "withhold_fields",
-              "pseudonymize_individuals", "apply_sensitivity")
+              "pseudonymize_individuals", "apply_sensitivity", "release_effort")
 _DEFAULT_MAX_DURATION = 730
 
 
@@ -188,7 +188,10 @@ class Tier:
 
     ``coarsen_time`` is ``None`` when timestamps are kept as recorded.
     ``withhold_fields`` maps a resource to the fields blanked in it; resources
-    without withheld fields are absent.
+    without withheld fields are absent. ``release_effort`` releases the
+    cameras (and survey events) without a released record too: effort that
+    camera-days and zero counts need, which also tells where nothing of the
+    released taxa was seen; off by default.
     """
 
     name: str
@@ -199,6 +202,7 @@ class Tier:
         default_factory=lambda: MappingProxyType({}))
     pseudonymize_individuals: bool = False
     apply_sensitivity: bool = True
+    release_effort: bool = False
 
     def withheld(self, resource: str) -> frozenset[str]:
         """Fields of ``resource`` this tier withholds (empty if none)."""
@@ -213,6 +217,7 @@ class Tier:
             "withhold_fields": {r: sorted(f) for r, f in sorted(self.withhold_fields.items())},
             "pseudonymize_individuals": self.pseudonymize_individuals,
             "apply_sensitivity": self.apply_sensitivity,
+            "release_effort": self.release_effort,
         }
 
 
@@ -324,6 +329,7 @@ def _load_tier(name: str, rules: Any) -> Tier:
     pseudonymize = _boolean(tier.get("pseudonymize_individuals", False),
                             f"{where}.pseudonymize_individuals")
     sensitivity = _boolean(tier.get("apply_sensitivity", True), f"{where}.apply_sensitivity")
+    effort = _boolean(tier.get("release_effort", False), f"{where}.release_effort")
 
     if aggregate_only:
         # An aggregate-only tier releases no rows, so row rules in it are a
@@ -331,7 +337,8 @@ def _load_tier(name: str, rules: Any) -> Tier:
         for key, present in (("withhold_fields", bool(withhold)),
                              ("default_precision", precision is not None),
                              ("coarsen_time", coarsen is not None),
-                             ("pseudonymize_individuals", pseudonymize)):
+                             ("pseudonymize_individuals", pseudonymize),
+                             ("release_effort", effort)):
             if present:
                 raise PolicyError(f"{where}.{key}", "contradicts aggregate_only: an aggregate-only"
                                                     " tier releases no rows to apply it to")
@@ -341,7 +348,8 @@ def _load_tier(name: str, rules: Any) -> Tier:
                           " so there is nothing to pseudonymize")
     return Tier(name=name, aggregate_only=aggregate_only, default_precision=precision,
                 coarsen_time=coarsen, withhold_fields=MappingProxyType(withhold),
-                pseudonymize_individuals=pseudonymize, apply_sensitivity=sensitivity)
+                pseudonymize_individuals=pseudonymize, apply_sensitivity=sensitivity,
+                release_effort=effort)
 
 
 def _withhold(value: Any, where: str) -> dict[str, frozenset[str]]:

@@ -97,8 +97,9 @@ def test_unknown_resources_are_refused() -> None:
 
 # --- the generalized plan ------------------------------------------------------------------
 
-KINDS_IN_ORDER = ["projection", "filter-taxa", "drop-taxa", "filter-time", "filter-area",
-                  "embargo", "generalize", "generalize-camera", "pseudonymize", "coarsen-time"]
+KINDS_IN_ORDER = ["projection", "scrub", "filter-taxa", "drop-taxa", "filter-time",
+                  "filter-area", "embargo", "generalize", "generalize-camera", "pseudonymize",
+                  "coarsen-time", "closure"]
 
 
 def test_steps_come_in_the_documented_order() -> None:
@@ -106,7 +107,9 @@ def test_steps_come_in_the_documented_order() -> None:
                   "time_from": "2024-01-01", "time_to": "2024-12-31",
                   "bbox": [130, 42, 132, 44]})
     kinds = [step.kind for step in plan.steps]
-    assert sorted(set(kinds), key=KINDS_IN_ORDER.index) == KINDS_IN_ORDER
+    # exifData, the one free-text field of a camera-trap dataset, is withheld: no scrub.
+    assert sorted(set(kinds), key=KINDS_IN_ORDER.index) == [
+        k for k in KINDS_IN_ORDER if k != "scrub"]
     positions = [KINDS_IN_ORDER.index(k) for k in kinds]
     assert positions == sorted(positions)
 
@@ -225,7 +228,7 @@ def test_full_tier_skips_sensitivity_but_not_embargo() -> None:
     assert plan.taxon_precision == {} and plan.drop_taxa == frozenset()
     assert plan.embargo_cutoff("Panthera tigris altaica") == datetime(2026, 8, 24, tzinfo=UTC)
     assert plan.deployment_precision(["Panthera pardus orientalis"]) is None
-    assert [s.kind for s in plan.steps] == ["embargo", "embargo"]
+    assert [s.kind for s in plan.steps] == ["embargo", "embargo", "closure"]
     assert plan.data_generalizations() == ""
 
 
@@ -428,7 +431,9 @@ def test_package_texts() -> None:
     nothing = _plan({"tier": "open"}, policy=_policy(tiers={"open": {"apply_sensitivity": False}},
                                                      embargo_days={}))
     assert nothing.data_generalizations() == "" and nothing.information_withheld() == ""
-    assert nothing.explain() == ["tier open for cn-ntlnp, purpose joint-monitoring"]
+    assert nothing.explain() == ["tier open for cn-ntlnp, purpose joint-monitoring",
+                                 nothing.steps[-1].line]
+    assert [s.kind for s in nothing.steps] == ["closure"]
 
 
 def test_step_tables_cover_the_resources() -> None:
