@@ -5,14 +5,21 @@ with the HTTP status on the class (CONVENTIONS.md §4); :class:`ProblemApi`
 renders them, and every werkzeug ``HTTPException``, as
 ``application/problem+json``. Unexpected exceptions become an opaque 500 whose
 detail goes to the log, never to the client.
+
+Every JSON request body is checked for depth before anything parses it
+(:func:`json_depth`, :data:`MAX_JSON_DEPTH`): Python's JSON parser recurses,
+and a body of 50,000 nested brackets would otherwise end in a
+``RecursionError`` deep inside it. Size is bounded by ``MAX_CONTENT_LENGTH``.
 """
 
 from __future__ import annotations
 
 import logging
+import re
+from itertools import accumulate
 from typing import Any, ClassVar
 
-from flask import Flask, Response, json
+from flask import Flask, Response, current_app, json, request
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException, InternalServerError
 
@@ -117,6 +124,59 @@ class ProblemApi(Api):  # type: ignore[misc]
         return self.handle_http_exception(InternalServerError())
 
 
+#: Deepest nesting of arrays and objects a JSON request body may have. Corridor's
+#: own documents (terms, events, catalog entries, checkpoints) stay under 8.
+MAX_JSON_DEPTH = 32
+_ESCAPE = re.compile(rb"\\.", re.DOTALL)
+_STRING = re.compile(rb'"[^"]*"')
+_NOT_A_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def json_depth(body: bytes) -> int:
+    """How deeply ``body`` nests arrays and objects, counted without parsing it.
+
+    Escapes and then strings are removed, so brackets inside strings do not
+    count; what remains is only brackets, one pass over far fewer bytes than
+    the body. Malformed JSON gets a depth too (the parser refuses it later).
+    """
+    brackets = _STRING.sub(b"", _ESCAPE.sub(b"", body)).translate(None, _NOT_A_BRACKET)
+    return max(accumulate(1 if c in b"[{" else -1 for c in brackets), default=0)
+
+
+class TooDeep(BadRequest):
+    """A JSON body nested more deeply than any Corridor document."""
+
+    title = "JSON nested too deeply"
+
+
+def limit_body(blueprint: Any, max_bytes: int) -> None:
+    """Cap the request bodies of ``blueprint``'s routes below the app's ``MAX_CONTENT_LENGTH``.
+
+    Applied by :func:`check_body` before anything reads the body (413 above it).
+    """
+    def record(state: Any) -> None:
+        state.app.extensions.setdefault("corridor_body_limits", {})[blueprint.name] = max_bytes
+
+    blueprint.record_once(record)
+
+
+def check_body() -> None:
+    """``before_request``: apply the route's body cap, then refuse a JSON body deeper
+    than :data:`MAX_JSON_DEPTH` (400), before any view or parser reads it.
+
+    :raises TooDeep: rendered as problem+json.
+    """
+    limits = current_app.extensions.get("corridor_body_limits", {})
+    if request.blueprint in limits:
+        request.max_content_length = limits[request.blueprint]
+    if request.method in ("GET", "HEAD", "OPTIONS") or not request.is_json:
+        return
+    depth = json_depth(request.get_data(cache=True))
+    if depth > MAX_JSON_DEPTH:
+        raise TooDeep(f"the request body nests {depth} levels deep; at most "
+                      f"{MAX_JSON_DEPTH} are accepted")
+
+
 def service_app(name: str, *, title: str, settings: Any, config: dict[str, Any],
                 database: Any, blueprints: Any, max_body: int, **flask_config: Any
                 ) -> tuple[Flask, ProblemApi]:
@@ -134,6 +194,7 @@ def service_app(name: str, *, title: str, settings: Any, config: dict[str, Any],
     app.config.update(config)
     app.extensions["corridor_settings"] = settings
     database.init_app(app, settings.database_url)
+    app.before_request(check_body)
     api = ProblemApi(app)
     for blueprint in blueprints:
         api.register_blueprint(blueprint)

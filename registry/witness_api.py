@@ -22,12 +22,11 @@ import base64
 import binascii
 from typing import Any
 
-from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
-from corridor.web import Forbidden, NotFound
+from corridor.web import Forbidden, NotFound, limit_body
 from crypto.checkpoint import MAX_NOTE_SIZE
 from crypto.merkle import HASH_SIZE, MAX_TREE_SIZE
 from registry import context
@@ -50,10 +49,7 @@ witness_blueprint = Blueprint(
                 "only if it extends the last one it cosigned.")
 
 
-@witness_blueprint.before_request
-def _cap_body() -> None:
-    # Flask 3.1: a per-request limit, enforced by werkzeug as the body is read (413).
-    request.max_content_length = MAX_BODY
+limit_body(witness_blueprint, MAX_BODY)  # enforced by werkzeug as the body is read (413)
 
 
 class HashField(fields.Field[bytes]):
