@@ -21,7 +21,9 @@ service's consistency proofs against prefix roots the auditor computes.
 
 :func:`reconcile` matches every ``package.served`` entry with the
 recipient's ``package.received`` entry and with the ``token.issued`` entry of
-the registry, and lists every fetch token no package was served for.
+the registry, lists every package that started leaving a node without being
+served whole (``package.started`` followed by ``package.unfinished``, or by
+nothing at all), and every fetch token no package was served for.
 """
 
 from __future__ import annotations
@@ -329,6 +331,8 @@ def reconcile(registry: Sequence[LogEntry], nodes: Mapping[str, Sequence[LogEntr
         for served in _events(entries, "package.served"):
             result.served += 1
             _match_served(result, provider, served, nodes, received, tokens, used)
+    for provider, entries in nodes.items():
+        result.mismatches.extend(_unfinished(provider, entries))
     for (provider, recipient, index), event in received.items():
         if provider in nodes and not any(
                 e.get("index") == index for e in _events(nodes[provider], "package.served")):
@@ -343,6 +347,36 @@ def reconcile(registry: Sequence[LogEntry], nodes: Mapping[str, Sequence[LogEntr
                 f"fetch token {jti} for {token.get('member')} at {token.get('audience')} "
                 f"(agreement {token.get('agreement')}) served no package", serious=False))
     return result
+
+
+def _unfinished(provider: str, entries: Sequence[LogEntry]) -> Iterator[Mismatch]:
+    """Packages ``provider`` started to send and did not serve whole.
+
+    Bytes of those left the node (rows a partner may hold) without a signed
+    descriptor or a receipt, so each is serious: the auditor has to account
+    for it. A ``package.started`` with no later entry at all means the
+    service stopped mid-package.
+    """
+    served = {e.get("started_index") for e in _events(entries, "package.served")}
+    unfinished = {e.get("started_index"): e for e in _events(entries, "package.unfinished")}
+    for started in _events(entries, "package.started"):
+        index = started.get("index")
+        where = f"{provider} entry {index}"
+        whom = f"a package for {started.get('member')} under {started.get('agreement')}"
+        stop = unfinished.get(index)
+        if stop is not None and stop.get("served_index") is None:
+            rows = stop.get("rows_sent") or {}
+            counted = ", ".join(f"{n:,} {name}" for name, n in sorted(rows.items()) if n)
+            yield Mismatch(
+                "started, unfinished", where,
+                f"{whom} stopped after {stop.get('bytes_sent', 0):,} bytes"
+                f"{' (' + counted + ')' if counted else ''}: {stop.get('reason')} "
+                f"(entry {stop.get('index')})")
+        elif stop is None and index not in served:
+            yield Mismatch(
+                "started, never finished", where,
+                f"{whom} started and its log has neither package.served nor "
+                "package.unfinished for it (still streaming, or the service stopped mid-package)")
 
 
 def _match_served(result: Reconciliation, provider: str, served: Mapping[str, Any],

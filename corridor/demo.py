@@ -205,6 +205,12 @@ def _camtrap(session: Session) -> Dataset:
     return next(d for d in current_datasets(session) if d.profile == "camtrap-dp")
 
 
+def _held_rows(settings: NodeSettings) -> dict[str, int]:
+    """Rows per resource of the node's camera-trap dataset (as counted at import)."""
+    with _session(settings) as session:
+        return {k: int(v) for k, v in _camtrap(session).counts.items()}
+
+
 def _story(fed: Federation) -> None:
     """Request -> narrowed approval -> acceptance -> fetch -> verify -> revoke -> refusal."""
     ru, cn = fed.nodes[REQUESTER], fed.nodes[PROVIDER]
@@ -262,6 +268,11 @@ def _story(fed: Federation) -> None:
     rows = ", ".join(f"{n:,} {k}" for k, n in result.rows.items())
     step(f"ru-lotl got a token from the registry and fetched {package_path.name} from "
          f"cn-ntlnp: {rows}.")
+    held = _held_rows(cn)
+    step("Only what the released observations reach left cn-ntlnp: "
+         + ", ".join(f"{result.rows.get(k, 0):,} of {held[k]:,} {k}"
+                     for k in ("media", "deployments", "individuals"))
+         + " (the rest would tell when other animals passed which camera).")
     report_ = verify_package(package_path, _trust(ru))
     assert report_.ok, report_.failure
     step(f"ru-lotl verified it offline: {len(report_.checks)} checks passed (signature by "

@@ -274,13 +274,15 @@ def log_refusal(session: Session, *, claims: AccessClaims, agreement_id: str,
 
 
 def log_served(session: Session, *, me: str, claims: AccessClaims, agreement_id: str,
-               since: str | None, result: ExportResult, now: datetime) -> int:
+               since: str | None, result: ExportResult, now: datetime,
+               started_index: int | None = None) -> int:
     """Log a package as served (``package.served``) if its agreement is still in force.
 
     The entry is appended first: that takes the log's write lock, which a
     revocation also takes to log itself, so the agreement read next reflects
     every revocation logged before this package. A revoked (or expired)
     agreement raises and the caller rolls the entry back. The caller commits.
+    ``started_index`` names the ``package.started`` entry of the same package.
 
     :raises NotFound, WrongAgreement, AgreementNotInForce: as :func:`authorize_fetch`.
     """
@@ -288,7 +290,7 @@ def log_served(session: Session, *, me: str, claims: AccessClaims, agreement_id:
                        agreement=agreement_id, token_jti=claims.jti,
                        plan_digest=result.plan_digest, rows=dict(result.rows),
                        since=bounded(since), cursor=bounded(result.cursor or None),
-                       content_sha256=result.content_sha256)
+                       content_sha256=result.content_sha256, started_index=started_index)
     authorize_fetch(session, me=me, claims=claims, agreement_id=agreement_id, now=now)
     return index
 
@@ -353,7 +355,7 @@ def plan_for(session: Session, row: AgreementRow, *, keys_dir: Path, now: dateti
     policy, _ = get_policy(session, terms.dataset_name)
     plan = compile_plan(policy, terms.policy_terms(row.requested_at.date()), row.requester, now,
                         pseudonym_key=pseudonym_key(keys_dir, f"agreement:{row.id}"),
-                        resources=resources_of(dataset))
+                        resources=resources_of(dataset), taxa_present=dataset.taxa)
     return dataset, plan, terms
 
 

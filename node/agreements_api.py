@@ -4,23 +4,27 @@ A package is streamed only when the token is valid for this node (pinned
 registry key, ``aud`` = this node, unexpired, scope ``agreement:fetch``),
 names this agreement, and the agreement is active **in this node's own
 database**. The plan comes from this node's policy and the agreement's terms;
-the only parameter the caller controls is ``since`` (a cursor).
+the only parameter the caller controls is ``since``, a cursor this node
+sealed: a forged, altered, foreign or stale one is refused with 422.
 
-The exchange log (DESIGN.md §10) records the outcome. A refusal after the
-token verified is logged as ``fetch.refused``. A package is logged as
-``package.served`` once every resource is written and before its descriptor
-is signed, so that the signed descriptor can carry the entry's index
-(``corridor.log_index``) for the recipient to log against. A failure while
-streaming the resources leaves no entry; a failure after the entry is
-committed (the descriptor could not be written, the client went away during
-the last bytes) cannot take it back, so it is followed by a
-``package.unfinished`` entry naming it.
+Every byte that leaves is on the record before it leaves (DESIGN.md §10).
+Everything that can fail on the request is checked first (token, agreement,
+plan, cursor, the cameras); a refusal after the token verified is logged as
+``fetch.refused``. Then ``package.started`` (agreement, recipient, token,
+plan digest, cursor in) is committed on its own, before the first byte. The
+package is logged as ``package.served`` once every resource is written and
+before its descriptor is signed, so that the signed descriptor can carry the
+entry's index (``corridor.log_index``) for the recipient to log against. If
+the stream fails or the client goes away at any point after the start, a
+``package.unfinished`` entry names the started (and, if any, served) entry
+with the bytes and rows handed over so far; ``corridor audit reconcile``
+reports every started package that was not served.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, BinaryIO
 
 from flask import Response, current_app
@@ -35,11 +39,19 @@ from corridor.keystore import load_signing_key
 from corridor.tlog import node_origin
 from corridor.web import Conflict, CorridorError
 from crypto.tokens import AccessClaims
-from node.agreements import authorize_fetch, log_refusal, log_served, plan_for
+from node.agreements import authorize_fetch, bounded, log_refusal, log_served, plan_for
 from node.auth import authorize
-from node.export import CamtrapExporter, DwcExporter, ExportError, ExportResult, exporter_for
+from node.export import (
+    CamtrapExporter,
+    CursorRefused,
+    DwcExporter,
+    ExportError,
+    ExportResult,
+    exporter_for,
+)
 from node.extensions import db
 from node.log import LOG
+from node.policy_store import cursor_key
 from node.schemas import PackageQuerySchema
 from node.settings import current_settings
 from node.streaming import pipe
@@ -59,8 +71,15 @@ class PackageUnavailable(Conflict):
     title = "Package unavailable"
 
 
+class InvalidCursor(CorridorError):
+    """The ``since`` cursor is not one this node issued for this agreement and data."""
+
+    status = 422
+    title = "Cursor refused"
+
+
 class ServedPackage:
-    """Streams one package and logs it as served, from the streaming thread.
+    """Streams one package and keeps the log of it, from the streaming thread.
 
     The thread has no request context: it gets the engine and the clock, and
     opens its own short transactions (the log's write lock is never held
@@ -75,16 +94,38 @@ class ServedPackage:
         self.sessions = make_session_factory(engine)
         self.clock, self.me, self.claims = clock, me, claims
         self.agreement_id, self.since = agreement_id, since
-        #: The index of the ``package.served`` entry, once committed.
+        #: The indexes of the ``package.started`` and ``package.served`` entries.
+        self.started: int | None = None
         self.index: int | None = None
+        #: Bytes handed to the server so far (what the client got, give or take a chunk).
+        self.bytes_sent = 0
+
+    def start(self) -> int:
+        """Commit ``package.started`` on its own, before any byte is sent; return its index."""
+        with self.sessions() as session:
+            self.started = LOG.append(
+                session, "package.started", self.clock(), member=self.claims.subject,
+                agreement=self.agreement_id, token_jti=self.claims.jti,
+                plan_digest=self.exporter.plan.digest(), since=bounded(self.since))
+            session.commit()
+        return self.started
+
+    def stream(self) -> Iterator[bytes]:
+        """The package's bytes, counted as they are handed to the server."""
+        chunks = pipe(self.write)
+        try:
+            for chunk in chunks:
+                self.bytes_sent += len(chunk)
+                yield chunk
+        finally:
+            chunks.close()  # a client that went away stops the writer thread now
 
     def write(self, out: BinaryIO) -> ExportResult:
         """Stream the package into ``out``, logging it before its descriptor is signed."""
         try:
             return self.exporter.write(out, seal=self.seal)
         except BaseException as e:
-            if self.index is not None:
-                self._log_unfinished(e)
+            self._log_unfinished(e)
             raise
 
     def seal(self, result: ExportResult) -> Mapping[str, Any]:
@@ -97,7 +138,8 @@ class ServedPackage:
             try:
                 self.index = log_served(session, me=self.me, claims=self.claims,
                                         agreement_id=self.agreement_id, since=self.since,
-                                        result=result, now=self.clock())
+                                        result=result, now=self.clock(),
+                                        started_index=self.started)
                 session.commit()
             except CorridorError as e:
                 session.rollback()
@@ -112,12 +154,15 @@ class ServedPackage:
             with self.sessions() as session:
                 LOG.append(session, "package.unfinished", self.clock(),
                            member=self.claims.subject, agreement=self.agreement_id,
-                           served_index=self.index, reason=type(error).__name__)
+                           started_index=self.started, served_index=self.index,
+                           bytes_sent=self.bytes_sent,
+                           rows_sent=dict(self.exporter.progress.rows),
+                           reason=type(error).__name__)
                 session.commit()
         except Exception:
             # The original error is on its way up; this one goes to the server log.
-            log.exception("package %s served at log index %s but unfinished, and that could "
-                          "not be logged", self.agreement_id, self.index)
+            log.exception("package %s started at log index %s but unfinished, and that could "
+                          "not be logged", self.agreement_id, self.started)
 
 
 @blp.route("/<string:agreement_id>/package")
@@ -132,6 +177,7 @@ class AgreementPackage(MethodView):
         settings = current_settings()
         session = db.session()
         current = now()
+        since = query.get("since")
         try:
             row = authorize_fetch(session, me=settings.member_id, claims=claims,
                                   agreement_id=agreement_id, now=current)
@@ -140,8 +186,12 @@ class AgreementPackage(MethodView):
                                             now=current)
                 exporter = exporter_for(db.engine, dataset, plan, provider=settings.member_id,
                                         key=load_signing_key(settings.keys_dir), now=current,
+                                        cursor_key=cursor_key(settings.keys_dir),
                                         recipient=row.requester, agreement=row.id,
-                                        since=query.get("since"))
+                                        since=since)
+                exporter.prepare()  # everything that can fail, before the first byte
+            except CursorRefused as e:
+                raise InvalidCursor(str(e), reason=e.reason) from e
             except (PolicyError, ExportError) as e:
                 raise PackageUnavailable(f"no package for {row.id}: {e}") from e
         except CorridorError as e:
@@ -152,8 +202,9 @@ class AgreementPackage(MethodView):
         session.close()
         clock: Clock = current_app.extensions["corridor_clock"]
         served = ServedPackage(exporter, engine=db.engine, clock=clock, me=settings.member_id,
-                               claims=claims, agreement_id=row.id, since=query.get("since"))
+                               claims=claims, agreement_id=row.id, since=since)
+        served.start()
         filename = f"{row.id}.zip"
-        return Response(pipe(served.write), mimetype="application/zip", headers={
+        return Response(served.stream(), mimetype="application/zip", headers={
             "Content-Disposition": f'attachment; filename="{filename}"',
             "Cache-Control": "no-store"})

@@ -13,7 +13,6 @@ member's keys and keeps the JWS so anyone can re-verify it offline.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +21,7 @@ from crypto.canonical import canonical_json
 from crypto.jws import sign_compact
 from crypto.keys import SigningKey
 from node.models import Dataset
+from policies.disclosure import rounded_outward
 from policies.policy import PURPOSES, Policy
 from policies.taxonomy import accepted_name
 
@@ -42,24 +42,14 @@ MAX_LICENCE = 200
 
 def rounded_bbox(west: float, south: float, east: float,
                  north: float) -> tuple[int, int, int, int]:
-    """Round a bounding box outward to whole degrees.
+    """A bounding box rounded outward to whole degrees (it contains the original one).
 
-    West and south go down (``floor``), east and north go up (``ceil``), so
-    the rounded box contains the original one. A box that rounds to zero
-    width or height (one camera, or points on a whole degree) is widened to
-    one degree, staying inside ±180° / ±90°.
+    The catalog's precision, and the finest any public metadata gives; see
+    :func:`policies.disclosure.rounded_outward` (a box of no width or height
+    is widened to one degree, inside ±180° / ±90°).
     """
-    w, s = math.floor(west), math.floor(south)
-    e, n = math.ceil(east), math.ceil(north)
-    if e <= w:
-        e = w + 1
-        if e > 180:
-            w, e = 179, 180
-    if n <= s:
-        n = s + 1
-        if n > 90:
-            s, n = 89, 90
-    return max(w, -180), max(s, -90), min(e, 180), min(n, 90)
+    w, s, e, n = rounded_outward(west, south, east, north, 1.0)
+    return int(w), int(s), int(e), int(n)
 
 
 def _licence(licenses: Sequence[Any]) -> str | None:

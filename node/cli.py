@@ -39,6 +39,7 @@ from corridor.keystore import (
 from corridor.keystore import retire_key as retire_local_key
 from crypto.trustlist import TrustList, TrustListRejected
 from node import demo_data
+from node.agreements import bounded
 from node.agreements_cli import COMMANDS as AGREEMENT_COMMANDS
 from node.agreements_cli import settings_of, sync_agreements_command
 from node.catalog import catalog_entry, sign_entry
@@ -53,6 +54,7 @@ from node.log_cli import log_group
 from node.oauth_client import TokenError
 from node.policy_store import (
     PolicyFileError,
+    cursor_key,
     get_policy,
     pseudonym_key,
     read_policy_file,
@@ -633,7 +635,7 @@ def export_command(ctx: click.Context, dataset: str, tier: str, purpose: str,
             policy, _ = get_policy(session, dataset)
             plan = compile_plan(policy, load_terms({"purpose": purpose, "tier": tier}), who, now,
                                 pseudonym_key=pseudonym_key(settings.keys_dir, f"preview:{who}"),
-                                resources=resources_of(ds))
+                                resources=resources_of(ds), taxa_present=ds.taxa)
         except (PolicyError, PolicyFileError) as e:
             fail(f"cannot export: {e}")
         except CorridorError as e:
@@ -643,9 +645,17 @@ def export_command(ctx: click.Context, dataset: str, tier: str, purpose: str,
         with tmp.open("wb") as fh:
             exporter = exporter_for(engine, ds, plan, provider=settings.member_id,
                                     key=load_signing_key(settings.keys_dir), now=now,
+                                    cursor_key=cursor_key(settings.keys_dir),
                                     recipient=who, since=since)
             result = exporter.write(fh)
         tmp.replace(out_path)
+        with make_session_factory(engine)() as session:
+            # A file that can leave the node is on the record like a package served.
+            LOG.append(session, "package.previewed", now, member=who, dataset=ds.name,
+                       version=ds.version, tier=tier, purpose=purpose,
+                       plan_digest=result.plan_digest, rows=dict(result.rows),
+                       since=bounded(since), content_sha256=result.content_sha256)
+            session.commit()
     except ExportError as e:
         fail(str(e))
     finally:

@@ -8,8 +8,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from node.catalog import rounded_bbox
 from node.errors import DatasetNotFound
 from node.models import Dataset
+from policies.disclosure import released_contributors
 
 
 def current_datasets(session: Session) -> Sequence[Dataset]:
@@ -36,10 +38,18 @@ def get_dataset(session: Session, name: str, version: int | None = None) -> Data
 
 
 def metadata_view(dataset: Dataset) -> dict[str, Any]:
-    """The public metadata of a dataset (the API's ``Dataset`` object)."""
+    """The public metadata of a dataset (the API's ``Dataset`` object).
+
+    Anyone may read it, so it is no finer than the registry's catalog: the
+    bounding box is rounded outward to whole degrees (an exact corner is the
+    position of a camera), and contributors are institutions only, with no
+    person's name or e-mail address (:func:`released_contributors` as for a
+    package that withholds the fields naming people).
+    """
     bbox = None
-    if dataset.bbox_west is not None:
-        bbox = [dataset.bbox_west, dataset.bbox_south, dataset.bbox_east, dataset.bbox_north]
+    corners = (dataset.bbox_west, dataset.bbox_south, dataset.bbox_east, dataset.bbox_north)
+    if all(c is not None for c in corners):
+        bbox = list(rounded_bbox(*(float(c) for c in corners)))  # type: ignore[arg-type]
     return {
         "name": dataset.name,
         "version": dataset.version,
@@ -47,7 +57,7 @@ def metadata_view(dataset: Dataset) -> dict[str, Any]:
         "title": dataset.title,
         "description": dataset.description,
         "licenses": dataset.licenses,
-        "contributors": dataset.contributors,
+        "contributors": released_contributors(dataset.contributors or [], people_hidden=True),
         "taxa": dataset.taxa,
         "counts": dataset.counts,
         "coverage": {"start": dataset.temporal_start, "end": dataset.temporal_end, "bbox": bbox},

@@ -1,16 +1,28 @@
 """Policy-filtered, signed data packages, streamed (DESIGN.md §7, §8).
 
-The plan compiled by :mod:`policies.engine` is applied here, table by table:
+The plan compiled by :mod:`policies.engine` is applied here, table by table.
+What leaves is **closed** (:mod:`node.release`): the released observations
+are those the plan's filters keep, and a media row, a camera or an individual
+leaves only if a released observation reaches it (or the plan releases
+effort). Survey events of Darwin Core datasets likewise leave only with a
+released occurrence.
 
-* ``deployments`` (a few thousand rows) are read in Python: cameras that
-  recorded a category-1 taxon are dropped with all their rows; the others get
+* ``deployments`` (a few thousand rows) are read in Python: every camera gets
   the coarsest rounding any sensitive taxon recorded there requires
-  (generalization follows the camera), with ``coordinateUncertainty`` widened,
-  using exactly :mod:`policies.transforms`.
+  (generalization follows the camera, whatever this export's filters keep),
+  with ``coordinateUncertainty`` widened, using exactly
+  :mod:`policies.transforms`; the area filter is tested on those released
+  coordinates.
 * ``media`` and ``observations`` (millions of rows) are filtered, projected
   and time-coarsened inside the database query; Python only pseudonymizes the
   individual IDs and hands the rows to the C ``csv`` writer in batches, which
   stream into the zip. Memory stays flat in the number of rows.
+* the descriptor is derived from what is released (:mod:`policies.disclosure`):
+  the released taxa, the released extent rounded outward, contributors by the
+  same rules as the fields naming people.
+
+Everything that can fail on bad input (the cursor above all) fails in
+:meth:`CamtrapExporter.prepare`, before the first byte of a response.
 
 Camtrap DP keeps coordinates only in ``deployments``, so no observation or
 media row can carry a finer location than its camera's.
@@ -18,14 +30,12 @@ media row can carry a finer location than its camera's.
 
 from __future__ import annotations
 
-import base64
 import csv
 import hashlib
 import io
-import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any, BinaryIO, Protocol
 
 from sqlalchemy import (
@@ -34,6 +44,7 @@ from sqlalchemy import (
     Engine,
     and_,
     case,
+    exists,
     func,
     literal,
     not_,
@@ -44,8 +55,10 @@ from sqlalchemy import (
 
 from corridor.db import stream_tuples, table_of
 from corridor.package_writer import PackageWriter
+from crypto.errors import InvalidSignature
 from crypto.keys import SigningKey
 from crypto.package import content_digest
+from crypto.sealed import seal, unseal
 from node.models import (
     PROFILE_CAMTRAP,
     PROFILE_DWC_EVENT,
@@ -57,10 +70,19 @@ from node.models import (
     Observation,
     Occurrence,
 )
+from node.release import CamtrapRelease, embargo_clause
 from node.validation import camtrap_table
+from policies.disclosure import (
+    people_withheld,
+    released_contributors,
+    rounded_outward,
+    scrub_properties,
+)
 from policies.engine import TIME_FIELDS, Plan
+from policies.taxonomy import accepted_name
 from policies.transforms import (
     coarsen_event_date,
+    coarsen_timestamp,
     pseudonym,
     round_coordinate,
     widened_uncertainty,
@@ -70,6 +92,14 @@ CAMTRAP_RESOURCES = ("deployments", "media", "observations", "individuals")
 WITHHELD = "withheld"  # placeholder for a required text field the policy withholds
 CAMTRAP_SCHEMA = "https://raw.githubusercontent.com/tdwg/camtrap-dp/1.0.2/{}-table-schema.json"
 BATCH_ROWS = 10_000
+#: What a cursor's MAC is for (domain separation from any other sealed token).
+CURSOR_PURPOSE = "corridor-cursor/v2"
+#: Bounds on a cursor's fields: anything outside was not issued by this node.
+MAX_ROW = 2**53
+MAX_VERSION = 2**31 - 1
+MAX_CURSOR_CUTOFFS = 1000
+#: Individuals fields recomputed from the released observations.
+SIGHTING_FIELDS = ("firstSeen", "lastSeen", "detections")
 
 
 class ByteSink(Protocol):
@@ -83,45 +113,109 @@ class ExportError(Exception):
     """The dataset cannot be exported as asked (the message says why)."""
 
 
-@dataclass(frozen=True)
-class Cursor:
-    """Where an incremental export resumes.
+class CursorRefused(ExportError):
+    """A ``since`` cursor this node cannot honour.
 
-    It records the dataset version, the last observation and media rows sent,
-    and the embargo cutoffs that held rows back, so the next export sends the
-    new rows *and* the rows those embargoes have released since: nothing is
-    skipped and nothing is sent twice.
+    :ivar reason: ``forged`` (not issued by this node, or altered), ``foreign``
+        (issued for another agreement or dataset) or ``stale`` (the dataset was
+        re-imported, or its policy changed, since).
     """
 
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where an incremental export resumes: what the previous package released.
+
+    Within one dataset version rows never change, so what a package released
+    is fixed by the embargo cutoffs it applied (and the last rows it saw);
+    the next export sends what is released now and was not then. The cursor
+    is sealed by the node (:mod:`crypto.sealed`) and bound to the agreement
+    (``scope``), the dataset and version, and the plan's basis (the policy
+    and terms, not the moving cutoffs).
+    """
+
+    scope: str
+    dataset: str
     version: int
+    basis: str
     observations: int
     media: int
     cutoffs: Mapping[str, datetime] = field(default_factory=dict)
-    media_cutoff: datetime | None = None
 
-    def encode(self) -> str:
-        """Opaque, URL-safe text."""
-        raw = json.dumps({
-            "v": self.version, "o": self.observations, "m": self.media,
-            "c": {k: v.isoformat() for k, v in sorted(self.cutoffs.items())},
-            "mc": self.media_cutoff.isoformat() if self.media_cutoff else None,
-        }, separators=(",", ":"))
-        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    def encode(self, key: bytes) -> str:
+        """The sealed, URL-safe text handed to the recipient."""
+        return seal(key, CURSOR_PURPOSE, {
+            "a": self.scope, "d": self.dataset, "v": self.version, "b": self.basis,
+            "o": self.observations, "m": self.media,
+            "c": {k: _utc_text(v) for k, v in sorted(self.cutoffs.items())},
+        })
 
     @classmethod
-    def decode(cls, text: str) -> Cursor:
-        """Parse a cursor from a previous package.
+    def decode(cls, text: str, key: bytes) -> Cursor:
+        """Open a cursor this node sealed, checking every field's type and range.
 
-        Raises:
-            ExportError: not a cursor this node issued.
+        :raises CursorRefused: (``forged``) not sealed by this node with ``key``,
+            altered, or with a field no cursor of this node can hold.
         """
         try:
-            raw = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
-            return cls(int(raw["v"]), int(raw["o"]), int(raw["m"]),
-                       {k: datetime.fromisoformat(v) for k, v in raw["c"].items()},
-                       datetime.fromisoformat(raw["mc"]) if raw["mc"] else None)
-        except (ValueError, KeyError, TypeError, AttributeError) as e:
-            raise ExportError(f"{text[:40]!r} is not a valid export cursor") from e
+            raw = unseal(key, CURSOR_PURPOSE, text)
+        except InvalidSignature as e:
+            raise CursorRefused("the cursor was not issued by this node, or was altered; "
+                                "fetch without --since (or with --from-start)", "forged") from e
+        try:
+            cutoffs = raw["c"]
+            if not isinstance(cutoffs, dict) or len(cutoffs) > MAX_CURSOR_CUTOFFS:
+                raise ValueError("c")
+            return cls(_text(raw["a"]), _text(raw["d"]), _bounded(raw["v"], 1, MAX_VERSION),
+                       _text(raw["b"]), _bounded(raw["o"], 0, MAX_ROW),
+                       _bounded(raw["m"], 0, MAX_ROW),
+                       {_text(k): _aware_time(v) for k, v in cutoffs.items()})
+        except (KeyError, TypeError, ValueError) as e:
+            raise CursorRefused("the cursor is malformed", "forged") from e
+
+    def check(self, *, scope: str, dataset: Dataset, basis: str) -> None:
+        """Refuse a cursor issued for something else, or before the data or policy changed.
+
+        :raises CursorRefused: ``foreign`` or ``stale``, saying what to do.
+        """
+        if self.scope != scope or self.dataset != dataset.name:
+            raise CursorRefused("the cursor was issued for another agreement or dataset",
+                                "foreign")
+        if self.version != dataset.version:
+            raise CursorRefused(
+                f"{dataset.name} was re-imported since this cursor was issued (version "
+                f"{self.version}, now {dataset.version}); fetch from the start (--from-start)",
+                "stale")
+        if self.basis != basis:
+            raise CursorRefused("the owner changed what this agreement releases since the "
+                                "cursor was issued; fetch from the start (--from-start)", "stale")
+
+
+def _text(value: Any, limit: int = 255) -> str:
+    if not isinstance(value, str) or not value or len(value) > limit:
+        raise ValueError("text")
+    return value
+
+
+def _bounded(value: Any, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError("integer out of range")
+    return value
+
+
+def _aware_time(value: Any) -> datetime:
+    moment = datetime.fromisoformat(_text(value, 40))
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("naive time")
+    return moment.astimezone(UTC)
+
+
+def _utc_text(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
@@ -141,6 +235,17 @@ class ExportResult:
 #: to add to the descriptor's ``corridor`` object (the provider's log index of
 #: the package). If it raises, the package is abandoned unsigned.
 Seal = Callable[[ExportResult], Mapping[str, Any]]
+
+
+class Progress:
+    """Rows handed to the package so far, per resource (read by the log of an unfinished one)."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, int] = {}
+
+    def add(self, resource: str, rows: int) -> None:
+        """Count ``rows`` more rows of ``resource``."""
+        self.rows[resource] = self.rows.get(resource, 0) + rows
 
 
 def _stored_names(engine: Engine, dataset_id: int) -> list[str]:
@@ -186,12 +291,26 @@ def _boolean_text(column: Column[Any]) -> ColumnElement[Any]:
                 else_=literal("false"))
 
 
+@dataclass
+class _Prepared:
+    """What an export decided before its first byte."""
+
+    release: CamtrapRelease
+    deployments: list[dict[str, Any]]
+    precisions: dict[str, float]  # released camera -> precision applied
+
+
 class CamtrapExporter:
-    """Writes one Camtrap DP dataset as a signed, policy-filtered package."""
+    """Writes one Camtrap DP dataset as a signed, policy-filtered package.
+
+    ``cursor_key`` seals the package's cursor and opens ``since``; ``agreement``
+    (or, for an owner's preview, ``recipient``) is what the cursor is bound to.
+    """
 
     def __init__(self, engine: Engine, dataset: Dataset, plan: Plan, *, provider: str,
-                 key: SigningKey, now: datetime, recipient: str | None = None,
-                 agreement: str | None = None, since: str | None = None) -> None:
+                 key: SigningKey, now: datetime, cursor_key: bytes,
+                 recipient: str | None = None, agreement: str | None = None,
+                 since: str | None = None) -> None:
         if dataset.profile != PROFILE_CAMTRAP:
             raise ExportError(f"{dataset.name} is a {dataset.profile} dataset")
         if plan.aggregate_only:
@@ -199,21 +318,38 @@ class CamtrapExporter:
         self.engine, self.dataset, self.plan = engine, dataset, plan
         self.provider, self.key, self.now = provider, key, now
         self.recipient, self.agreement = recipient, agreement
-        self.since = Cursor.decode(since) if since else None
-        if self.since is not None and self.since.version != dataset.version:
-            self.since = None  # re-imported since: restart from the beginning (documented)
-        # The plan speaks of taxa (any spelling, synonyms); the SQL needs the names as stored.
-        names = _stored_names(engine, dataset.id)
-        self.drop_names = [n for n in names if plan.is_dropped(n)]
-        self.taxa_names = None if plan.taxa is None else [n for n in names if plan.in_taxa(n)]
-        self.embargo_names = {n: c for n in names if (c := plan.embargo_cutoff(n)) is not None}
-        self.sensitive_names = [n for n in names
+        self.cursor_key = cursor_key
+        self.scope = agreement or f"preview:{recipient or provider}"
+        self.since = Cursor.decode(since, cursor_key) if since else None
+        if self.since is not None:
+            self.since.check(scope=self.scope, dataset=dataset, basis=plan.basis_digest())
+        self.names = _stored_names(engine, dataset.id)
+        self.sensitive_names = [n for n in self.names
                                 if plan.precision_of(n) is not None or plan.is_dropped(n)]
+        self.progress = Progress()
+        self._prepared: _Prepared | None = None
 
-    # -- deployments --------------------------------------------------------------
+    # -- before the first byte --------------------------------------------------------
 
-    def _deployments(self) -> tuple[list[dict[str, Any]], set[str], dict[str, float]]:
-        """(exported rows, cameras left out, camera id -> precision applied).
+    def prepare(self) -> None:
+        """Decide every camera and build the release; idempotent.
+
+        Call before a response starts: what fails here fails as a clear error,
+        not as a cut-off download.
+        """
+        if self._prepared is not None:
+            return
+        candidates, excluded, precisions = self._generalized_cameras()
+        release = CamtrapRelease(self.engine, self.dataset.id, self.plan, names=self.names,
+                                 excluded_cameras=excluded)
+        reached = self._reached_cameras(release)
+        rows = [row for row in candidates if row["deploymentID"] in reached]
+        kept = {row["deploymentID"] for row in rows}
+        self._prepared = _Prepared(release, rows,
+                                   {c: p for c, p in precisions.items() if c in kept})
+
+    def _generalized_cameras(self) -> tuple[list[dict[str, Any]], set[str], dict[str, float]]:
+        """(rows of cameras inside the area, cameras outside it, camera -> precision).
 
         Generalization follows the camera: a camera that ever recorded a
         sensitive taxon is rounded for all its rows, whatever this export's
@@ -223,7 +359,7 @@ class CamtrapExporter:
         plan = self.plan
         recorded = _camera_taxa(self.engine, self.dataset.id, self.sensitive_names)
         table = table_of(Deployment)
-        rows, left_out, precisions = [], set(), {}
+        rows, excluded, precisions = [], set(), {}
         spec = camtrap_table("deployments")
         withheld = plan.withheld.get("deployments", frozenset())
         with self.engine.connect() as conn:
@@ -241,7 +377,7 @@ class CamtrapExporter:
                         record["coordinateUncertainty"], precision, row["latitude"])
                 if plan.bbox is not None and not _inside(plan.bbox, row["latitude"],
                                                          row["longitude"]):
-                    left_out.add(camera)
+                    excluded.add(camera)
                     continue
                 for name in withheld:
                     row[name] = None
@@ -249,40 +385,27 @@ class CamtrapExporter:
                     if row[name] is not None:
                         row[name] = "true" if row[name] else "false"
                 rows.append(row)
-        return rows, left_out, precisions
+        return rows, excluded, precisions
 
-    # -- filters shared by media and observations -------------------------------
+    def _reached_cameras(self, release: CamtrapRelease) -> set[str]:
+        """Cameras with a released observation (every camera if the plan releases effort)."""
+        table = table_of(Deployment)
+        query = select(table.c.deploymentID).where(table.c.dataset_id == self.dataset.id)
+        if not self.plan.release_effort:
+            query = query.where(release.deployments(table))
+        with self.engine.connect() as conn:
+            return set(conn.scalars(query))
 
-    def _embargo_clause(self, taxon: Column[Any], start: Column[Any]) -> ColumnElement[bool]:
-        """Rows of embargoed taxa newer than their cutoff are out."""
-        clauses = [and_(taxon == name, start > cutoff)
-                   for name, cutoff in sorted(self.embargo_names.items())]
-        if not clauses:
-            return literal(True)
-        # "taxon IS NULL OR": NOT(NULL = 'x' AND ...) is NULL in SQL, which would silently
-        # drop every row without a scientific name (blanks, people, vehicles).
-        return or_(taxon.is_(None), not_(or_(*clauses)))
-
-    def _observation_filter(self, dropped: set[str]) -> list[ColumnElement[bool]]:
-        plan, obs = self.plan, table_of(Observation)
-        where: list[ColumnElement[bool]] = [obs.c.dataset_id == self.dataset.id]
-        if dropped:
-            where.append(obs.c.deploymentID.not_in(sorted(dropped)))
-        if self.drop_names:
-            where.append(or_(obs.c.scientificName.is_(None),
-                             obs.c.scientificName.not_in(self.drop_names)))
-        if self.taxa_names is not None:
-            where.append(obs.c.scientificName.in_(self.taxa_names))
-        if plan.time_from is not None:
-            where.append(obs.c.eventStart_utc >= plan.time_from)
-        if plan.time_to is not None:
-            where.append(obs.c.eventStart_utc < plan.time_to)
-        where.append(self._embargo_clause(obs.c.scientificName, obs.c.eventStart_utc))
-        return where
+    @property
+    def prepared(self) -> _Prepared:
+        """The decisions of :meth:`prepare` (made on first use)."""
+        self.prepare()
+        assert self._prepared is not None
+        return self._prepared
 
     # -- streaming tables ------------------------------------------------------------
 
-    def _stream_rows(self, query: Any, out: ByteSink, header: Sequence[str],
+    def _stream_rows(self, query: Any, out: ByteSink, header: Sequence[str], resource: str,
                      pseudonym_index: int | None = None) -> int:
         """Run ``query`` and write its rows as CSV into ``out``; return the row count."""
         text = io.StringIO()
@@ -291,6 +414,7 @@ class CamtrapExporter:
         key = self.plan.pseudonym_key if self.plan.pseudonymize else None
         # Few animals, many rows: compute each pseudonym once per export.
         pseudonyms: dict[str, str] = {}
+        scrub = self._scrubber(resource, header)
         count = 0
         with self.engine.connect() as conn:
             for batch in stream_tuples(conn, query, BATCH_ROWS):
@@ -300,14 +424,34 @@ class CamtrapExporter:
                     rows = [row if row[i] is None else
                             (*row[:i], pseudonyms.get(row[i]) or pseudonyms.setdefault(
                                 row[i], pseudonym(key, row[i])), *row[i + 1:])
-                            for row in batch]
+                            for row in rows]
+                if scrub is not None:
+                    rows = [scrub(row) for row in rows]
                 writer.writerows(rows)
                 count += len(batch)
                 out.write(text.getvalue().encode("utf-8"))
                 text.seek(0)
                 text.truncate()
+                self.progress.add(resource, len(batch))
         out.write(text.getvalue().encode("utf-8"))
         return count
+
+    def _scrubber(self, resource: str, header: Sequence[str]
+                  ) -> Callable[[Sequence[Any]], Sequence[Any]] | None:
+        """A row function removing withheld keys from free-text JSON fields, or None."""
+        fields = self.plan.scrub.get(resource)
+        if not fields:
+            return None
+        positions = [header.index(f) for f in sorted(fields) if f in header]
+        withheld = self.plan.withheld.get(resource, frozenset())
+        people = self.plan.scrub_people
+
+        def scrub(row: Sequence[Any]) -> Sequence[Any]:
+            out = list(row)
+            for i in positions:
+                out[i] = scrub_properties(out[i], drop_people=people, withheld=withheld)
+            return out
+        return scrub
 
     def _select(self, table: Any, resource: str) -> list[ColumnElement[Any]]:
         """The projected columns of a streamed table, in schema order."""
@@ -329,110 +473,118 @@ class CamtrapExporter:
                 columns.append(column)
         return columns
 
-    def _observations(self, out: ByteSink, dropped: set[str]) -> tuple[int, int]:
+    def _observations(self, out: ByteSink) -> tuple[int, int]:
         obs = table_of(Observation)
-        where = self._observation_filter(dropped)
+        release = self.prepared.release
+        where = release.observations(obs)
         if self.since is not None:
-            where.append(or_(obs.c.source_row > self.since.observations,
-                             self._released_since(obs)))
+            where.append(not_(and_(*release.observations(
+                obs, cutoffs=self.since.cutoffs, last_row=self.since.observations))))
         query = select(*self._select(obs, "observations")).where(*where) \
             .order_by(obs.c.source_row)
         names = [f.name for f in camtrap_table("observations").fields]
-        count = self._stream_rows(query, out, names, names.index("individualID"))
-        with self.engine.connect() as conn:
-            last = conn.scalar(select(func.max(obs.c.source_row))
-                               .where(obs.c.dataset_id == self.dataset.id))
-        return count, int(last or 0)
+        count = self._stream_rows(query, out, names, "observations",
+                                  names.index("individualID"))
+        return count, self._last_row(obs)
 
-    def _released_since(self, obs: Any) -> ColumnElement[bool]:
-        """Rows an embargo held back at the previous export but releases now."""
-        assert self.since is not None
-        clauses = []
-        for name, cutoff in sorted(self.embargo_names.items()):
-            previous = self.since.cutoffs.get(name)
-            if previous is None or previous >= cutoff:
-                continue  # not embargoed then (already sent), or nothing released yet
-            clauses.append(and_(obs.c.scientificName == name,
-                                obs.c.eventStart_utc > previous,
-                                obs.c.eventStart_utc <= cutoff,
-                                obs.c.source_row <= self.since.observations))
-        return or_(*clauses) if clauses else literal(False)
-
-    def _media_cutoff(self) -> datetime | None:
-        return min(self.embargo_names.values()) if self.embargo_names else None
-
-    def _media(self, out: ByteSink, dropped: set[str], embargoed_cameras: set[str]
-               ) -> tuple[int, int]:
+    def _media(self, out: ByteSink) -> tuple[int, int]:
         media = table_of(Media)
-        where: list[ColumnElement[bool]] = [media.c.dataset_id == self.dataset.id]
-        if dropped:
-            where.append(media.c.deploymentID.not_in(sorted(dropped)))
-        if self.plan.time_from is not None:
-            where.append(media.c.timestamp_utc >= self.plan.time_from)
-        if self.plan.time_to is not None:
-            where.append(media.c.timestamp_utc < self.plan.time_to)
-        strictest = self._media_cutoff()
-        cameras = sorted(embargoed_cameras)
-        if strictest is not None and cameras:
-            # Fresh images from cameras that recorded an embargoed taxon are held back too.
-            where.append(not_(and_(media.c.deploymentID.in_(cameras),
-                                   media.c.timestamp_utc > strictest)))
+        release = self.prepared.release
+        where: list[ColumnElement[bool]] = [media.c.dataset_id == self.dataset.id,
+                                            release.media(media)]
         if self.since is not None:
-            released: ColumnElement[bool] = literal(False)
-            previous = self.since.media_cutoff
-            if previous is not None and strictest is not None and previous < strictest:
-                released = and_(media.c.deploymentID.in_(cameras),
-                                media.c.timestamp_utc > previous,
-                                media.c.source_row <= self.since.media)
-            where.append(or_(media.c.source_row > self.since.media, released))
+            # Sent before: reached by what the previous package released.
+            where.append(not_(and_(media.c.source_row <= self.since.media, release.media(
+                media, cutoffs=self.since.cutoffs, last_row=self.since.observations))))
         query = select(*self._select(media, "media")).where(*where).order_by(media.c.source_row)
-        count = self._stream_rows(query, out, [f.name for f in camtrap_table("media").fields])
+        count = self._stream_rows(query, out, [f.name for f in camtrap_table("media").fields],
+                                  "media")
+        return count, self._last_row(media)
+
+    def _last_row(self, table: Any) -> int:
         with self.engine.connect() as conn:
-            last = conn.scalar(select(func.max(media.c.source_row))
-                               .where(media.c.dataset_id == self.dataset.id))
-        return count, int(last or 0)
+            last = conn.scalar(select(func.max(table.c.source_row))
+                               .where(table.c.dataset_id == self.dataset.id))
+        return int(last or 0)
 
     def _individuals(self, out: ByteSink) -> int:
+        """Individuals a released observation names, with their sightings recomputed."""
+        plan, release = self.plan, self.prepared.release
         table = table_of(Individual)
         with self.engine.connect() as conn:
             records = conn.execute(select(table.c.individualID, table.c.scientificName,
                                           table.c.record)
-                                   .where(table.c.dataset_id == self.dataset.id)
+                                   .where(table.c.dataset_id == self.dataset.id,
+                                          release.individuals(table))
                                    .order_by(table.c.individualID)).all()
-        records = [r for r in records
-                   if not (r.scientificName and self.plan.is_dropped(r.scientificName))]
-        if self.plan.pseudonymize and self.plan.pseudonym_key is not None:
+        # An individual filed under another taxon than its observations stays home.
+        records = [r for r in records if not r.scientificName
+                   or (plan.in_taxa(r.scientificName) and not plan.is_dropped(r.scientificName))]
+        sightings = release.sightings()
+        if plan.pseudonymize and plan.pseudonym_key is not None:
             header = ["individualID", "scientificName"]
             rows: list[Sequence[Any]] = [
-                [pseudonym(self.plan.pseudonym_key, r.individualID), r.scientificName]
+                [pseudonym(plan.pseudonym_key, r.individualID), r.scientificName]
                 for r in records]
         else:
             header = list(dict.fromkeys(k for r in records for k in r.record))
-            rows = [[r.record.get(k) for k in header] for r in records]
+            withheld = plan.withheld.get("individuals", frozenset())
+            rows = []
+            for r in records:
+                record = self._sighted(dict(r.record), sightings.get(r.individualID))
+                rows.append([None if k in withheld else record.get(k) for k in header])
         text = io.StringIO()
         writer = csv.writer(text)
         writer.writerow(header or ["individualID"])
         writer.writerows(rows)
         out.write(text.getvalue().encode("utf-8"))
+        self.progress.add("individuals", len(rows))
         return len(rows)
 
-    def _dropped_counts(self, dropped: set[str]) -> dict[str, int]:
-        """Observation rows left out, by reason (category 1, embargo, outside the area)."""
+    def _sighted(self, record: dict[str, Any],
+                 seen: tuple[datetime, datetime, int] | None) -> dict[str, Any]:
+        """``record`` with firstSeen, lastSeen and detections from the released rows only.
+
+        The stored values describe every sighting (the embargoed fresh one
+        included); released, they would tell what the observations may not.
+        Times keep the offset the record was written in, coarsened like the
+        observations' timestamps.
+        """
+        if seen is None:
+            for name in SIGHTING_FIELDS:
+                if name in record:
+                    record[name] = None
+            return record
+        first, last, events = seen
+        for name, moment in (("firstSeen", first), ("lastSeen", last)):
+            if name in record:
+                text = _in_offset_of(record.get(name), moment)
+                record[name] = (coarsen_timestamp(text, self.plan.coarsen_time)
+                                if self.plan.coarsen_time else text)
+        if "detections" in record:
+            record["detections"] = events
+        return record
+
+    def _dropped_counts(self) -> dict[str, int]:
+        """Observation rows the terms ask for but the policy holds back, by reason.
+
+        Counted only among the rows inside the agreement's taxa, time and area:
+        a count of what lies outside the terms would itself be about it.
+        """
+        release = self.prepared.release
         obs = table_of(Observation)
-        in_dataset = obs.c.dataset_id == self.dataset.id
-        counts = {}
+        inside = release.within_terms(obs)
+        counts: dict[str, int] = {}
         with self.engine.connect() as conn:
-            if self.drop_names:
+            if release.drop_names:
                 counts["category_1"] = int(conn.scalar(select(func.count()).where(
-                    in_dataset, obs.c.scientificName.in_(self.drop_names))) or 0)
-            if self.embargo_names:
+                    *inside, obs.c.scientificName.in_(release.drop_names))) or 0)
+            if release.cutoffs:
                 counts["embargo"] = int(conn.scalar(select(func.count()).where(
-                    in_dataset, not_(self._embargo_clause(obs.c.scientificName,
-                                                          obs.c.eventStart_utc)))) or 0)
-            if dropped:
-                counts["outside_area"] = int(conn.scalar(select(func.count()).where(
-                    in_dataset, obs.c.deploymentID.in_(sorted(dropped)))) or 0)
-        return counts
+                    *inside, *release.not_dropped(obs),
+                    not_(embargo_clause(obs.c.scientificName, obs.c.eventStart_utc,
+                                        release.cutoffs)))) or 0)
+        return {k: v for k, v in counts.items() if v}
 
     # -- the package -------------------------------------------------------------------
 
@@ -446,9 +598,8 @@ class CamtrapExporter:
         Camtrap DP package; the export benchmark uses it to time one table).
         ``seal`` runs between the last resource and the signed descriptor.
         """
+        prepared = self.prepared
         result = ExportResult(plan_digest=self.plan.digest())
-        deployments, dropped, precisions = self._deployments()
-        embargoed = set(_camera_taxa(self.engine, self.dataset.id, self.embargo_names))
         spec = camtrap_table("deployments")
         with PackageWriter(out, key=self.key) as package:
             last_media = last_obs = 0
@@ -458,48 +609,62 @@ class CamtrapExporter:
                     text = io.StringIO()
                     writer = csv.DictWriter(text, [f.name for f in spec.fields])
                     writer.writeheader()
-                    writer.writerows(deployments)
+                    writer.writerows(prepared.deployments)
                     stream.write(text.getvalue().encode("utf-8"))
-                    result.rows["deployments"] = len(deployments)
+                    result.rows["deployments"] = len(prepared.deployments)
+                    self.progress.add("deployments", len(prepared.deployments))
             if "media" in resources:
                 with package.open_resource("media", "media.csv",
                                            schema=CAMTRAP_SCHEMA.format("media")) as stream:
-                    result.rows["media"], last_media = self._media(stream, dropped, embargoed)
+                    result.rows["media"], last_media = self._media(stream)
             if "observations" in resources:
                 with package.open_resource("observations", "observations.csv",
                                            schema=CAMTRAP_SCHEMA.format("observations")
                                            ) as stream:
-                    result.rows["observations"], last_obs = self._observations(stream, dropped)
+                    result.rows["observations"], last_obs = self._observations(stream)
             if "individuals" in resources:
                 with package.open_resource("individuals", "individuals.csv") as stream:
                     result.rows["individuals"] = self._individuals(stream)
-            result.dropped = self._dropped_counts(dropped)
-            result.cursor = Cursor(self.dataset.version, last_obs, last_media,
-                                   dict(self.embargo_names), self._media_cutoff()).encode()
+            result.dropped = self._dropped_counts()
+            result.cursor = Cursor(self.scope, self.dataset.name, self.dataset.version,
+                                   self.plan.basis_digest(), last_obs, last_media,
+                                   dict(prepared.release.cutoffs)).encode(self.cursor_key)
             result.content_sha256 = content_digest(package.resource_entries())
-            descriptor = self._descriptor(result, precisions)
+            descriptor = self._descriptor(result)
             if seal is not None:
                 descriptor["corridor"].update(seal(result))
             raw = package.finish(descriptor)
         result.descriptor_sha256 = hashlib.sha256(raw).hexdigest()
         return result
 
-    def _descriptor(self, result: ExportResult, precisions: Mapping[str, float]
-                    ) -> dict[str, Any]:
-        plan = self.plan
+    def _descriptor(self, result: ExportResult) -> dict[str, Any]:
+        plan, prepared = self.plan, self.prepared
         source = {k: v for k, v in self.dataset.descriptor.items() if k != "resources"}
-        precision = max(precisions.values(), default=None)
+        precision = max(prepared.precisions.values(), default=None)
         if precision is not None:
             source["coordinatePrecision"] = precision
-        generalizations = plan.data_generalizations()
-        withheld = plan.information_withheld()
+        hide_people = people_withheld(plan.withheld)
+        source["contributors"] = released_contributors(source.get("contributors") or [],
+                                                       people_hidden=hide_people)
+        if hide_people and isinstance(source.get("sources"), list):
+            source["sources"] = [{k: v for k, v in s.items() if k != "email"}
+                                 for s in source["sources"] if isinstance(s, Mapping)]
+        source["taxonomic"] = _released_taxonomic(source.get("taxonomic"),
+                                                  prepared.release.released_names())
+        spatial = _released_spatial(prepared.deployments, precision)
+        temporal = _released_temporal(*prepared.release.time_range(), plan.coarsen_time)
+        for name, value in (("spatial", spatial), ("temporal", temporal)):
+            if value is None:
+                source.pop(name, None)
+            else:
+                source[name] = value
         source.update({
             "name": source.get("name") or self.dataset.name,
             "profile": source.get("profile")
             or "https://raw.githubusercontent.com/tdwg/camtrap-dp/1.0.2/camtrap-dp-profile.json",
             "created": self.now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "dataGeneralizations": generalizations,
-            "informationWithheld": withheld,
+            "dataGeneralizations": plan.data_generalizations(),
+            "informationWithheld": plan.information_withheld(),
             "corridor": {
                 "provider": self.provider,
                 "recipient": self.recipient,
@@ -511,7 +676,7 @@ class CamtrapExporter:
                 "plan": {"digest": plan.digest(), "explanation": plan.explain()},
                 "rows": result.rows,
                 "dropped": result.dropped,
-                "generalizedCameras": len(precisions),
+                "generalizedCameras": len(prepared.precisions),
                 "cursor": result.cursor,
                 "incremental": self.since is not None,
             },
@@ -519,10 +684,63 @@ class CamtrapExporter:
         return source
 
 
+def _in_offset_of(written: Any, moment: datetime) -> str:
+    """``moment`` as ISO 8601 seconds in the UTC offset of ``written`` (UTC if it has none)."""
+    offset = timedelta(0)
+    if isinstance(written, str):
+        try:
+            parsed = datetime.fromisoformat(written.replace("Z", "+00:00"))
+        except ValueError:
+            parsed = None
+        if parsed is not None and parsed.utcoffset() is not None:
+            offset = parsed.utcoffset() or timedelta(0)
+    return moment.astimezone(timezone(offset)).isoformat(timespec="seconds").replace(
+        "+00:00", "Z")
+
+
+def _released_taxonomic(source: Any, names: Sequence[str]) -> list[dict[str, Any]]:
+    """The source's ``taxonomic`` entries for the released taxa only (plus any missing)."""
+    released = {accepted_name(n) for n in names}
+    entries = [dict(e) for e in source or [] if isinstance(e, Mapping)
+               and isinstance(e.get("scientificName"), str)
+               and accepted_name(e["scientificName"]) in released]
+    listed = {accepted_name(e["scientificName"]) for e in entries}
+    entries += [{"scientificName": n} for n in sorted(set(names))
+                if accepted_name(n) not in listed]
+    return entries
+
+
+def _released_spatial(deployments: Sequence[Mapping[str, Any]],
+                      precision: float | None) -> dict[str, Any] | None:
+    """A GeoJSON polygon around the released cameras, rounded outward to ``precision``."""
+    points = [(row["longitude"], row["latitude"]) for row in deployments
+              if row.get("latitude") is not None and row.get("longitude") is not None]
+    if not points:
+        return None
+    west, east = min(p[0] for p in points), max(p[0] for p in points)
+    south, north = min(p[1] for p in points), max(p[1] for p in points)
+    if precision is not None:
+        west, south, east, north = rounded_outward(west, south, east, north, precision)
+    ring = [[west, south], [east, south], [east, north], [west, north], [west, south]]
+    return {"type": "Polygon", "coordinates": [ring]}
+
+
+def _released_temporal(first: datetime | None, last: datetime | None,
+                       unit: str | None) -> dict[str, str] | None:
+    """Dates (UTC) of the released records, widened to whole months when coarsened so."""
+    if first is None or last is None:
+        return None
+    start, end = first.date(), last.date()
+    if unit == "month":
+        start = start.replace(day=1)
+        following = date(end.year + end.month // 12, end.month % 12 + 1, 1)
+        end = following - timedelta(days=1)
+    return {"start": start.isoformat(), "end": end.isoformat()}
+
+
 def _inside(bbox: tuple[float, float, float, float], lat: float, lon: float) -> bool:
     west, south, east, north = bbox
     return south <= lat <= north and west <= lon <= east
-
 
 
 class DwcExporter:
@@ -531,14 +749,17 @@ class DwcExporter:
     The survey *location* plays the camera's part: every event at a location
     (``locationID``, or the event itself when it has none) where a sensitive
     taxon was ever counted gets that taxon's rounding, with
-    ``coordinateUncertaintyInMeters`` widened. Occurrences of category-1 taxa,
-    and of embargoed taxa in events newer than the cutoff, are left out. Each
-    file keeps the source's own column set; withheld terms are blank.
+    ``coordinateUncertaintyInMeters`` widened. Occurrences outside the
+    agreement's taxa, of category-1 taxa, and of embargoed taxa in events newer
+    than the cutoff, are left out; an event leaves only with a released
+    occurrence, unless the plan releases effort (zero counts). Each file keeps
+    the source's own column set; withheld terms are blank.
     """
 
     def __init__(self, engine: Engine, dataset: Dataset, plan: Plan, *, provider: str,
-                 key: SigningKey, now: datetime, recipient: str | None = None,
-                 agreement: str | None = None, since: str | None = None) -> None:
+                 key: SigningKey, now: datetime, cursor_key: bytes,
+                 recipient: str | None = None, agreement: str | None = None,
+                 since: str | None = None) -> None:
         if dataset.profile != PROFILE_DWC_EVENT:
             raise ExportError(f"{dataset.name} is a {dataset.profile} dataset")
         if plan.aggregate_only:
@@ -549,9 +770,21 @@ class DwcExporter:
         self.engine, self.dataset, self.plan = engine, dataset, plan
         self.provider, self.key, self.now = provider, key, now
         self.recipient, self.agreement = recipient, agreement
+        self.cursor_key = cursor_key
         columns = dataset.descriptor.get("columns", {})
         self.event_columns: list[str] = list(columns.get("event", []))
         self.occurrence_columns: list[str] = list(columns.get("occurrence", []))
+        occ = table_of(Occurrence)
+        with engine.connect() as conn:
+            stored = sorted(conn.scalars(select(occ.c.scientificName).distinct().where(
+                occ.c.dataset_id == dataset.id, occ.c.scientificName.is_not(None))))
+        self.drop_names = [n for n in stored if plan.is_dropped(n)]
+        self.taxa_names = None if plan.taxa is None else [n for n in stored if plan.in_taxa(n)]
+        self.cutoffs = {n: c for n in stored if (c := plan.embargo_cutoff(n)) is not None}
+        self.progress = Progress()
+
+    def prepare(self) -> None:
+        """Nothing to decide ahead for a survey dataset (kept for the exporters' one interface)."""
 
     def _location_taxa(self) -> dict[str, set[str]]:
         """Location key -> scientific names ever counted there."""
@@ -568,17 +801,34 @@ class DwcExporter:
                     found.setdefault(location or f"event:{event}", set()).add(taxon)
         return found
 
+    def _released_occurrence(self, occ: Any, events: Any) -> list[ColumnElement[bool]]:
+        """The conditions of a released occurrence of the event row ``events``."""
+        where: list[ColumnElement[bool]] = [occ.c.dataset_id == events.c.dataset_id,
+                                            occ.c.eventID == events.c.eventID]
+        if self.taxa_names is not None:
+            where.append(occ.c.scientificName.in_(self.taxa_names))
+        if self.drop_names:
+            where.append(or_(occ.c.scientificName.is_(None),
+                             occ.c.scientificName.not_in(self.drop_names)))
+        where.append(embargo_clause(occ.c.scientificName, events.c.eventDate_start_utc,
+                                    self.cutoffs))
+        return where
+
     def _events(self) -> tuple[list[dict[str, str]], dict[str, datetime | None], set[float]]:
         plan = self.plan
         taxa_at = self._location_taxa()
         withheld = plan.withheld.get("event", frozenset())
+        scrub = plan.scrub.get("event", frozenset())
         kept: list[dict[str, str]] = []
         starts: dict[str, datetime | None] = {}
         applied: set[float] = set()
         table = table_of(Event)
+        query = select(table).where(table.c.dataset_id == self.dataset.id)
+        if not plan.release_effort:
+            occ = table_of(Occurrence).alias("released")
+            query = query.where(exists().where(*self._released_occurrence(occ, table)))
         with self.engine.connect() as conn:
-            for e in conn.execute(select(table).where(table.c.dataset_id == self.dataset.id)
-                                  .order_by(table.c.source_row)):
+            for e in conn.execute(query.order_by(table.c.source_row)):
                 terms = dict(e.terms)
                 start = e.eventDate_start_utc
                 if plan.time_from is not None and (start is None or start < plan.time_from):
@@ -601,9 +851,7 @@ class DwcExporter:
                 if plan.coarsen_time and terms.get("eventDate"):
                     terms["eventDate"] = coarsen_event_date(terms["eventDate"],
                                                             plan.coarsen_time)
-                for name in withheld:
-                    if name in terms:
-                        terms[name] = ""
+                _blank_and_scrub(terms, withheld, scrub, plan.scrub_people)
                 starts[e.eventID] = start
                 kept.append(terms)
         return kept, starts, applied
@@ -612,6 +860,7 @@ class DwcExporter:
                      ) -> tuple[int, dict[str, int]]:
         plan = self.plan
         withheld = plan.withheld.get("occurrence", frozenset())
+        scrub = plan.scrub.get("occurrence", frozenset())
         key = plan.pseudonym_key if plan.pseudonymize else None
         table = table_of(Occurrence)
         text = io.StringIO()
@@ -625,10 +874,11 @@ class DwcExporter:
                     yield_per=BATCH_ROWS).execute(query):
                 if event_id not in starts:
                     continue
+                # The agreement's taxa first: what lies outside them is not even counted.
+                if plan.taxa is not None and not (taxon and plan.in_taxa(taxon)):
+                    continue
                 if taxon and plan.is_dropped(taxon):
                     dropped["category_1"] += 1
-                    continue
-                if taxon and not plan.in_taxa(taxon):
                     continue
                 cutoff = plan.embargo_cutoff(taxon) if taxon else None
                 start = starts[event_id]
@@ -636,9 +886,7 @@ class DwcExporter:
                     dropped["embargo"] += 1
                     continue
                 terms = dict(stored)
-                for name in withheld:
-                    if name in terms:
-                        terms[name] = ""
+                _blank_and_scrub(terms, withheld, scrub, plan.scrub_people)
                 if key is not None and terms.get("organismID"):
                     terms["organismID"] = pseudonym(key, terms["organismID"])
                 if plan.coarsen_time and terms.get("eventDate"):
@@ -650,7 +898,9 @@ class DwcExporter:
                     out.write(text.getvalue().encode("utf-8"))
                     text.seek(0)
                     text.truncate()
+                    self.progress.add("occurrence", BATCH_ROWS)
         out.write(text.getvalue().encode("utf-8"))
+        self.progress.add("occurrence", count % BATCH_ROWS)
         return count, {k: v for k, v in dropped.items() if v}
 
     def write(self, out: BinaryIO, *, seal: Seal | None = None) -> ExportResult:
@@ -665,6 +915,7 @@ class DwcExporter:
                 writer.writerows(events)
                 stream.write(text.getvalue().encode("utf-8"))
                 result.rows["event"] = len(events)
+                self.progress.add("event", len(events))
             with package.open_resource("occurrence", "occurrence.csv") as stream:
                 result.rows["occurrence"], result.dropped = self._occurrences(stream, starts)
             descriptor: dict[str, Any] = {
@@ -694,6 +945,18 @@ class DwcExporter:
             raw = package.finish(descriptor)
         result.descriptor_sha256 = hashlib.sha256(raw).hexdigest()
         return result
+
+
+def _blank_and_scrub(terms: dict[str, str], withheld: frozenset[str], scrub: frozenset[str],
+                     people: bool) -> None:
+    """Blank the withheld terms of a Darwin Core row and scrub its free-text JSON ones."""
+    for name in withheld:
+        if name in terms:
+            terms[name] = ""
+    for name in scrub:
+        if terms.get(name):
+            terms[name] = scrub_properties(terms[name], drop_people=people,
+                                           withheld=withheld) or ""
 
 
 DWC_RESOURCES = ("event", "occurrence")

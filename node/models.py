@@ -151,7 +151,11 @@ class Observation(Base):
             ["dataset_id", "deploymentID"], ["deployments.dataset_id", "deployments.deploymentID"]
         ),
         ForeignKeyConstraint(["dataset_id", "mediaID"], ["media.dataset_id", "media.mediaID"]),
-        Index(None, "dataset_id", "deploymentID"),
+        # The closure of a release probes observations by camera and start time, by
+        # medium and by individual (node/export.py).
+        Index(None, "dataset_id", "deploymentID", "eventStart_utc"),
+        Index(None, "dataset_id", "mediaID"),
+        Index(None, "dataset_id", "individualID"),
         Index(None, "dataset_id", "eventStart_utc"),
         Index(None, "dataset_id", "scientificName"),
         Index(None, "dataset_id", "source_row"),  # exports stream in source order

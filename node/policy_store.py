@@ -80,3 +80,16 @@ def pseudonym_key(keys_dir: Path, scope: str) -> bytes:
     if secret is None:
         raise PolicyFileError(f"{keys_dir}: no node secret to derive pseudonym keys from")
     return hmac.new(secret.encode(), f"corridor-pseudonym:{scope}".encode(), sha256).digest()
+
+
+def cursor_key(keys_dir: Path) -> bytes:
+    """The key that seals this node's export cursors (:mod:`crypto.sealed`).
+
+    Derived from the node's secret like :func:`pseudonym_key`, with its own
+    label, so cursors can be checked by every worker of the node and by
+    nobody else.
+    """
+    secret = load_session_secret(keys_dir)
+    if secret is None:
+        raise PolicyFileError(f"{keys_dir}: no node secret to derive the cursor key from")
+    return hmac.new(secret.encode(), b"corridor-cursor-key", sha256).digest()

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from typing import BinaryIO, cast
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,8 @@ class StreamFailed(RuntimeError):
     """The writer failed after the response had started."""
 
 
-def pipe(write: Callable[[BinaryIO], object], *, depth: int = 8) -> Iterator[bytes]:
+def pipe(write: Callable[[BinaryIO], object], *, depth: int = 8
+         ) -> Generator[bytes, None, None]:
     """Run ``write(fileobj)`` in a thread and yield what it writes, chunk by chunk."""
     chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=depth)
     cancelled = threading.Event()

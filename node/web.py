@@ -52,7 +52,7 @@ from node.extensions import db
 from node.log import LOG
 from node.models import Agreement as AgreementRow
 from node.models import User
-from node.policy_store import get_policy
+from node.policy_store import cursor_key, get_policy
 from node.registry_client import RegistryError, client_for
 from node.settings import NodeSettings, current_settings
 from node.users import ACCOUNTS, can_audit, can_decide
@@ -329,6 +329,7 @@ def _preview(session: Session, row: AgreementRow, settings: NodeSettings) -> Pre
     try:
         result = exporter_for(db.engine, dataset, plan, provider=settings.member_id,
                               key=load_signing_key(settings.keys_dir), now=current,
+                              cursor_key=cursor_key(settings.keys_dir),
                               recipient=row.requester, agreement=row.id
                               ).write(cast(BinaryIO, _NullSink()))
     except ExportError as e:

@@ -10,6 +10,8 @@ minting a token for an agreement the provider never approved.
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import re
 import zipfile
@@ -329,3 +331,107 @@ def test_a_serving_node_pulls_requests_and_pushes_decisions_by_itself(
     decided = ok(fed.node("cn-ntlnp", "decide", agreement, "refuse", "--reason", "not now"))
     assert "unreachable" in decided and "next 'sync'" in decided
     assert exchange_agreements(settings, client_for(settings)) is None
+
+
+def _provider_log(fed: Federation) -> list[dict[str, Any]]:
+    from corridor.db import make_engine, make_session_factory
+    from node.log import LOG
+
+    engine = make_engine(load_node_settings(fed.nodes["cn-ntlnp"]).database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            return [e.event() for e in LOG.entries(session)]
+    finally:
+        engine.dispose()
+
+
+def _descriptor_cursor(body: bytes) -> str:
+    with zipfile.ZipFile(io.BytesIO(body)) as archive:
+        cursor: str = json.loads(archive.read("datapackage.json"))["corridor"]["cursor"]
+    return cursor
+
+
+def _altered(cursor: str) -> str:
+    body, _, mac = cursor.partition(".")
+    payload = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    payload["o"] = 0  # "send me every observation again"
+    raw = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=") + "." + mac
+
+
+@pytest.mark.parametrize("kind", ["forged", "altered", "foreign"])
+def test_a_cursor_the_node_did_not_issue_for_this_agreement_is_refused_and_logged(
+        provider_ready: Federation, tmp_path: Path, kind: str) -> None:
+    from node.export import Cursor
+    from node.policy_store import cursor_key
+
+    fed = provider_ready
+    agreement = make_active(fed, tmp_path)
+    token = fed.token_for("ru-lotl", "cn-ntlnp", "agreement:fetch", agreement=agreement)
+    status, body = package(fed, agreement, token)
+    assert status == 200
+    issued = _descriptor_cursor(body)
+    if kind == "forged":
+        cursor = "eyJvIjowfQ.AAAA"  # {"o":0} with a made-up MAC
+    elif kind == "altered":
+        cursor = _altered(issued)
+    else:  # sealed by this very node, but for another agreement
+        real = Cursor.decode(issued, cursor_key(load_node_settings(fed.nodes["cn-ntlnp"]).keys_dir))
+        cursor = Cursor("ru-lotl.0000000000000000", real.dataset, real.version, real.basis,
+                        0, 0, {}).encode(
+            cursor_key(load_node_settings(fed.nodes["cn-ntlnp"]).keys_dir))
+    token = fed.token_for("ru-lotl", "cn-ntlnp", "agreement:fetch", agreement=agreement)
+    status, body = package(fed, agreement, token, f"?since={cursor}")
+    problem = json.loads(body)
+    assert status == 422, problem
+    assert problem["title"] == "Cursor refused"
+    assert problem["reason"] == ("foreign" if kind == "foreign" else "forged")
+    refused = _provider_log(fed)[-1]
+    assert refused["type"] == "fetch.refused" and refused["status"] == 422
+    assert refused["agreement"] == agreement and refused["member"] == "ru-lotl"
+    assert "package.started" not in [e["type"] for e in _provider_log(fed)[-2:]]
+
+
+def test_a_cursor_from_before_a_policy_change_is_stale(provider_ready: Federation,
+                                                        tmp_path: Path) -> None:
+    fed = provider_ready
+    agreement = make_active(fed, tmp_path)
+    first = tmp_path / "first.zip"
+    ok(fed.node("ru-lotl", "fetch", agreement, "--out", first))
+    cursor = _descriptor_cursor(first.read_bytes())
+    stricter = tmp_path / "stricter.yaml"
+    stricter.write_text(yaml.safe_dump({**POLICY, "embargo_days": {"Vulpes vulpes": 30}}))
+    ok(fed.node("cn-ntlnp", "policy", "leopards-2024", "--set", stricter))
+    token = fed.token_for("ru-lotl", "cn-ntlnp", "agreement:fetch", agreement=agreement)
+    status, body = package(fed, agreement, token, f"?since={cursor}")
+    problem = json.loads(body)
+    assert status == 422 and problem["reason"] == "stale", problem
+    assert "--from-start" in problem["detail"]
+    refused = fail(fed.node("ru-lotl", "fetch", agreement, "--out", tmp_path / "again.zip"))
+    assert "--from-start" in refused  # the partner is told what to do
+    assert "Fetched" in ok(fed.node("ru-lotl", "fetch", agreement, "--from-start",
+                                    "--out", tmp_path / "again.zip"))
+
+
+def _b64(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def test_the_old_unsigned_cursor_attacks_get_a_422(provider_ready: Federation,
+                                                   tmp_path: Path) -> None:
+    """Each cursor that once gave a 500 or a cut-off 200 is now refused before the first byte."""
+    fed = provider_ready
+    agreement = make_active(fed, tmp_path)
+    attacks = [_b64('{"v":1e999,"o":0,"m":0}'), _b64('{"v":1,"o":1e999,"m":0}'),
+               _b64("[" * 2000 + "]" * 2000), _b64(f'{{"v":1,"o":{10**30},"m":0}}'),
+               _b64(f'{{"v":1,"o":0,"m":-{10**30}}}'),
+               _b64('{"v":1,"o":0,"m":0,"c":{"Vulpes vulpes":"2024-01-01T00:00:00"}}'),
+               _b64('{"v":1}') + "." + "A" * 5000]
+    for cursor in attacks:
+        token = fed.token_for("ru-lotl", "cn-ntlnp", "agreement:fetch", agreement=agreement)
+        status, body = package(fed, agreement, token, f"?since={cursor}")
+        assert status == 422, (cursor[:40], body[:200])
+        assert json.loads(body)["reason"] == "forged"
+    refusals = [e for e in _provider_log(fed) if e["type"] == "fetch.refused"]
+    assert len(refusals) == len(attacks) and {e["status"] for e in refusals} == {422}
+    assert "package.started" not in [e["type"] for e in _provider_log(fed)]

@@ -87,3 +87,34 @@ def test_an_unaudited_recipient_is_noted_not_failed() -> None:
     result = reconcile(_log(_token("t1")), {"ru-lotl": _log(_served("t1"))})
     assert result.ok
     assert [m.kind for m in result.mismatches] == ["recipient not audited"]
+
+
+def _started(jti: str) -> tuple[str, dict[str, Any]]:
+    return ("package.started", {"member": "cn-fesp", "agreement": "cn-fesp.1",
+                                "token_jti": jti, "plan_digest": "p1"})
+
+
+def test_a_package_cut_off_mid_stream_is_reported() -> None:
+    unfinished = ("package.unfinished", {"member": "cn-fesp", "agreement": "cn-fesp.1",
+                                         "started_index": 0, "served_index": None,
+                                         "bytes_sent": 75_000_000,
+                                         "rows_sent": {"media": 448_924, "observations": 0},
+                                         "reason": "GeneratorExit"})
+    result = reconcile(_log(_token("t1")),
+                       {"ru-lotl": _log(_started("t1"), unfinished), "cn-fesp": _log()})
+    assert not result.ok
+    [m] = [m for m in result.mismatches if m.serious]
+    assert (m.kind, m.where) == ("started, unfinished", "ru-lotl entry 0")
+    assert "75,000,000 bytes (448,924 media)" in m.detail and "GeneratorExit" in m.detail
+
+
+def test_a_package_started_and_never_closed_is_reported() -> None:
+    result = reconcile(_log(_token("t1")), {"ru-lotl": _log(_started("t1")), "cn-fesp": _log()})
+    assert [m.kind for m in result.mismatches if m.serious] == ["started, never finished"]
+
+
+def test_a_started_package_served_whole_reconciles() -> None:
+    served = ("package.served", {**_served("t1")[1], "started_index": 0})
+    result = reconcile(_log(_token("t1")),
+                       {"ru-lotl": _log(_started("t1"), served), "cn-fesp": _log(_received(1))})
+    assert result.ok and not result.mismatches

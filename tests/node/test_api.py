@@ -34,10 +34,11 @@ def test_list_datasets_gives_metadata_only(live: Any) -> None:
     assert dataset["name"] == "camtrap-dp-example-dataset"
     assert dataset["counts"]["observations"] == 549
     assert dataset["coverage"] == {"start": "2020-05-30", "end": "2021-04-18",
-                                   "bbox": [4.013, 50.699, 5.659, 51.496]}
+                                   "bbox": [4, 50, 6, 52]}  # whole degrees, outward
     text = json.dumps(body)
-    for leak in ("deploymentID", "00a2c20d", "51.181", "observationID"):
-        assert leak not in text  # no rows, no camera coordinates
+    # No rows, no camera coordinates (4.013 is a camera's longitude), no personal e-mail.
+    for leak in ("deploymentID", "00a2c20d", "51.181", "observationID", "4.013", "5.659", "@"):
+        assert leak not in text, leak
 
 
 def test_get_one_dataset(live: Any) -> None:
@@ -45,6 +46,11 @@ def test_get_one_dataset(live: Any) -> None:
     assert status == 200
     assert body["version"] == 1 and body["profile"] == "camtrap-dp"
     assert body["licenses"][0]["name"] == "CC0-1.0"
+    assert body["coverage"]["bbox"] == [4, 50, 6, 52]
+    # Institutions only: the people who set up the cameras are not public.
+    assert body["contributors"] and all(set(c) <= {"title", "path", "role"}
+                                        for c in body["contributors"])
+    assert "@" not in json.dumps(body["contributors"])
 
 
 @pytest.mark.parametrize(("method", "path", "status"), [

@@ -14,6 +14,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from corridor.cli import main
+from corridor.db import make_engine, make_session_factory
+from node.log import LOG
+from node.settings import load_settings
 
 pytestmark = pytest.mark.storage
 
@@ -162,6 +165,9 @@ def test_policy_set_show_and_refusal(node_dir: Path, camtrap_example: Path,
                    "--tier", "full", "--out", out)
     assert exported.exit_code == 0, exported.output
     assert "549 observations" in exported.output
+    previewed = _last_entry(node_dir)  # a file that can leave the node is on the record
+    assert previewed["type"] == "package.previewed" and previewed["tier"] == "full"
+    assert previewed["rows"]["observations"] == 549 and previewed["member"] == "ru-lotl"
     keys = tmp_path / "jwks.json"
     keys.write_text(run("node", "--dir", node_dir, "keys").output)
     verified = run("verify", out, "--key", keys)
@@ -169,3 +175,15 @@ def test_policy_set_show_and_refusal(node_dir: Path, camtrap_example: Path,
     missing_tier = run("node", "--dir", node_dir, "export", "camtrap-dp-example-dataset",
                        "--tier", "generalized", "--out", out)
     assert missing_tier.exit_code == 1 and "generalized" in missing_tier.output
+
+
+def _last_entry(node_dir: Path) -> dict[str, object]:
+    """The newest entry of a node's exchange log, decoded."""
+    engine = make_engine(load_settings(node_dir).database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            size = LOG.size(session)
+            (entry,) = LOG.entries(session, size - 1, size)
+            return entry.event()
+    finally:
+        engine.dispose()

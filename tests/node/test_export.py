@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import csv
+import hashlib
+import hmac
 import io
 import json
 import zipfile
@@ -21,7 +24,7 @@ from corridor.keystore import load_signing_key, public_keys
 from corridor.verify import verify_package
 from node.cli import generate_and_import, init_node
 from node.datasets import get_dataset
-from node.export import CAMTRAP_RESOURCES, CamtrapExporter, Cursor, ExportError
+from node.export import CAMTRAP_RESOURCES, CURSOR_PURPOSE, CamtrapExporter, Cursor, ExportError
 from node.importer import Importer
 from node.models import Deployment, Media, Observation
 from node.settings import NodeSettings
@@ -47,7 +50,7 @@ def export(settings: NodeSettings, name: str, policy: dict[str, Any], *, tier: s
                         requester, now, pseudonym_key=KEY, resources=CAMTRAP_RESOURCES)
     with out.open("wb") as fh:
         result = CamtrapExporter(engine, dataset, plan, provider=settings.member_id,
-                                 key=load_signing_key(settings.keys_dir), now=now,
+                                 key=load_signing_key(settings.keys_dir), now=now, cursor_key=KEY,
                                  recipient=requester, since=since).write(fh)
     return plan, result
 
@@ -91,7 +94,9 @@ def test_generalized_export_hides_cat_cameras_and_fresh_records(
             Observation.scientificName.in_(CATS)).distinct()))
     assert cat_cameras and cat_cameras <= all_cat_cameras
     deployments = {d["deploymentID"]: d for d in read(out, "deployments.csv")}
-    for camera in all_cat_cameras:
+    # Only cameras with a released observation leave; each cat camera among them is rounded.
+    assert set(deployments) == {o["deploymentID"] for o in observations}
+    for camera in all_cat_cameras & set(deployments):
         for coordinate in ("latitude", "longitude"):
             value = Decimal(deployments[camera][coordinate])
             assert value == value.quantize(Decimal("0.1")), (camera, coordinate, value)
@@ -159,7 +164,8 @@ def test_full_export_round_trips_to_identical_rows(
         dataset = get_dataset(session, first.name)
     with out.open("wb") as fh:
         CamtrapExporter(a, dataset, plan, provider="ru-lotl",
-                        key=load_signing_key(provider.keys_dir), now=datetime.now(UTC)).write(fh)
+                        key=load_signing_key(provider.keys_dir), now=datetime.now(UTC),
+                        cursor_key=KEY).write(fh)
     assert verify_package(out, public_keys(provider.keys_dir)).ok
 
     b = make_engine(make_database_url("other"))
@@ -167,8 +173,9 @@ def test_full_export_round_trips_to_identical_rows(
 
     upgrade(b)
     second = Importer(b).import_camtrap(out)
+    # The example's one individual (a fox) is named by no observation: it stays home.
     assert second.counts == {"deployments": 4, "media": 423, "observations": 549,
-                             "individuals": 1}
+                             "individuals": 0}
     for model in (Deployment, Media, Observation):
         assert _rows(a, model, first.dataset_id) == _rows(b, model, second.dataset_id), model
 
@@ -180,8 +187,8 @@ def test_aggregate_tier_refuses_row_export(demo_node: NodeSettings, tmp_path: Pa
 
 
 def test_bad_cursor_is_refused() -> None:
-    with pytest.raises(ExportError, match="not a valid export cursor"):
-        Cursor.decode("garbage!")
+    with pytest.raises(ExportError, match="not issued by this node"):
+        Cursor.decode("garbage!", KEY)
 
 
 @pytest.fixture(scope="module")
@@ -211,7 +218,7 @@ def _exported_ids(settings: NodeSettings, now: datetime, since: str | None,
     with out.open("wb") as fh:
         result = CamtrapExporter(engine, dataset, plan, provider="ru-lotl",
                                  key=load_signing_key(settings.keys_dir), now=now,
-                                 since=since).write(fh)
+                                 cursor_key=KEY, since=since).write(fh)
     return [o["observationID"] for o in read(out, "observations.csv")], result.cursor
 
 
@@ -256,7 +263,7 @@ def test_survey_package_generalizes_locations_and_drops_category_1(
     with out.open("wb") as fh:
         result = DwcExporter(engine, dataset, plan, provider="ke-arocha",
                              key=load_signing_key(settings.keys_dir),
-                             now=datetime.now(UTC)).write(fh)
+                             now=datetime.now(UTC), cursor_key=KEY).write(fh)
     assert verify_package(out, public_keys(settings.keys_dir)).ok
     events = read(out, "event.csv")
     occurrences = read(out, "occurrence.csv")
@@ -272,3 +279,91 @@ def test_survey_package_generalizes_locations_and_drops_category_1(
     assert result.dropped["category_1"] == 116
     assert len(occurrences) == 7644 - 116
     assert read(out, "event.csv")[0].keys() == events[0].keys()
+
+
+def _embargo_plan(now: datetime) -> Any:
+    return compile_plan(load_policy(EMBARGO_POLICY),
+                        load_terms({"purpose": "research", "tier": "full"}), "cn-ntlnp", now,
+                        resources=CAMTRAP_RESOURCES)
+
+
+def _crafted(settings: NodeSettings, now: datetime, **fields: Any) -> str:
+    """A cursor sealed with the node's own key, as only an insider could make it."""
+    engine = make_engine(settings.database_url)
+    with sa.orm.Session(engine) as session:
+        dataset = get_dataset(session, "camtrap-dp-example-dataset")
+    cursor = {"scope": "preview:ru-lotl", "dataset": dataset.name, "version": dataset.version,
+              "basis": _embargo_plan(now).basis_digest(), "observations": 0, "media": 0,
+              "cutoffs": {}, **fields}
+    return Cursor(**cursor).encode(KEY)
+
+
+@pytest.mark.parametrize("cutoffs", [
+    {},  # "nothing was released before"
+    {"Anas platyrhynchos": datetime(2100, 1, 1, tzinfo=UTC)},  # "it was all released"
+    {"Anas platyrhynchos": datetime(1900, 1, 1, tzinfo=UTC),
+     "Rattus norvegicus": datetime(1900, 1, 1, tzinfo=UTC)},
+])
+def test_a_crafted_cursor_releases_nothing_the_plan_holds_back(
+        example_node: NodeSettings, tmp_path: Path, cutoffs: dict[str, datetime]) -> None:
+    now = datetime(2021, 1, 10, tzinfo=UTC)  # mid-dataset: the embargoes hold rows back
+    whole, _ = _exported_ids(example_node, now, None, tmp_path / "whole.zip")
+    crafted = _crafted(example_node, now, cutoffs=cutoffs)
+    ids, _ = _exported_ids(example_node, now, crafted, tmp_path / "crafted.zip")
+    assert set(ids) <= set(whole), "a crafted cursor brought back rows the plan withholds"
+    rows = read(tmp_path / "crafted.zip", "observations.csv")
+    for name, days in EMBARGO_POLICY["embargo_days"].items():  # type: ignore[attr-defined]
+        held = [r for r in rows if r["scientificName"] == name
+                and datetime.fromisoformat(r["eventStart"]) > now - timedelta(days=days)]
+        assert not held, f"{name}: embargoed rows released"
+    media = {m["mediaID"] for m in read(tmp_path / "crafted.zip", "media.csv")}
+    whole_media = {m["mediaID"] for m in read(tmp_path / "whole.zip", "media.csv")}
+    assert media <= whole_media
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("version", 10**30), ("version", 0), ("observations", -10**30), ("media", 10**30),
+    ("observations", True), ("version", 1.5),
+    ("cutoffs", {"Anas platyrhynchos": "2021-01-01T00:00:00"}),  # no time zone
+    ("cutoffs", {"Anas platyrhynchos": 1e300}), ("version", float("inf")),
+    ("cutoffs", {"x": [[[[[]]]]]}),
+    ("scope", ""), ("dataset", "x" * 300),
+])
+def test_a_sealed_cursor_with_an_impossible_field_is_refused(
+        example_node: NodeSettings, field: str, value: Any) -> None:
+    now = datetime(2021, 1, 10, tzinfo=UTC)
+    good = Cursor.decode(_crafted(example_node, now), KEY)
+    names = {"scope": "a", "dataset": "d", "version": "v", "basis": "b", "observations": "o",
+             "media": "m", "cutoffs": "c"}
+    payload: dict[str, Any] = {"a": good.scope, "d": good.dataset, "v": good.version,
+                               "b": good.basis, "o": 0, "m": 0, "c": {}}
+    payload[names[field]] = value
+    # Sealed by hand (not every value here is canonical JSON), with the node's key.
+    body = json.dumps(payload).encode()
+    mac = hmac.new(KEY, b"corridor-sealed\x00" + CURSOR_PURPOSE.encode() + b"\x00" + body,
+                   hashlib.sha256).digest()
+    token = base64.urlsafe_b64encode(body).decode().rstrip("=") + "." + \
+        base64.urlsafe_b64encode(mac).decode().rstrip("=")
+    with pytest.raises(ExportError, match="malformed") as refused:
+        Cursor.decode(token, KEY)
+    assert refused.value.reason == "forged"  # type: ignore[attr-defined]
+
+
+def test_a_cursor_for_an_older_version_or_policy_is_stale(example_node: NodeSettings) -> None:
+    from node.export import CursorRefused
+
+    now = datetime(2021, 1, 10, tzinfo=UTC)
+    engine = make_engine(example_node.database_url)
+    with sa.orm.Session(engine) as session:
+        dataset = get_dataset(session, "camtrap-dp-example-dataset")
+    old = Cursor.decode(_crafted(example_node, now, version=dataset.version + 1), KEY)
+    with pytest.raises(CursorRefused, match="re-imported") as refused:
+        old.check(scope="preview:ru-lotl", dataset=dataset, basis=old.basis)
+    assert refused.value.reason == "stale"
+    with pytest.raises(CursorRefused, match="changed what this agreement releases"):
+        Cursor.decode(_crafted(example_node, now), KEY).check(
+            scope="preview:ru-lotl", dataset=dataset, basis="sha256:other")
+    with pytest.raises(CursorRefused, match="another agreement") as foreign:
+        Cursor.decode(_crafted(example_node, now), KEY).check(
+            scope="ru-lotl.0123456789abcdef", dataset=dataset, basis=old.basis)
+    assert foreign.value.reason == "foreign"

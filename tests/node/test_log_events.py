@@ -15,6 +15,9 @@ import base64
 import io
 import json
 import re
+import socket
+import struct
+import time
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,8 +29,10 @@ import httpx
 import pytest
 import sqlalchemy as sa
 import yaml
+from click.testing import CliRunner
 from sqlalchemy.orm import Session
 
+from corridor.cli import main as corridor_command
 from corridor.db import make_engine, make_session_factory
 from corridor.keystore import load_signing_key, public_keys
 from corridor.tlog import node_origin
@@ -42,7 +47,7 @@ from node.export import exporter_for
 from node.importer import Importer
 from node.log import LOG
 from node.models import DatasetPolicy, LogCheckpoint, Receipt
-from node.policy_store import set_policy
+from node.policy_store import cursor_key, set_policy
 from node.refresher import checkpoint_once
 from node.registry_client import RegistryClient, client_for
 from node.settings import NodeSettings
@@ -182,9 +187,12 @@ def served_package(settings: NodeSettings, engine: sa.Engine) -> ServedPackage:
         dataset, plan, _ = plan_for(session, row, keys_dir=settings.keys_dir, now=NOW)
     exporter = exporter_for(engine, dataset, plan, provider=settings.member_id,
                             key=load_signing_key(settings.keys_dir), now=NOW,
+                            cursor_key=cursor_key(settings.keys_dir),
                             recipient=PARTNER, agreement=AGREEMENT, since=None)
-    return ServedPackage(exporter, engine=engine, clock=lambda: NOW, me=settings.member_id,
-                         claims=claims(), agreement_id=AGREEMENT, since=None)
+    served = ServedPackage(exporter, engine=engine, clock=lambda: NOW, me=settings.member_id,
+                           claims=claims(), agreement_id=AGREEMENT, since=None)
+    served.start()  # as the endpoint does, before the first byte
+    return served
 
 
 class FailingSink(io.BytesIO):
@@ -287,8 +295,12 @@ def test_a_served_package_names_its_log_entry_in_its_signed_descriptor(
     report = verify_package(path, public_keys(active.keys_dir))
     assert report.ok and report.descriptor is not None, report.failure
     meta = report.descriptor["corridor"]
-    entry = leaves(active)[-1]
+    started, entry = leaves(active)[-2:]
+    assert started["type"] == "package.started" and started["index"] == served.started
+    assert started["member"] == PARTNER and started["token_jti"] == "jti-0001"
+    assert started["plan_digest"] == result.plan_digest
     assert entry["type"] == "package.served" and entry["index"] == served.index
+    assert entry["started_index"] == started["index"]
     assert meta["log_index"] == entry["index"]
     assert meta["log_origin"] == node_origin("ru-lotl")
     assert entry["member"] == PARTNER and entry["agreement"] == AGREEMENT
@@ -299,7 +311,8 @@ def test_a_served_package_names_its_log_entry_in_its_signed_descriptor(
     assert_no_raw_data(leaves(active))
 
 
-def test_a_package_that_fails_while_streaming_is_not_logged(active: NodeSettings) -> None:
+def test_a_package_that_fails_while_streaming_is_logged_as_started_and_unfinished(
+        active: NodeSettings) -> None:
     size = log_size(active)
     engine = make_engine(active.database_url)
     served = served_package(active, engine)
@@ -312,7 +325,13 @@ def test_a_package_that_fails_while_streaming_is_not_logged(active: NodeSettings
     with pytest.raises(BrokenPipeError):
         served.write(FailingSink(halfway))
     engine.dispose()
-    assert served.index is None and log_size(active) == size
+    assert served.index is None and log_size(active) == size + 2
+    started, unfinished = leaves(active)[-2:]
+    assert started["type"] == "package.started"
+    assert unfinished["type"] == "package.unfinished"
+    assert unfinished["started_index"] == started["index"]
+    assert unfinished["served_index"] is None and unfinished["reason"] == "BrokenPipeError"
+    assert sum(unfinished["rows_sent"].values()) > 0
 
 
 def test_a_package_that_fails_after_it_was_logged_is_marked_unfinished(
@@ -343,9 +362,11 @@ def test_a_revocation_while_streaming_refuses_the_package(active: NodeSettings) 
     with pytest.raises(AgreementNotInForce):
         served.write(FailingSink(revoke_once))
     engine.dispose()
-    tail = leaves(active)[-2:]
-    assert [e["type"] for e in tail] == ["agreement.revoked", "fetch.refused"]
+    tail = leaves(active)[-3:]
+    assert [e["type"] for e in tail] == ["agreement.revoked", "fetch.refused",
+                                         "package.unfinished"]
     assert tail[1]["status"] == 403 and tail[1]["token_jti"] == "jti-0001"
+    assert tail[2]["reason"] == "AgreementNotInForce"
     assert "package.served" not in types(active)
 
 
@@ -461,7 +482,7 @@ def test_both_logs_tell_the_agreement_story(provider_ready: Federation, tmp_path
     provider, requester = leaves(cn), leaves(ru)
     assert [e["type"] for e in provider] == [
         "policy.changed", "request.received", "request.decided", "agreement.signed",
-        "package.served", "agreement.revoked", "fetch.refused"]
+        "package.started", "package.served", "agreement.revoked", "fetch.refused"]
     assert [e["type"] for e in requester] == [
         "request.filed", "request.decided", "agreement.signed", "package.received",
         "agreement.revoked"]
@@ -471,16 +492,17 @@ def test_both_logs_tell_the_agreement_story(provider_ready: Federation, tmp_path
     assert provider[2]["decision"] == requester[1]["decision"] == "narrow"
     assert provider[3]["role"] == "provider" and requester[2]["role"] == "requester"
     assert provider[3]["document_sha256"] == requester[2]["document_sha256"]
-    assert provider[5]["by"] == requester[4]["by"] == "cn-ntlnp"
+    assert provider[6]["by"] == requester[4]["by"] == "cn-ntlnp"
     assert provider[1]["event"] == requester[0]["event"]  # the same signed request
 
-    served, received = provider[4], requester[3]
+    assert provider[5]["started_index"] == provider[4]["index"] == 4
+    served, received = provider[5], requester[3]
     trust_list = TrustStore(fed.nodes["ru-lotl"]).current()
     assert trust_list is not None
     report = verify_package(out, trust_list)
     assert report.ok and report.descriptor is not None, report.failure
     meta = report.descriptor["corridor"]
-    assert meta["log_index"] == served["index"] == received["served_index"] == 4
+    assert meta["log_index"] == served["index"] == received["served_index"] == 5
     assert meta["log_origin"] == node_origin("cn-ntlnp")
     assert served["content_sha256"] == received["content_sha256"]
     assert served["content_sha256"] == content_digest(resource_entries(report.descriptor))
@@ -492,7 +514,7 @@ def test_both_logs_tell_the_agreement_story(provider_ready: Federation, tmp_path
     assert receipt.package_sha256 == received["package_sha256"]
     assert receipt.descriptor_sha256 == received["descriptor_sha256"]
 
-    refused = provider[6]
+    refused = provider[7]
     assert refused["status"] == 403 and refused["token_jti"] == token_jti(token)
     assert "revoked" in refused["reason"]
     assert served["token_jti"] != refused["token_jti"]
@@ -575,3 +597,63 @@ def _policy_file(root: Path, policy: dict[str, Any]) -> Path:
     path = root / "policy-2.yaml"
     path.write_text(yaml.safe_dump(policy))
     return path
+
+
+def _hang_up_after(url: str, path: str, token: str, keep: int) -> bytes:
+    """GET ``path`` over a raw socket with a tiny receive window; reset after ``keep`` bytes."""
+    host, port = url.removeprefix("http://").split(":")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)  # before connect: small window
+    sock.connect((host, int(port)))
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
+                 "Connection: close\r\n\r\n".encode())
+    got = b""
+    while len(got) < keep:
+        data = sock.recv(1024)
+        if not data:
+            break
+        got += data
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST
+    sock.close()
+    return got
+
+
+def test_a_partner_hanging_up_mid_package_is_on_the_record(provider_ready: Federation,
+                                                            tmp_path: Path) -> None:
+    fed = provider_ready
+    cn = settings_of(fed, "cn-ntlnp")
+    filed = ok(fed.node("ru-lotl", "request", "create", "--dataset", "cn-ntlnp/leopards-2024",
+                        "--purpose", "joint-monitoring", "--tier", "generalized", "--until",
+                        UNTIL, "--justification", "Joint leopard census"))
+    agreement = re.search(r"ru-lotl\.[0-9a-f]{16}", filed).group(0)  # type: ignore[union-attr]
+    ok(fed.node("cn-ntlnp", "sync"))
+    ok(fed.node("cn-ntlnp", "decide", agreement, "approve", "--reason", "census"))
+    ok(fed.node("ru-lotl", "request", "accept", agreement))
+    ok(fed.node("cn-ntlnp", "sync"))
+    token = fed.token_for("ru-lotl", "cn-ntlnp", "agreement:fetch", agreement=agreement)
+
+    head = _hang_up_after(fed.servers["cn-ntlnp"].url, f"/agreements/{agreement}/package",
+                          token, keep=4096)
+    assert head.startswith(b"HTTP/1.1 200") and b"PK" in head  # the package had begun
+    deadline = time.monotonic() + 20
+    while "package.unfinished" not in types(cn) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    entries = leaves(cn)
+    started = [e for e in entries if e["type"] == "package.started"]
+    unfinished = [e for e in entries if e["type"] == "package.unfinished"]
+    assert len(started) == 1 and len(unfinished) == 1, [e["type"] for e in entries]
+    assert "package.served" not in types(cn)  # the descriptor was never signed
+    assert started[0]["token_jti"] == token_jti(token) and started[0]["member"] == "ru-lotl"
+    assert unfinished[0]["started_index"] == started[0]["index"]
+    assert unfinished[0]["served_index"] is None and unfinished[0]["bytes_sent"] > 0
+
+    # The auditor sees it: bytes left cn-ntlnp with neither a signed descriptor nor a receipt.
+    ok(fed.node("cn-ntlnp", "log", "checkpoint"))
+    ok(fed.node("ru-lotl", "log", "checkpoint"))
+    ok(fed.registry_cli("log", "checkpoint"))
+    audited = CliRunner().invoke(corridor_command, [
+        "audit", "reconcile", "--registry", str(fed.registry_dir),
+        "--node", str(fed.nodes["cn-ntlnp"]), "--node", str(fed.nodes["ru-lotl"])])
+    assert audited.exit_code == 1, audited.output
+    assert "started, unfinished" in audited.output and "NOT RECONCILED" in audited.output
+    assert f"cn-ntlnp entry {started[0]['index']}" in audited.output
