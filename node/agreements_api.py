@@ -40,7 +40,7 @@ from corridor.tlog import node_origin
 from corridor.web import Conflict, CorridorError
 from crypto.tokens import AccessClaims
 from node.agreements import authorize_fetch, bounded, log_refusal, log_served, plan_for
-from node.auth import authorize
+from node.auth import MissingScope, authorize, confirm_active
 from node.export import (
     CamtrapExporter,
     CursorRefused,
@@ -173,14 +173,21 @@ class AgreementPackage(MethodView):
     @blp.response(200, content_type="application/zip")
     def get(self, query: dict[str, Any], agreement_id: str) -> Response:
         """Stream the package (a zip with datapackage.json and its detached JWS)."""
-        claims = authorize(FETCH_SCOPE)  # a 401 here is never logged (see log_refusal)
         settings = current_settings()
         session = db.session()
         current = now()
+        try:  # a 401 is never logged (see log_refusal); a valid token's 403 is
+            claims = authorize(FETCH_SCOPE)
+        except MissingScope as e:
+            log_refusal(session, claims=e.claims, agreement_id=agreement_id, error=e,
+                        now=current)
+            session.commit()
+            raise
         since = query.get("since")
         try:
             row = authorize_fetch(session, me=settings.member_id, claims=claims,
                                   agreement_id=agreement_id, now=current)
+            confirm_active(claims)  # a token revoked at the registry stops here (fail closed)
             try:
                 dataset, plan, _ = plan_for(session, row, keys_dir=settings.keys_dir,
                                             now=current)

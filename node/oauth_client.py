@@ -87,6 +87,7 @@ class TokenClient:
         :param clock: returns the current time as an aware datetime.
         """
         self._revocation_endpoint = registry_url.rstrip("/") + "/oauth/revoke"
+        self._introspection_endpoint = registry_url.rstrip("/") + "/oauth/introspect"
         self._token_endpoint = token_endpoint
         self._member_id = member_id
         self._key = key
@@ -135,6 +136,16 @@ class TokenClient:
             for key in [k for k, v in self._cache.items() if v.token == token]:
                 del self._cache[key]
         self._post(self._revocation_endpoint, {"token": token, "token_type_hint": "access_token"})
+
+    def introspect(self, token: str) -> dict[str, Any]:
+        """Ask the registry about a token this member is the audience of (RFC 7662).
+
+        :returns: the registry's answer; ``active`` is False for a revoked,
+            expired or unknown token.
+        :raises TokenError: the registry refused or could not be reached.
+        """
+        return self._post(self._introspection_endpoint,
+                          {"token": token, "token_type_hint": "access_token"})
 
     def _post(self, url: str, form: Mapping[str, str]) -> dict[str, Any]:
         """POST ``form`` with a fresh client assertion; return the JSON object answered."""
