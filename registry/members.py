@@ -3,8 +3,10 @@
 A join request is a compact JWS (``typ`` = ``corridor-join+jwt``) signed by
 one of the keys it carries, which proves the requester holds that key. The
 registry never fetches the node URL it is given (DESIGN.md §5); it only
-checks its form: ``https://``, or ``http://`` on a loopback address when the
-registry runs in development mode.
+checks its form (:func:`check_node_url`): ``https://`` with a public DNS name
+on port 443, or a loopback address when the registry runs in development
+mode, so that no member can point other members' nodes into their own
+networks.
 
 Every change is appended to the registry's exchange log (:data:`registry.log.LOG`)
 in the transaction that makes it: ``member.joined``, ``member.status``,
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -49,21 +52,102 @@ class InvalidRequest(BadRequest):
     title = "Invalid signed request"
 
 
+#: Longest node URL accepted.
+MAX_NODE_URL = 2048
+#: Name suffixes that resolve inside a site, not on the internet (RFC 6761 localhost,
+#: RFC 6762 local, RFC 8375 home.arpa, and the common private zones): a node URL in
+#: them would point partners' nodes into their own networks. (RFC 2606's example and
+#: test never resolve at all, and documentation and tests use them.)
+PRIVATE_SUFFIXES = ("localhost", "local", "localdomain", "internal", "intranet", "lan",
+                    "home.arpa", "corp", "home", "onion")
+_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)\Z")
+_NUMERIC_LABEL = re.compile(r"(0x[0-9a-f]*|[0-9]+)\Z")
+
+
 def check_node_url(url: str, *, development: bool) -> str:
-    """Accept ``https://`` URLs, and ``http://`` loopback URLs in development mode."""
+    """The canonical form of a node URL partners' nodes may connect to, or refuse it.
+
+    A node URL goes into the trust list, and other members' nodes connect to
+    it: it must not point into their networks. Accepted: ``https://`` with a
+    public DNS name in canonical form (lower case, letters, digits and
+    hyphens, punycode for other scripts, at least two labels, no trailing
+    dot), on port 443, with no user info, query or fragment. Refused: IP
+    literals of every spelling (``10.0.0.1``, ``2130706433``, ``0x7f.1``,
+    ``[::ffff:127.0.0.1]``) and names under :data:`PRIVATE_SUFFIXES`. In
+    development mode, ``http://`` or ``https://`` on a loopback address (or
+    ``localhost``) is accepted too, so one machine can run a federation.
+
+    The registry does not resolve the name (it never connects to node URLs):
+    a public name can still resolve to a private address, which only the
+    connecting node can check.
+
+    :raises InvalidRequest: saying which rule the URL breaks.
+    """
+    def refuse(why: str) -> InvalidRequest:
+        return InvalidRequest(f"node URL {url[:200]!r} refused: {why}")
+
+    if not isinstance(url, str) or len(url) > MAX_NODE_URL:
+        raise refuse(f"not a URL of at most {MAX_NODE_URL} characters")
+    if any(not 0x21 <= ord(c) <= 0x7E for c in url):
+        raise refuse("spaces, control characters and non-ASCII letters are not allowed "
+                     "(write an internationalized name in punycode, xn--...)")
     parts = urlsplit(url)
-    if parts.scheme == "https" and parts.hostname:
+    if "@" in parts.netloc:
+        raise refuse("user info (name@ or name:password@) is not allowed")
+    if "?" in url or "#" in url:
+        raise refuse("a query or fragment is not allowed")
+    try:
+        port = parts.port
+    except ValueError as e:
+        raise refuse("the port is not a number from 1 to 65535") from e
+    # The host as written (urlsplit's ``hostname`` is lower-cased): canonical form is checked.
+    netloc = parts.netloc
+    raw_host = netloc[:netloc.index("]") + 1] if netloc.startswith("[") and "]" in netloc \
+        else netloc.split(":", 1)[0]
+    if development and parts.scheme in ("http", "https") and _loopback(parts.hostname):
         return url.rstrip("/")
-    if parts.scheme == "http" and development and parts.hostname:
-        host = parts.hostname
-        try:
-            loopback = ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            loopback = host == "localhost"
-        if loopback:
-            return url.rstrip("/")
-    raise InvalidRequest(
-        f"node URL {url!r} must be https://" + (" (or http:// on loopback)" if development else ""))
+    if parts.scheme != "https":
+        raise refuse("must be https://" + (" (or http:// on loopback in development mode)"
+                                           if development else ""))
+    if port not in (None, 443):
+        raise refuse(f"port {port}: a node is served on 443, behind TLS")
+    if raw_host.startswith("[") or _ip_literal(raw_host):
+        raise refuse("an IP address is not allowed; give the node's DNS name")
+    if raw_host != raw_host.lower():
+        raise refuse("the host name must be in lower case (its canonical form)")
+    labels = raw_host.split(".")
+    if _NUMERIC_LABEL.match(labels[-1]):
+        raise refuse("an IP address is not allowed; give the node's DNS name")
+    if any(raw_host == suffix or raw_host.endswith("." + suffix) for suffix in PRIVATE_SUFFIXES):
+        raise refuse(f"{raw_host} is a private or reserved name, not reachable by partners")
+    if raw_host.endswith(".") or len(labels) < 2:
+        raise refuse("the host must be a fully qualified name like node.park.example.org, "
+                     "with no trailing dot")
+    if not all(_LABEL.match(label) for label in labels):
+        raise refuse("each part of the host name must be letters, digits and inner "
+                      "hyphens, 1 to 63 characters")
+    return f"https://{raw_host}{parts.path}".rstrip("/")
+
+
+def _loopback(host: str | None) -> bool:
+    if host is None:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    # Canonical spellings only (127.0.0.1, ::1): not ::ffff:127.0.0.1 or other disguises.
+    return address.is_loopback and str(address) == host
+
+
+def _ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
