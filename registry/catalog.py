@@ -15,6 +15,7 @@ free text that carries a coordinate pair is refused.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -32,6 +33,7 @@ from crypto.errors import InvalidKey, InvalidSignature
 from crypto.jws import verify_compact
 from policies.policy import MAX_DAYS, PURPOSES
 from policies.taxonomy import names_for, normalise
+from registry.log import LOG
 from registry.members import active_keys
 from registry.models import MEMBER_ACTIVE, CatalogEntry, CatalogTaxon, Member
 
@@ -346,6 +348,10 @@ def publish_entry(session: Session, jws: str, *, sender: str, now: datetime) -> 
     names = set().union(*(names_for(t) for t in checked.taxa)) if checked.taxa else set()
     session.add_all(CatalogTaxon(entry_id=entry.id, name=name) for name in sorted(names))
     session.flush()
+    # On the record in the same transaction (the entry, not its contents: it is public).
+    LOG.append(session, "catalog.published", now, member=entry.member_id, dataset=entry.dataset,
+               version=doc.get("version"), tiers=list(doc.get("tiers") or []),
+               entry_sha256=hashlib.sha256(jws.encode("ascii")).hexdigest())
     return entry
 
 

@@ -508,6 +508,10 @@ class MemberRevocationEndpoint(RevocationEndpoint):  # type: ignore[misc]
         if token is not None and not token.check_client(client):
             log.warning("revocation refused: %s tried to revoke %s's token %s",
                         client.get_client_id(), token.claims.client_id, token.claims.jti)
+            # The caller is authenticated: its attempt is on the record (the view commits).
+            LOG.append(db.session(), "token.revoke_refused", context.now(),
+                       member=client.get_client_id(), jti=token.claims.jti,
+                       reason=f"the token is {token.claims.client_id}'s, not the caller's")
             return None
         return token
 
@@ -521,6 +525,9 @@ class MemberRevocationEndpoint(RevocationEndpoint):  # type: ignore[misc]
         if row is not None and row.revoked_at is None:
             row.revoked_at = context.now()
             log.info("token %s of %s revoked", token.claims.jti, token.claims.client_id)
+            LOG.append(db.session(), "token.revoked", row.revoked_at,
+                       member=token.claims.client_id, jti=token.claims.jti,
+                       audience=token.claims.audience)
 
 
 # --- wiring and views ------------------------------------------------------

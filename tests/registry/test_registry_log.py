@@ -230,6 +230,36 @@ def test_a_refused_token_request_leaves_no_entry(registry: RegistryHarness) -> N
     assert size(reg) == start
 
 
+def test_a_revocation_is_logged_and_a_revocation_of_anothers_token_too(
+        registry: RegistryHarness) -> None:
+    reg = registry
+    ru, cn = reg.add_member("ru-lotl"), reg.add_member("cn-ntlnp")
+    token = reg.token(ru, audience="cn-ntlnp", scope="node:read")
+    jti = entries(reg)[-1]["jti"]
+    start = size(reg)
+    assert reg.revoke(cn, token).status_code == 200  # RFC 7009: 200, and nothing revoked
+    assert reg.revoke(ru, token).status_code == 200
+    assert reg.revoke(ru, token).status_code == 200  # again: already revoked, no new entry
+    refused, revoked = entries(reg, start)
+    assert without_meta(refused) == {
+        "type": "token.revoke_refused", "member": "cn-ntlnp", "jti": jti,
+        "reason": "the token is ru-lotl's, not the caller's"}
+    assert without_meta(revoked) == {"type": "token.revoked", "member": "ru-lotl", "jti": jti,
+                                     "audience": "cn-ntlnp"}
+    assert token not in json.dumps([refused, revoked])  # never the token itself
+
+
+def test_a_catalog_publication_is_logged(registry: RegistryHarness) -> None:
+    reg = registry
+    cn = reg.add_member("cn-ntlnp")
+    start = size(reg)
+    _provider_publishes(reg, cn)
+    [published] = entries(reg, start)
+    assert published["type"] == "catalog.published" and published["member"] == "cn-ntlnp"
+    assert published["dataset"] == "tigers" and published["version"] == 1
+    assert published["tiers"] == ["generalized"] and len(published["entry_sha256"]) == 64
+
+
 # --- agreements --------------------------------------------------------------------------
 
 UNTIL = (datetime.now(UTC).date() + timedelta(days=100)).isoformat()
