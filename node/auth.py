@@ -8,12 +8,18 @@ metadata the node does not ask the registry whether a token is good: it keeps
 working while the registry is down, until the stored trust list expires, and
 then refuses everyone (503).
 
-Where data leaves (the package endpoint calls :func:`confirm_active` once its
-own checks pass), a token that verifies is also confirmed with the registry by RFC 7662
-introspection, authenticated with the node's own key, so a token revoked at
-the registry (RFC 7009) stops working at once rather than when it expires.
-That check fails closed: a registry that cannot be reached or answers
-nonsense gets the caller a 503, never the data.
+Where data leaves, a token that verifies is also confirmed with the registry
+by RFC 7662 introspection, authenticated with the node's own key
+(``private_key_jwt``, :meth:`node.oauth_client.TokenClient.introspect`), so a
+token revoked at the registry (RFC 7009) stops working at once rather than
+when it expires: ``authorize(scope, confirm_with_registry=True)``, or
+:func:`confirm_active` once the caller's own checks have passed (the package
+endpoint confirms after the agreement check, so that a refusal it can decide
+alone never costs a round trip). The registry's answer must be about this
+very token (``sub``, ``aud``, ``jti``, ``exp`` and any ``agreement`` equal to
+the verified claims). The check fails closed: a registry that cannot be
+reached within :data:`INTROSPECTION_TIMEOUT`, or answers an error or
+nonsense, gets the caller a 503 (:class:`RegistryUnavailable`), never the data.
 """
 
 from __future__ import annotations
@@ -71,13 +77,21 @@ def _bearer() -> str:
     return token.strip()
 
 
-def authorize(*scopes: str) -> AccessClaims:
+def authorize(*scopes: str, confirm_with_registry: bool = False) -> AccessClaims:
     """Verify the request's bearer token for this node and the given scopes.
+
+    With ``confirm_with_registry``, a token that passes every local check is
+    then confirmed with the registry (:func:`confirm_active`): revoked there
+    means refused here.
 
     Raises:
         TrustUnavailable: no valid trust list (503).
-        InvalidToken: the token does not verify (401).
-        MissingScope: a valid token without the needed scope (403).
+        InvalidToken: the token does not verify, or the registry says it is
+            no longer active (401).
+        MissingScope: a valid token without the needed scope (403); the
+            registry is not asked.
+        RegistryUnavailable: ``confirm_with_registry`` and the registry could
+            not confirm the token (503).
     """
     settings = current_settings()
     current = now()
@@ -100,6 +114,8 @@ def authorize(*scopes: str) -> AccessClaims:
     if missing:
         raise MissingScope(f"the token lacks scope {' '.join(sorted(missing))}", claims=claims,
                            headers={"WWW-Authenticate": 'Bearer error="insufficient_scope"'})
+    if confirm_with_registry:
+        _confirm(token, claims)
     return claims
 
 
@@ -107,13 +123,25 @@ def confirm_active(claims: AccessClaims) -> None:
     """Check with the registry that the request's token, verified by :func:`authorize`
     as ``claims``, is still active (RFC 7662; module docstring).
 
-    :raises InvalidToken: revoked, expired or unknown at the registry, or the
-        answer is about another token.
+    :raises InvalidToken: revoked, expired or unknown at the registry.
     :raises RegistryUnavailable: no registry configured, unreachable, or an
-        answer that is not a usable RFC 7662 response.
+        answer that is not a usable RFC 7662 response about this token.
     """
+    _confirm(_bearer(), claims)
+
+
+def _expected(claims: AccessClaims, me: str) -> dict[str, Any]:
+    """Members of the introspection answer that must equal the verified token's claims."""
+    expected: dict[str, Any] = {"sub": claims.subject, "aud": me, "jti": claims.jti,
+                                "exp": claims.expires_at}
+    if "agreement" in claims.extra:
+        expected["agreement"] = claims.extra["agreement"]
+    return expected
+
+
+def _confirm(token: str, claims: AccessClaims) -> None:
+    """Ask the registry about ``token``, verified locally as ``claims`` (:func:`confirm_active`)."""
     settings = current_settings()
-    token = _bearer()
     if not settings.registry_url:
         raise RegistryUnavailable("this node has no registry to confirm tokens with")
     with httpx.Client(timeout=INTROSPECTION_TIMEOUT) as http:
@@ -131,8 +159,10 @@ def confirm_active(claims: AccessClaims) -> None:
         log.info("token refused: %s was revoked (or is no longer active) at the registry",
                  claims.jti)
         raise InvalidToken("the access token is not valid for this node", headers=_BAD_TOKEN)
-    expected = {"sub": claims.subject, "jti": claims.jti, "aud": settings.member_id}
-    if active is not True or any(answer.get(k) != v for k, v in expected.items()):
+    expected = _expected(claims, settings.member_id)
+    # ``is``/``type`` checks: True == 1 and 1 == 1.0 must not pass for the answer's members.
+    if active is not True or any(type(answer.get(k)) is not type(v) or answer.get(k) != v
+                                 for k, v in expected.items()):
         log.warning("token %s not confirmed: introspection answered about another token "
                     "(%s)", claims.jti, {k: answer.get(k) for k in expected})
         raise RegistryUnavailable("the registry's answer about the access token did not "

@@ -313,6 +313,9 @@ def publish_entry(session: Session, jws: str, *, sender: str, now: datetime) -> 
     """Verify and store a catalog entry sent by ``sender``; a newer entry replaces an older one.
 
     The caller commits. Re-sending the very same JWS is accepted and changes nothing.
+    Logs ``catalog.published`` (``member``, ``dataset``, the entry's ``version``
+    and ``tiers``, ``entry_sha256`` of the JWS) in the caller's transaction; a
+    re-sent or refused entry logs nothing.
 
     Raises:
         Forbidden: the sender is not an active member, or the entry is outside its namespace.

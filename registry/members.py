@@ -18,6 +18,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -52,8 +53,17 @@ class InvalidRequest(BadRequest):
     title = "Invalid signed request"
 
 
+class InvalidNodeUrl(InvalidRequest):
+    """A well-formed, well-signed request whose node URL the registry will not list."""
+
+    status = 422
+    title = "Node URL refused"
+
+
 #: Longest node URL accepted.
 MAX_NODE_URL = 2048
+#: Longest host name (RFC 1035 §2.3.4: 255 octets on the wire, 253 written out).
+MAX_HOST = 253
 #: Name suffixes that resolve inside a site, not on the internet (RFC 6761 localhost,
 #: RFC 6762 local, RFC 8375 home.arpa, and the common private zones): a node URL in
 #: them would point partners' nodes into their own networks. (RFC 2606's example and
@@ -81,10 +91,14 @@ def check_node_url(url: str, *, development: bool) -> str:
     a public name can still resolve to a private address, which only the
     connecting node can check.
 
-    :raises InvalidRequest: saying which rule the URL breaks.
+    So the node's own HTTP client, when it connects to a partner's node URL,
+    must still refuse private, loopback, link-local, reserved and CGNAT
+    addresses after resolution (DNS rebinding is out of the registry's reach).
+
+    :raises InvalidNodeUrl: (422) saying which rule the URL breaks.
     """
-    def refuse(why: str) -> InvalidRequest:
-        return InvalidRequest(f"node URL {url[:200]!r} refused: {why}")
+    def refuse(why: str) -> InvalidNodeUrl:
+        return InvalidNodeUrl(f"node URL {url[:200]!r} refused: {why}")
 
     if not isinstance(url, str) or len(url) > MAX_NODE_URL:
         raise refuse(f"not a URL of at most {MAX_NODE_URL} characters")
@@ -123,10 +137,28 @@ def check_node_url(url: str, *, development: bool) -> str:
     if raw_host.endswith(".") or len(labels) < 2:
         raise refuse("the host must be a fully qualified name like node.park.example.org, "
                      "with no trailing dot")
+    if len(raw_host) > MAX_HOST:
+        raise refuse(f"the host name is longer than {MAX_HOST} characters")
     if not all(_LABEL.match(label) for label in labels):
         raise refuse("each part of the host name must be letters, digits and inner "
-                      "hyphens, 1 to 63 characters")
+                     "hyphens, 1 to 63 characters")
+    if not all(_a_label(label) for label in labels if label.startswith("xn--")):
+        raise refuse("an xn-- part of the host name is not valid punycode in canonical form")
     return f"https://{raw_host}{parts.path}".rstrip("/")
+
+
+def _a_label(label: str) -> bool:
+    """Whether an ``xn--`` label is an IDNA A-label in canonical form (RFC 5890 §2.3.2.1).
+
+    Its punycode must decode to a lower-case, NFC, non-ASCII name that encodes
+    back to exactly the same label, so that one name has one spelling.
+    """
+    try:
+        name = label[4:].encode("ascii").decode("punycode")
+    except UnicodeError:
+        return False
+    return (not name.isascii() and name == unicodedata.normalize("NFC", name.lower())
+            and name.encode("punycode").decode("ascii") == label[4:])
 
 
 def _loopback(host: str | None) -> bool:

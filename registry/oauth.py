@@ -20,7 +20,14 @@ Access tokens are RFC 9068 JWTs signed by the registry key
 (:func:`crypto.tokens.issue_access_token`); each one issued is recorded in
 ``issued_tokens`` and logged as ``token.issued`` in the registry's exchange
 log, in the same transaction that consumes the client assertion's ``jti``
-(``used_assertions``).
+(``used_assertions``). A revocation is logged as ``token.revoked`` with the
+``revoked_at`` it sets, and an authenticated client's attempt to revoke a
+token that is not its own as ``token.revoke_refused`` (with the reason), each
+in that same transaction; never the token itself. RFC 7009 §2.2 answers 200
+for a token that is unknown, invalid, expired or already revoked: that leaves
+no entry (there was nothing to revoke), and neither does a request whose
+client authentication fails (an unauthenticated caller must not be able to
+write to the log; it gets ``invalid_client`` and a line in the server log).
 
 Errors: the token endpoint answers in the RFC 6749 §5.2 format, as OAuth
 clients expect. Introspection and revocation errors are RFC 9457
@@ -520,13 +527,20 @@ class MemberRevocationEndpoint(RevocationEndpoint):  # type: ignore[misc]
         return lookup_token(db.session(), token_string)
 
     def revoke_token(self, token: RecordedToken, request: OAuth2Request) -> None:
-        """Set ``revoked_at`` (the view commits)."""
+        """Set ``revoked_at`` and log ``token.revoked`` (the view commits both).
+
+        The entry: ``member`` = the client (also the token's subject: our
+        client-credentials tokens have ``sub`` = ``client_id``), ``jti``,
+        ``audience``, and ``agreement`` for a fetch token. Revoking a revoked
+        token again changes nothing and logs nothing.
+        """
         row = db.session().get(IssuedToken, token.claims.jti)
         if row is not None and row.revoked_at is None:
             row.revoked_at = context.now()
             log.info("token %s of %s revoked", token.claims.jti, token.claims.client_id)
             LOG.append(db.session(), "token.revoked", row.revoked_at,
-                       member=token.claims.client_id, jti=token.claims.jti,
+                       member=token.claims.client_id,
+                       agreement=token.claims.extra.get("agreement"), jti=token.claims.jti,
                        audience=token.claims.audience)
 
 
