@@ -31,7 +31,9 @@ credentials, 403 for an account (Basic or signed in) whose role may not audit.
 "auditor" means HTTP Basic with an account of role ``auditor`` or ``admin``
 (:data:`corridor.users.AUDIT_ROLES`), or a signed-in session of the
 service's pages with that role. Basic credentials are checked on every
-request and never start a session.
+request and never start a session; wrong ones are counted with the sign-in
+page's (:mod:`corridor.login_guard`), and a locked account or address gets
+429 with ``Retry-After`` before any password is checked.
 """
 
 from __future__ import annotations
@@ -54,10 +56,11 @@ from marshmallow.validate import Length, OneOf, Range
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from corridor.clock import now
 from corridor.flaskdb import Database
 from corridor.tlog import MAX_PAGE, LogEntry, TransparencyLog
-from corridor.users import AUDIT_ROLES, SESSION_USER, Accounts
-from corridor.web import CorridorError, Forbidden, NotFound, Unauthorized
+from corridor.users import AUDIT_ROLES, SESSION_ID, Accounts
+from corridor.web import CorridorError, Forbidden, NotFound, TooManyRequests, Unauthorized
 from crypto.checkpoint import InvalidCheckpoint, open_note, verify_note
 from crypto.keys import VerifyKey
 
@@ -169,13 +172,11 @@ def require_auditor() -> Any:
         credentials = request.authorization
         if credentials is None or credentials.type != "basic" or not credentials.username:
             raise Unauthorized("use HTTP Basic with an auditor account", headers=challenge)
-        user = audit.accounts.verify(session, credentials.username,
-                                     credentials.password or "")
-        if user is None:
-            raise Unauthorized("wrong username or password", headers=challenge)
+        user = _basic_user(audit, session, credentials.username, credentials.password or "")
     else:
-        username = web_session.get(SESSION_USER)
-        user = audit.accounts.get(session, username) if isinstance(username, str) else None
+        session_id = web_session.get(SESSION_ID)
+        username = audit.accounts.sessions.username(session, session_id, now())
+        user = None if username is None else audit.accounts.get(session, username)
         if user is None:
             raise Unauthorized("sign in with an auditor account (HTTP Basic, or the web "
                                "pages)", headers=challenge)
@@ -183,6 +184,31 @@ def require_auditor() -> Any:
         raise Forbidden(f"the role {user.role} may not read the exchange log; ask for an "
                         "auditor account")
     return user
+
+
+def _basic_user(audit: AuditLog, session: Session, username: str, password: str) -> Any:
+    """The account of these HTTP Basic credentials, counted like the sign-in page's.
+
+    :raises TooManyRequests: the account or the client address is locked out
+        (no password is checked then).
+    :raises Unauthorized: wrong credentials (counted; may start a lockout).
+    """
+    address = request.remote_addr
+    lockout = audit.accounts.guard.locked(session, username, address, now())
+    if lockout is None:
+        user = audit.accounts.verify(session, username, password)
+        if user is not None:
+            audit.accounts.guard.succeeded(session, user.username)
+            session.commit()
+            return user
+        lockout = audit.accounts.sign_in_failed(session, audit.log, username, address,
+                                                channel="basic", now=now())
+        session.commit()
+        if lockout is None:
+            raise Unauthorized("wrong username or password",
+                               headers={"WWW-Authenticate": AUTH_CHALLENGE})
+    raise TooManyRequests(lockout.message(now()),
+                          headers={"Retry-After": str(lockout.retry_after(now()))})
 
 
 def _audited(view: Callable[..., Any]) -> Callable[..., Any]:

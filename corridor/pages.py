@@ -38,6 +38,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from marshmallow import RAISE, Schema, ValidationError, fields
 from marshmallow.validate import Length
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
@@ -56,7 +57,7 @@ from corridor.users import (
     AUDIT_ROLES,
     MAX_PASSWORD_LENGTH,
     MAX_USERNAME_LENGTH,
-    SESSION_USER,
+    SESSION_ID,
     Accounts,
 )
 from corridor.web import CorridorError
@@ -219,10 +220,11 @@ def install(bp: Blueprint, *, csrf: CSRFProtect, accounts: Accounts, database: D
         if request.method not in SAFE_METHODS:
             csrf.protect()
         g.user = None
-        username = web_session.get(SESSION_USER)
-        if isinstance(username, str):
-            g.user = accounts.get(database.session(), username)
-            if g.user is None:  # the account was removed: end its sessions too
+        if SESSION_ID in web_session:
+            session = database.session()
+            username = accounts.sessions.username(session, web_session[SESSION_ID], now())
+            g.user = None if username is None else accounts.get(session, username)
+            if g.user is None:  # signed out elsewhere, expired, or the account removed
                 web_session.clear()
         if g.user is None and request.endpoint != login_endpoint:
             here = request.full_path.rstrip("?") if request.method == "GET" else None
@@ -274,35 +276,57 @@ def install(bp: Blueprint, *, csrf: CSRFProtect, accounts: Accounts, database: D
                 return redirect(target)
             return render_template("login.html", next=target)
         session = database.session()
-        try:
-            form = load_form(LoginForm(), request.form)
-            user = accounts.authenticate(session, form["username"].strip(), form["password"],
-                                         now=now())
-        except FormInvalid:
-            user = None
+        typed = request.form.get("username", "")[:MAX_USERNAME_LENGTH].strip()
+        address = request.remote_addr
+        # While locked, no password is checked: a guess then learns nothing.
+        lockout = accounts.guard.locked(session, typed, address, now())
+        user = None if lockout is not None else _authenticate(accounts, session)
         if user is None:
-            # One message whether the name or the password is wrong.
-            return render_template("login.html", next=target,
-                                   error="Wrong username or password.",
-                                   username=request.form.get("username", "")[:64]), 401
+            if lockout is None:
+                lockout = accounts.sign_in_failed(session, log, typed, address,
+                                                  channel="page", now=now())
+                session.commit()
+            if lockout is None:
+                # One message whether the name or the password is wrong.
+                return render_template("login.html", next=target,
+                                       error="Wrong username or password.",
+                                       username=typed), 401
+            page = render_template("login.html", next=target, username=typed,
+                                   error=lockout.message(now()))
+            return page, 429, {"Retry-After": str(lockout.retry_after(now()))}
+        accounts.guard.succeeded(session, user.username)
+        session_id = accounts.sessions.start(session, user.username, now())
         # On the record in the transaction that records the time (DESIGN.md §2.5).
         log.append(session, "user.login", user.last_login_at, username=user.username,
                    role=user.role)
         session.commit()
         web_session.clear()  # a new session on every sign-in: nothing carried over (fixation)
-        web_session[SESSION_USER] = user.username
+        web_session[SESSION_ID] = session_id
         web_session.permanent = True
         flash(f"Signed in as {user.username} ({user.role}).", "ok")
         return redirect(target)
 
     def logout() -> ResponseReturnValue:
-        """End the session."""
+        """End the session on the server: a copy of its cookie stops working at once."""
+        session = database.session()
+        accounts.sessions.end(session, web_session.get(SESSION_ID))
+        session.commit()
         web_session.clear()
         flash("Signed out.", "ok")
         return redirect(url_for(login_endpoint))
 
     bp.add_url_rule("/login", "login", login, methods=["GET", "POST"])
     bp.add_url_rule("/logout", "logout", logout, methods=["POST"])
+
+
+def _authenticate(accounts: Accounts, session: Session) -> Any | None:
+    """The account the submitted sign-in form names, if its password is right."""
+    try:
+        form = load_form(LoginForm(), request.form)
+    except FormInvalid:
+        return None
+    return accounts.authenticate(session, form["username"].strip(), form["password"],
+                                 now=now())
 
 
 def _log_exception(error: Exception) -> None:

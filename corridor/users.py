@@ -15,6 +15,7 @@ usernames exist.
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import datetime
 from functools import cache
@@ -25,13 +26,15 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from corridor.db import UTCDateTime
+from corridor.login_guard import Lockout, LoginGuard, WebSessions
+from corridor.tlog import TransparencyLog
 
 __all__ = [
     "AUDIT_ROLES",
     "MAX_PASSWORD_LENGTH",
     "MAX_USERNAME_LENGTH",
     "MIN_PASSWORD_LENGTH",
-    "SESSION_USER",
+    "SESSION_ID",
     "AccountColumns",
     "Accounts",
     "UserError",
@@ -45,8 +48,9 @@ MIN_PASSWORD_LENGTH = 12
 #: Longer passwords are refused outright, so a login cannot make scrypt hash megabytes.
 MAX_PASSWORD_LENGTH = 1024
 MAX_USERNAME_LENGTH = 64
-#: Key of the signed-in username in the Flask session of both services' pages.
-SESSION_USER = "user"
+#: Key of the server-side session id in the Flask session cookie of both services' pages.
+SESSION_ID = "sid"
+_log = logging.getLogger(__name__)
 _USERNAME = re.compile(r"[a-z0-9][a-z0-9._@-]{0,63}")
 _HASH_METHOD = "scrypt"
 
@@ -87,9 +91,16 @@ class Accounts:
     ``Any`` because each service has its own class.
     """
 
-    def __init__(self, model: Any, roles: tuple[str, ...]) -> None:
-        """Use ``model`` (the service's account class) with the roles it allows."""
+    def __init__(self, model: Any, roles: tuple[str, ...], *, failures: Any,
+                 sessions: Any) -> None:
+        """Use ``model`` (the service's account class) with the roles it allows.
+
+        ``failures`` and ``sessions`` are the service's mapped classes of
+        failed sign-ins and web sessions (:mod:`corridor.login_guard`).
+        """
         self.model, self.roles = model, roles
+        self.guard = LoginGuard(failures)
+        self.sessions = WebSessions(sessions)
 
     def add(self, session: Session, username: str, password: str, role: str, *,
             now: datetime) -> Any:
@@ -140,6 +151,26 @@ class Accounts:
             user.last_login_at = now
         return user
 
+    def sign_in_failed(self, session: Session, log: TransparencyLog, username: str,
+                       address: str | None, *, channel: str, now: datetime) -> Lockout | None:
+        """Count a failed sign-in (``channel``: ``page`` or ``basic``); the lockout it starts.
+
+        Each failure goes to the server log; a lockout that starts goes to the
+        exchange ``log`` as ``user.login_locked``, in the caller's transaction
+        (the caller commits). Neither ever holds the password, and the
+        username only if such an account exists (a password typed into the
+        name field must not end up on the record).
+        """
+        known = self.get(session, username) is not None
+        name = username if known else None
+        lockout = self.guard.failed(session, username, address, now)
+        _log.warning("failed sign-in over %s for %s from %s", channel,
+                     repr(name) if known else "an unknown account", address)
+        if lockout is not None:
+            log.append(session, "user.login_locked", now, username=name, address=address,
+                       locked=lockout.kind, until=lockout.until.isoformat(), channel=channel)
+        return lockout
+
     def get(self, session: Session, username: str) -> Any | None:
         """The account named ``username``, if it (still) exists."""
         return session.get(self.model, username) if len(username) <= MAX_USERNAME_LENGTH else None
@@ -149,12 +180,13 @@ class Accounts:
         return list(session.scalars(select(self.model).order_by(self.model.username)))
 
     def remove(self, session: Session, username: str) -> None:
-        """Delete an account (the caller commits); its sessions end at their next request.
+        """Delete an account and end its sessions (the caller commits).
 
         :raises UserError: no such user.
         """
         user = self.get(session, username)
         if user is None:
             raise UserError(f"no user {username[:80]}")
+        self.sessions.end_all(session, username)
         session.delete(user)
         session.flush()

@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 from flask import Flask, Response, current_app, json, request
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger(__name__)
@@ -68,6 +69,13 @@ class NotFound(CorridorError):
 
     status = 404
     title = "Not found"
+
+
+class TooManyRequests(CorridorError):
+    """Refused for now: too many attempts (RFC 6585 §4); ``Retry-After`` says how long."""
+
+    status = 429
+    title = "Too many requests"
 
 
 class Conflict(CorridorError):
@@ -178,11 +186,17 @@ def check_body() -> None:
 
 
 def service_app(name: str, *, title: str, settings: Any, config: dict[str, Any],
-                database: Any, blueprints: Any, max_body: int, **flask_config: Any
-                ) -> tuple[Flask, ProblemApi]:
+                database: Any, blueprints: Any, max_body: int, proxies: int = 0,
+                **flask_config: Any) -> tuple[Flask, ProblemApi]:
     """The Flask app both services share: OpenAPI 3.1 at /openapi.json, problem+json
     errors, a clock (``CORRIDOR_CLOCK`` in ``config`` for tests), settings, database
     and blueprints. ``config`` is the caller's remaining Flask settings.
+
+    ``proxies``: how many reverse proxies in front of the service to trust for
+    ``X-Forwarded-For/Proto/Host`` (0: none, so a client cannot claim another
+    address). Behind one TLS proxy it must be 1: the client address is what
+    failed sign-ins are counted by, and every client would otherwise share
+    the proxy's.
     """
     from corridor.clock import install_clock
 
@@ -198,4 +212,7 @@ def service_app(name: str, *, title: str, settings: Any, config: dict[str, Any],
     api = ProblemApi(app)
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
+    if proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies,  # type: ignore[method-assign]
+                                x_proto=proxies, x_host=proxies)
     return app, api

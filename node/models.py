@@ -33,6 +33,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from corridor.agreement_store import AgreementColumns, AgreementEventColumns
 from corridor.db import UTCDateTime
+from corridor.login_guard import LoginFailureColumns, WebSessionColumns
 from corridor.tlog import LogCheckpointColumns, LogEntryColumns, LogHeadColumns, LogNodeColumns
 from node.db import Base
 
@@ -333,3 +334,15 @@ class LogCheckpoint(LogCheckpointColumns, Base):
     """A checkpoint the node signed, with the registry's cosignature once witnessed."""
 
     __tablename__ = "log_checkpoints"
+
+
+class LoginFailure(LoginFailureColumns, Base):
+    """Failed sign-ins counted per account and per client address (corridor.login_guard)."""
+
+    __tablename__ = "login_failures"
+
+
+class WebSession(WebSessionColumns, Base):
+    """A signed-in web session, by the SHA-256 of its id (corridor.login_guard)."""
+
+    __tablename__ = "web_sessions"

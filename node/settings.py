@@ -52,6 +52,8 @@ class NodeSettings:
         database_url: SQLAlchemy database URL.
         import_batch_rows: rows per INSERT batch during import (memory vs. round trips).
         max_problems_reported: import problems listed in full (the total is always given).
+        proxies: reverse proxies in front of the node whose X-Forwarded-For/Proto/Host
+            are trusted (0: none; 1 behind the TLS proxy of ``deploy/``).
     """
 
     directory: Path
@@ -66,6 +68,7 @@ class NodeSettings:
     database_url: str = ""
     import_batch_rows: int = 5_000
     max_problems_reported: int = 50
+    proxies: int = 0
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -128,6 +131,7 @@ def load_settings(directory: Path, environ: Mapping[str, str] | None = None) -> 
         checkpoint_interval=int(data.get("registry", {}).get("checkpoint_interval", 300)),
         database_url=str(database_url),
         import_batch_rows=int(storage.get("import_batch_rows", 5_000)),
+        proxies=int(node.get("proxies", 0)),
         extra={k: v for k, v in data.items() if k not in {"node", "storage", "registry"}},
     )
 
@@ -141,6 +145,7 @@ def render_config(member_id: str, name: str, country: str, url: str | None,
         f"member_id = {toml_string(member_id)}",
         f"name = {toml_string(name)}",
         f"country = {toml_string(country)}",
+        "proxies = 0  # 1 behind a TLS reverse proxy (trust its X-Forwarded-*)",
     ]
     if url:
         lines.append(f"url = {toml_string(url)}")

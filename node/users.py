@@ -26,7 +26,7 @@ from corridor.users import (
     Accounts,
     UserError,
 )
-from node.models import User
+from node.models import LoginFailure, User, WebSession
 
 __all__ = [
     "ACCOUNTS",
@@ -49,7 +49,7 @@ ROLES = ("owner", "auditor", "admin")
 #: Roles that may sign decisions (approve, narrow, refuse, revoke, accept, withdraw).
 DECIDING_ROLES = frozenset({"owner", "admin"})
 #: The node's accounts (the ``users`` table).
-ACCOUNTS = Accounts(User, ROLES)
+ACCOUNTS = Accounts(User, ROLES, failures=LoginFailure, sessions=WebSession)
 
 
 def add_user(session: Session, username: str, password: str, role: str, *,

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 from corridor.keystore import load_signing_key
 from corridor.web import service_app
@@ -41,7 +40,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     checkpointer = bool(config.pop("CORRIDOR_CHECKPOINTER", False))
 
     app, api = service_app("registry", title=settings.name, settings=settings, config=config,
-                           database=db, blueprints=api_views.BLUEPRINTS, max_body=256 * 1024)
+                           database=db, blueprints=api_views.BLUEPRINTS, max_body=256 * 1024,
+                           proxies=settings.proxies)
     app.extensions["corridor_signing_key"] = load_signing_key(settings.keys_dir)
     init_oauth(app)
     web.init_app(app, api)  # the auditor's log API (/log/...) and pages
@@ -49,8 +49,4 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.extensions["corridor_checkpointer"] = start_checkpointer(
             settings.database_url, app.extensions["corridor_signing_key"],
             settings.checkpoint_interval)
-    if settings.proxies:
-        # Trust exactly this many proxies' X-Forwarded-* headers (scheme, host, client).
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxies,  # type: ignore[method-assign]
-                                x_proto=settings.proxies, x_host=settings.proxies)
     return app

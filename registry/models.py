@@ -24,6 +24,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from corridor.agreement_store import AgreementColumns, AgreementEventColumns
 from corridor.db import UTCDateTime, metadata
+from corridor.login_guard import LoginFailureColumns, WebSessionColumns
 from corridor.tlog import LogCheckpointColumns, LogEntryColumns, LogHeadColumns, LogNodeColumns
 from corridor.users import AccountColumns
 
@@ -211,3 +212,15 @@ class WitnessRefusal(Base):
     cosigned_note: Mapped[str | None] = mapped_column(Text)
     offered_note: Mapped[str] = mapped_column(Text)
     proof: Mapped[list[str]] = mapped_column(JSON)
+
+
+class LoginFailure(LoginFailureColumns, Base):
+    """Failed sign-ins counted per account and per client address (corridor.login_guard)."""
+
+    __tablename__ = "login_failures"
+
+
+class WebSession(WebSessionColumns, Base):
+    """A signed-in web session, by the SHA-256 of its id (corridor.login_guard)."""
+
+    __tablename__ = "web_sessions"

@@ -18,7 +18,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from corridor.users import MIN_PASSWORD_LENGTH, Accounts, UserError
-from registry.models import User
+from registry.models import LoginFailure, User, WebSession
 
 __all__ = [
     "ACCOUNTS",
@@ -32,7 +32,7 @@ __all__ = [
 
 ROLES = ("auditor", "admin")
 #: The registry's accounts (the ``users`` table).
-ACCOUNTS = Accounts(User, ROLES)
+ACCOUNTS = Accounts(User, ROLES, failures=LoginFailure, sessions=WebSession)
 
 
 def add_user(session: Session, username: str, password: str, role: str, *,

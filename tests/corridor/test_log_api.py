@@ -27,7 +27,7 @@ from corridor.db import make_engine, make_session_factory
 from corridor.keystore import load_signing_key
 from corridor.log_api import AUTH_CHALLENGE, CSV_BATCH, CSV_COLUMNS
 from corridor.tlog import REGISTRY_NAME, REGISTRY_ORIGIN, LogEvent, TransparencyLog, node_origin
-from corridor.users import Accounts
+from corridor.users import SESSION_ID, Accounts
 from crypto.checkpoint import add_signature
 from crypto.keys import SigningKey
 from crypto.merkle import leaf_hash, verify_consistency, verify_inclusion
@@ -65,8 +65,11 @@ class Service:
         """A client; with ``user``, already signed in to the pages as that account."""
         client = self.app.test_client()
         if user is not None:
+            with self.sessions() as db_session:
+                session_id = self.accounts.sessions.start(db_session, user, datetime.now(UTC))
+                db_session.commit()
             with client.session_transaction() as session:
-                session["user"] = user
+                session[SESSION_ID] = session_id
         return client
 
     def user(self, username: str, role: str) -> None:

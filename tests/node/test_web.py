@@ -440,6 +440,7 @@ def test_revoke_after_the_partner_accepts(client: FlaskClient, node: NodeSetting
     assert 'class="revoke"' not in text(client.get("/agreements"))  # not active yet
     partner_acts(node, "accept", T0 + timedelta(hours=1))
     clock.now = T0 + timedelta(days=3)
+    sign_in(client, "olga")  # the morning's session has expired by now
     page = text(client.get("/agreements"))
     assert "active" in page and 'class="revoke"' in page
     token = csrf_token(client, "/agreements")
