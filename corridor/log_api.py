@@ -58,6 +58,7 @@ from sqlalchemy.orm import Session
 
 from corridor.clock import now
 from corridor.flaskdb import Database
+from corridor.login_guard import LockedOut
 from corridor.tlog import MAX_PAGE, LogEntry, TransparencyLog
 from corridor.users import AUDIT_ROLES, SESSION_ID, Accounts
 from corridor.web import CorridorError, Forbidden, NotFound, TooManyRequests, Unauthorized
@@ -193,22 +194,19 @@ def _basic_user(audit: AuditLog, session: Session, username: str, password: str)
         (no password is checked then).
     :raises Unauthorized: wrong credentials (counted; may start a lockout).
     """
-    address = request.remote_addr
-    lockout = audit.accounts.guard.locked(session, username, address, now())
-    if lockout is None:
-        user = audit.accounts.verify(session, username, password)
-        if user is not None:
-            audit.accounts.guard.succeeded(session, user.username)
-            session.commit()
-            return user
-        lockout = audit.accounts.sign_in_failed(session, audit.log, username, address,
-                                                channel="basic", now=now())
+    try:
+        user = audit.accounts.sign_in(session, audit.log, username, password,
+                                      address=request.remote_addr, channel="basic",
+                                      now=now(), record_login=False)
+    except LockedOut as locked:
         session.commit()
-        if lockout is None:
-            raise Unauthorized("wrong username or password",
-                               headers={"WWW-Authenticate": AUTH_CHALLENGE})
-    raise TooManyRequests(lockout.message(now()),
-                          headers={"Retry-After": str(lockout.retry_after(now()))})
+        raise TooManyRequests(locked.lockout.message(now()), headers={
+            "Retry-After": str(locked.lockout.retry_after(now()))}) from None
+    session.commit()
+    if user is None:
+        raise Unauthorized("wrong username or password",
+                           headers={"WWW-Authenticate": AUTH_CHALLENGE})
+    return user
 
 
 def _audited(view: Callable[..., Any]) -> Callable[..., Any]:

@@ -42,6 +42,7 @@ __all__ = [
     "FORGET_AFTER",
     "MAX_LOCKOUT",
     "SESSION_LIFETIME",
+    "LockedOut",
     "Lockout",
     "LoginFailureColumns",
     "LoginGuard",
@@ -79,6 +80,14 @@ class WebSessionColumns:
     username: Mapped[str] = mapped_column(String(64), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class LockedOut(Exception):
+    """A sign-in refused without checking the password: a lockout is in force."""
+
+    def __init__(self, lockout: Lockout) -> None:
+        super().__init__(lockout.kind)
+        self.lockout = lockout
 
 
 @dataclass(frozen=True)
@@ -152,10 +161,11 @@ class LoginGuard:
         return max(started, key=lambda lock: lock.until, default=None)
 
     def succeeded(self, session: Session, username: str) -> None:
-        """Clear the account's count after a successful sign-in."""
-        session.execute(delete(self.model).where(
-            self.model.kind == "account",
-            self.model.key == username.strip().lower()[:_KEY_LENGTH]))
+        """Clear the account's count after a successful sign-in (no write if there is none)."""
+        row = session.get(self.model, ("account", username.strip().lower()[:_KEY_LENGTH]))
+        if row is not None:
+            session.delete(row)
+            session.flush()
 
 
 def _digest(session_id: str) -> str:

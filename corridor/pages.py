@@ -38,7 +38,6 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from marshmallow import RAISE, Schema, ValidationError, fields
 from marshmallow.validate import Length
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
@@ -52,6 +51,7 @@ from corridor.log_api import (
     entry_types,
     page_start_before,
 )
+from corridor.login_guard import LockedOut
 from corridor.tlog import TransparencyLog
 from corridor.users import (
     AUDIT_ROLES,
@@ -277,24 +277,24 @@ def install(bp: Blueprint, *, csrf: CSRFProtect, accounts: Accounts, database: D
             return render_template("login.html", next=target)
         session = database.session()
         typed = request.form.get("username", "")[:MAX_USERNAME_LENGTH].strip()
-        address = request.remote_addr
-        # While locked, no password is checked: a guess then learns nothing.
-        lockout = accounts.guard.locked(session, typed, address, now())
-        user = None if lockout is not None else _authenticate(accounts, session)
-        if user is None:
-            if lockout is None:
-                lockout = accounts.sign_in_failed(session, log, typed, address,
-                                                  channel="page", now=now())
-                session.commit()
-            if lockout is None:
-                # One message whether the name or the password is wrong.
-                return render_template("login.html", next=target,
-                                       error="Wrong username or password.",
-                                       username=typed), 401
+        try:
+            form = load_form(LoginForm(), request.form)
+            password = form["password"]
+        except FormInvalid:
+            password = ""  # counted as a wrong password, like any other
+        try:
+            user = accounts.sign_in(session, log, typed, password, address=request.remote_addr,
+                                    channel="page", now=now(), record_login=True)
+        except LockedOut as locked:
+            session.commit()
             page = render_template("login.html", next=target, username=typed,
-                                   error=lockout.message(now()))
-            return page, 429, {"Retry-After": str(lockout.retry_after(now()))}
-        accounts.guard.succeeded(session, user.username)
+                                   error=locked.lockout.message(now()))
+            return page, 429, {"Retry-After": str(locked.lockout.retry_after(now()))}
+        if user is None:
+            session.commit()
+            # One message whether the name or the password is wrong.
+            return render_template("login.html", next=target,
+                                   error="Wrong username or password.", username=typed), 401
         session_id = accounts.sessions.start(session, user.username, now())
         # On the record in the transaction that records the time (DESIGN.md §2.5).
         log.append(session, "user.login", user.last_login_at, username=user.username,
@@ -317,16 +317,6 @@ def install(bp: Blueprint, *, csrf: CSRFProtect, accounts: Accounts, database: D
 
     bp.add_url_rule("/login", "login", login, methods=["GET", "POST"])
     bp.add_url_rule("/logout", "logout", logout, methods=["POST"])
-
-
-def _authenticate(accounts: Accounts, session: Session) -> Any | None:
-    """The account the submitted sign-in form names, if its password is right."""
-    try:
-        form = load_form(LoginForm(), request.form)
-    except FormInvalid:
-        return None
-    return accounts.authenticate(session, form["username"].strip(), form["password"],
-                                 now=now())
 
 
 def _log_exception(error: Exception) -> None:

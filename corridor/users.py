@@ -26,7 +26,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from corridor.db import UTCDateTime
-from corridor.login_guard import Lockout, LoginGuard, WebSessions
+from corridor.login_guard import LockedOut, LoginGuard, WebSessions
 from corridor.tlog import TransparencyLog
 
 __all__ = [
@@ -151,25 +151,40 @@ class Accounts:
             user.last_login_at = now
         return user
 
-    def sign_in_failed(self, session: Session, log: TransparencyLog, username: str,
-                       address: str | None, *, channel: str, now: datetime) -> Lockout | None:
-        """Count a failed sign-in (``channel``: ``page`` or ``basic``); the lockout it starts.
+    def sign_in(self, session: Session, log: TransparencyLog, username: str, password: str,
+                *, address: str | None, channel: str, now: datetime,
+                record_login: bool) -> Any | None:
+        """The account of these credentials, or ``None``, guarded against guessing.
 
-        Each failure goes to the server log; a lockout that starts goes to the
-        exchange ``log`` as ``user.login_locked``, in the caller's transaction
-        (the caller commits). Neither ever holds the password, and the
-        username only if such an account exists (a password typed into the
-        name field must not end up on the record).
+        The one path of the sign-in page (``channel`` ``page``, which sets
+        the account's last login: ``record_login``) and of HTTP Basic
+        (``basic``). While the account or ``address`` is locked out no
+        password is checked. A wrong password is counted; it goes to the
+        server log, and a lockout it starts to the exchange ``log`` as
+        ``user.login_locked``, in the caller's transaction (the caller
+        commits, also after a refusal). Neither ever holds the password, and
+        the username only if such an account exists (a password typed into
+        the name field must not end up on the record).
+
+        :raises LockedOut: a lockout is in force, or this failure started one.
         """
-        known = self.get(session, username) is not None
-        name = username if known else None
+        lockout = self.guard.locked(session, username, address, now)
+        if lockout is not None:
+            raise LockedOut(lockout)
+        user = (self.authenticate(session, username, password, now=now) if record_login
+                else self.verify(session, username, password))
+        if user is not None:
+            self.guard.succeeded(session, user.username)
+            return user
+        name = username if self.get(session, username) is not None else None
         lockout = self.guard.failed(session, username, address, now)
         _log.warning("failed sign-in over %s for %s from %s", channel,
-                     repr(name) if known else "an unknown account", address)
-        if lockout is not None:
-            log.append(session, "user.login_locked", now, username=name, address=address,
-                       locked=lockout.kind, until=lockout.until.isoformat(), channel=channel)
-        return lockout
+                     repr(name) if name else "an unknown account", address)
+        if lockout is None:
+            return None
+        log.append(session, "user.login_locked", now, username=name, address=address,
+                   locked=lockout.kind, until=lockout.until.isoformat(), channel=channel)
+        raise LockedOut(lockout)
 
     def get(self, session: Session, username: str) -> Any | None:
         """The account named ``username``, if it (still) exists."""
