@@ -35,6 +35,7 @@ from corridor.audit_sources import HttpSource
 from corridor.db import make_engine, make_session_factory
 from corridor.keystore import load_signing_key, public_keys
 from corridor.loopback import LoopbackServer
+from corridor.outbound import partner_client
 from corridor.tlog import LogEntry
 from corridor.verify import verify_package
 from node.agreement_sync import file_request, push, refresh_one, sync_agreements
@@ -349,7 +350,7 @@ def _fetch(settings: NodeSettings, client: RegistryClient, agreement_id: str,
         try:
             return fetch_package(session, client, _trust(settings), agreement_id=agreement_id,
                                  out=path, since=None, now=datetime.now(UTC),
-                                 http=httpx.Client(timeout=60))
+                                 http=partner_client(development=True))
         except FetchRefused as e:
             return str(e)
 

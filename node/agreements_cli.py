@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-import httpx
 import yaml
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
@@ -20,6 +19,8 @@ from corridor.config import SettingsError
 from corridor.console import fail, out
 from corridor.db import make_engine, make_session_factory
 from corridor.keystore import KeystoreError, load_signing_key
+from corridor.outbound import partner_client
+from corridor.pages import is_development_url
 from corridor.web import CorridorError
 from crypto.trustlist import TrustList
 from node.agreement_sync import file_request, push, refresh_one, sync_agreements
@@ -320,7 +321,7 @@ def fetch(ctx: click.Context, agreement_id: str, out_path: Path, since: str | No
         try:
             result = fetch_package(session, client, trust_list, agreement_id=agreement_id,
                                    out=out_path, since=since, now=datetime.now(UTC),
-                                   http=httpx.Client(timeout=60),
+                                   http=partner_client(development=is_development_url(settings.url)),
                                    on_bytes=lambda n: progress.advance(task, n),
                                    resume=not from_start)
         except CorridorError as e:

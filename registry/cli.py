@@ -56,8 +56,9 @@ def init_registry(directory: Path, name: str, url: str, *, development: bool,
     try:
         check_node_url(url, development=development)
     except CorridorError as e:
-        raise SettingsError(f"registry URL {url!r} must be https:// "
-                            "(http:// on loopback only with --development)") from e
+        raise SettingsError(str(e.detail).replace("node URL", "registry URL", 1)
+                            + ("" if development else " (a registry on this machine, on "
+                               "http:// loopback, needs --development)")) from e
     if (directory / CONFIG_FILE).exists():
         raise SettingsError(f"{directory} is already a registry directory")
     directory.mkdir(parents=True, exist_ok=True)

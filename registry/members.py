@@ -92,8 +92,9 @@ def check_node_url(url: str, *, development: bool) -> str:
     connecting node can check.
 
     So the node's own HTTP client, when it connects to a partner's node URL,
-    must still refuse private, loopback, link-local, reserved and CGNAT
-    addresses after resolution (DNS rebinding is out of the registry's reach).
+    refuses private, loopback, link-local, reserved and CGNAT addresses after
+    resolution (:mod:`corridor.outbound`; DNS rebinding is out of the
+    registry's reach).
 
     :raises InvalidNodeUrl: (422) saying which rule the URL breaks.
     """

@@ -25,9 +25,10 @@ log, in the same transaction that consumes the client assertion's ``jti``
 token that is not its own as ``token.revoke_refused`` (with the reason), each
 in that same transaction; never the token itself. RFC 7009 §2.2 answers 200
 for a token that is unknown, invalid, expired or already revoked: that leaves
-no entry (there was nothing to revoke), and neither does a request whose
-client authentication fails (an unauthenticated caller must not be able to
-write to the log; it gets ``invalid_client`` and a line in the server log).
+no entry (there was nothing to revoke; the server log names the caller), and
+neither does a request whose client authentication fails (an unauthenticated
+caller must not be able to write to the log; it gets ``invalid_client`` and a
+line in the server log).
 
 Errors: the token endpoint answers in the RFC 6749 §5.2 format, as OAuth
 clients expect. Introspection and revocation errors are RFC 9457
@@ -512,7 +513,13 @@ class MemberRevocationEndpoint(RevocationEndpoint):  # type: ignore[misc]
         """
         self.check_params(request, client)
         token = self.query_token(request.form["token"], None)
-        if token is not None and not token.check_client(client):
+        if token is None:
+            # Unknown, forged, expired or already revoked: nothing to revoke and nothing for
+            # the exchange log, but an operator watching for probing sees it.
+            log.info("revocation by %s of a token that is not a valid recorded one",
+                     client.get_client_id())
+            return None
+        if not token.check_client(client):
             log.warning("revocation refused: %s tried to revoke %s's token %s",
                         client.get_client_id(), token.claims.client_id, token.claims.jti)
             # The caller is authenticated: its attempt is on the record (the view commits).

@@ -4,8 +4,8 @@ their own networks (each URL observed accepted before is a case here).
 Refusals are checked where members meet them: a signed join request posted to
 ``POST /members`` of a registry outside development mode (422, problem+json,
 the rule broken) that leaves no member behind. The registry never connects to
-node URLs, so it does not resolve them either; the node that connects must
-refuse private addresses after resolution.
+node URLs, so it does not resolve them either; the node that connects
+refuses private addresses after resolution (tests/corridor/test_outbound.py).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ OBSERVED = [
     ("https://localhost:80@evil.example", "user info"),
 ]
 MORE = [
-    ("https://10.0.0.1", "IP address"),
+    ("https://10.0.0.1", "an IP address"),
     ("https://0x7f.1", "IP address"),
     ("https://0177.0.0.1", "IP address"),
     ("https://127.1", "IP address"),
@@ -158,3 +158,19 @@ def test_development_mode_accepts_loopback(url: str) -> None:
     assert check_node_url(url, development=True) == url
     with pytest.raises(InvalidRequest):
         check_node_url(url, development=False)
+
+
+@pytest.mark.parametrize("url, rule", [("https://10.0.0.1", "an IP address"),
+                                       ("http://registry.park.org", "must be https://"),
+                                       ("https://registry.park.org:8443", "port 8443")])
+def test_registry_init_says_which_rule_its_url_breaks(tmp_path: Any, url: str,
+                                                      rule: str) -> None:
+    from corridor.config import SettingsError
+    from registry.cli import init_registry
+
+    with pytest.raises(SettingsError, match=f"registry URL .* refused: .*{rule}") as refused:
+        init_registry(tmp_path / "registry", "R", url, development=False,
+                      database_url=f"sqlite:///{tmp_path}/r.db")
+    assert "--development" in str(refused.value)
+    assert not (tmp_path / "registry").exists()
+

@@ -11,6 +11,7 @@ anyone), a catalog entry re-sent unchanged or refused.
 from __future__ import annotations
 
 import json
+import logging
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -80,14 +81,18 @@ def test_revoking_anothers_token_is_refused_on_the_record_and_revokes_nothing(
     "e30.e30.e30",
     "eyJhbGciOiJFZERTQSIsInR5cCI6ImF0K2p3dCJ9.eyJqdGkiOiJ4In0.AAAA",
 ])
-def test_revoking_an_unknown_token_answers_200_and_leaves_no_entry(registry: RegistryHarness,
-                                                                   token: str) -> None:
+def test_revoking_an_unknown_token_answers_200_and_leaves_no_entry(
+        registry: RegistryHarness, token: str, caplog: pytest.LogCaptureFixture) -> None:
     reg = registry
     ru = reg.add_member("ru-lotl")
     start = size(reg)
-    response = reg.revoke(ru, token)
+    with caplog.at_level(logging.INFO, logger="registry.oauth"):
+        response = reg.revoke(ru, token)
     assert (response.status_code, response.json()) == (200, {})  # RFC 7009 §2.2
     assert size(reg) == start
+    # ...but the operator sees who probes with tokens that are not theirs to revoke
+    assert any("revocation by ru-lotl" in r.getMessage() for r in caplog.records)
+    assert not any(token in r.getMessage() for r in caplog.records)
 
 
 def test_revoking_an_expired_token_leaves_no_entry(registry: RegistryHarness) -> None:
