@@ -37,7 +37,7 @@ from crypto.canonical import canonical_json
 from crypto.keys import KeySet, SigningKey
 from crypto.tokens import AccessClaims
 from crypto.trustlist import TrustList
-from node.datasets import get_dataset
+from node.datasets import get_dataset, stored_taxa
 from node.export import ExportResult, resources_of
 from node.log import LOG
 from node.models import Agreement as AgreementRow
@@ -355,7 +355,7 @@ def plan_for(session: Session, row: AgreementRow, *, keys_dir: Path, now: dateti
     policy, _ = get_policy(session, terms.dataset_name)
     plan = compile_plan(policy, terms.policy_terms(row.requested_at.date()), row.requester, now,
                         pseudonym_key=pseudonym_key(keys_dir, f"agreement:{row.id}"),
-                        resources=resources_of(dataset), taxa_present=dataset.taxa)
+                        resources=resources_of(dataset), taxa_present=stored_taxa(session, dataset))
     return dataset, plan, terms
 
 

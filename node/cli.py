@@ -43,7 +43,7 @@ from node.agreements import bounded
 from node.agreements_cli import COMMANDS as AGREEMENT_COMMANDS
 from node.agreements_cli import settings_of, sync_agreements_command
 from node.catalog import catalog_entry, sign_entry
-from node.datasets import current_datasets, get_dataset
+from node.datasets import current_datasets, get_dataset, stored_taxa
 from node.db import upgrade
 from node.errors import CorridorError
 from node.export import ExportError, exporter_for, resources_of
@@ -635,7 +635,7 @@ def export_command(ctx: click.Context, dataset: str, tier: str, purpose: str,
             policy, _ = get_policy(session, dataset)
             plan = compile_plan(policy, load_terms({"purpose": purpose, "tier": tier}), who, now,
                                 pseudonym_key=pseudonym_key(settings.keys_dir, f"preview:{who}"),
-                                resources=resources_of(ds), taxa_present=ds.taxa)
+                                resources=resources_of(ds), taxa_present=stored_taxa(session, ds))
         except (PolicyError, PolicyFileError) as e:
             fail(f"cannot export: {e}")
         except CorridorError as e:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, union
 from sqlalchemy.orm import Session
 
 from node.catalog import rounded_bbox
 from node.errors import DatasetNotFound
-from node.models import Dataset
+from node.models import Dataset, Individual, Observation, Occurrence
 from policies.disclosure import released_contributors
 
 
@@ -35,6 +35,20 @@ def get_dataset(session: Session, name: str, version: int | None = None) -> Data
     if dataset is None:
         raise DatasetNotFound(f"no dataset named {name!r}" + (f" v{version}" if version else ""))
     return dataset
+
+
+def stored_taxa(session: Session, dataset: Dataset) -> list[str]:
+    """Every scientific name the dataset's rows hold, as written, whatever their type.
+
+    The names a plan's sensitivity and embargo rules are matched against. Not
+    the summary's ``taxa`` (animal observations only, for the catalogue): a
+    leopard filed as an ``unknown`` observation, or only as an individual,
+    is still a leopard the export would release, so its rules must apply.
+    """
+    names = union(*(select(model.scientificName).where(model.dataset_id == dataset.id,
+                                                        model.scientificName.is_not(None))
+                    for model in (Observation, Occurrence, Individual)))
+    return sorted(name for name in session.scalars(names) if name)
 
 
 def metadata_view(dataset: Dataset) -> dict[str, Any]:

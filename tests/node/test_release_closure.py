@@ -38,7 +38,7 @@ from hypothesis import strategies as st
 from corridor.db import make_engine
 from corridor.keystore import load_signing_key
 from node.cli import generate_and_import, init_node
-from node.datasets import get_dataset
+from node.datasets import get_dataset, stored_taxa
 from node.export import CAMTRAP_RESOURCES, exporter_for
 from node.importer import Importer
 from node.settings import NodeSettings
@@ -70,10 +70,11 @@ def _export(settings: NodeSettings, name: str, policy: dict[str, Any],
     try:
         with sa.orm.Session(engine) as session:
             dataset = get_dataset(session, name)
+            present = stored_taxa(session, dataset)  # what the node's plan_for passes
         plan = compile_plan(load_policy(policy),
                             load_terms({"purpose": "research", "tier": "shared", **terms}),
                             "cn-ntlnp", NOW, pseudonym_key=KEY, resources=resources,
-                            taxa_present=dataset.taxa)
+                            taxa_present=present)
         with out.open("wb") as fh:
             exporter_for(engine, dataset, plan, provider=settings.member_id,
                          key=load_signing_key(settings.keys_dir), now=NOW, cursor_key=KEY,
@@ -166,8 +167,13 @@ def camtrap_node(tmp_path_factory: pytest.TempPathFactory) -> NodeSettings:
     return init_node(tmp_path_factory.mktemp("closure") / "n", "ru-lotl", "A", "RU")
 
 
-def _generated_camtrap(root: Path, taxa: list[str], kept: list[bool]) -> Path:
-    """The example with its observations' taxa redrawn and some observations dropped."""
+def _generated_camtrap(root: Path, taxa: list[str], kept: list[bool],
+                       types: tuple[str, ...] = ("animal",)) -> Path:
+    """The example with its observations' taxa redrawn and some observations dropped.
+
+    Named observations take their ``observationType`` from ``types`` in turn: a
+    tentative identification filed as ``unknown`` is still that taxon.
+    """
     out = root / f"gen-{next(_names)}"
     shutil.copytree(CAMTRAP_EXAMPLE, out)
     rows = _source(CAMTRAP_EXAMPLE, "observations.csv")
@@ -178,7 +184,7 @@ def _generated_camtrap(root: Path, taxa: list[str], kept: list[bool]) -> Path:
             if kept[i % len(kept)]:
                 name = taxa[i % len(taxa)]
                 row["scientificName"] = name
-                row["observationType"] = "animal" if name else "blank"
+                row["observationType"] = types[i % len(types)] if name else "blank"
                 writer.writerow(row)
     return out
 
@@ -194,7 +200,9 @@ def _camtrap_case(draw: st.DrawFn) -> dict[str, Any]:
         terms["bbox"] = bbox
     return {"terms": terms, "tier": draw(_tier()),
             "taxa": draw(st.lists(st.sampled_from(CAMTRAP_TAXA), min_size=5, max_size=40)),
-            "kept": draw(st.lists(st.booleans(), min_size=3, max_size=12).filter(any))}
+            "kept": draw(st.lists(st.booleans(), min_size=3, max_size=12).filter(any)),
+            "types": tuple(draw(st.lists(st.sampled_from(("animal", "unknown", "unclassified")),
+                                         min_size=1, max_size=3)))}
 
 
 def _check_camtrap(source: Path, terms: dict[str, Any], tier: dict[str, Any],
@@ -256,13 +264,34 @@ def test_every_camera_trap_row_is_reachable_from_a_released_observation(
         camtrap_node: NodeSettings, tmp_path_factory: pytest.TempPathFactory,
         case: dict[str, Any]) -> None:
     root = tmp_path_factory.mktemp("case")
-    source = _generated_camtrap(root, case["taxa"], case["kept"])
+    source = _generated_camtrap(root, case["taxa"], case["kept"], case["types"])
     name = f"gen-{next(_names)}"
     Importer(make_engine(camtrap_node.database_url)).import_camtrap(source, name=name)
     out = root / "package.zip"
     _export(camtrap_node, name, _policy(case["tier"]), case["terms"], out, CAMTRAP_RESOURCES)
     descriptor, tables = _package(out)
     _check_camtrap(source, case["terms"], case["tier"], descriptor, tables)
+
+
+def test_a_withheld_taxon_filed_as_unknown_is_still_withheld(
+        camtrap_node: NodeSettings, tmp_path: Path) -> None:
+    # Tentative identifications are often typed "unknown": the taxon's rules still hold.
+    rows = _source(CAMTRAP_EXAMPLE, "observations.csv")
+    polecats = sum(r["scientificName"] == "Mustela putorius" for r in rows)
+    source = tmp_path / "src"
+    shutil.copytree(CAMTRAP_EXAMPLE, source)
+    for row in rows:
+        if row["scientificName"] == "Mustela putorius":
+            row["observationType"] = "unknown"
+    _write(source / "observations.csv", rows, list(rows[0]))
+    name = f"unknown-{next(_names)}"
+    Importer(make_engine(camtrap_node.database_url)).import_camtrap(source, name=name)
+    tier = {"apply_sensitivity": True, "release_effort": False}
+    plan = _export(camtrap_node, name, _policy(tier), {}, tmp_path / "p.zip", CAMTRAP_RESOURCES)
+    _, tables = _package(tmp_path / "p.zip")
+    assert polecats == 12
+    assert "Mustela putorius" in plan.drop_taxa
+    assert not [o for o in tables["observations"] if o["scientificName"] == "Mustela putorius"]
 
 
 # --- bird surveys (Darwin Core) -----------------------------------------------------------
