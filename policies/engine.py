@@ -104,15 +104,24 @@ TIME_LEAKS: Mapping[str, Mapping[str, frozenset[str]]] = MappingProxyType({
     }),
 })
 
+#: Darwin Core terms that state a place in free text or as the original reading.
+_VERBATIM_PLACE = frozenset({"verbatimCoordinates", "verbatimLatitude", "verbatimLongitude",
+                             "footprintWKT", "verbatimLocality", "locationRemarks",
+                             "georeferenceRemarks"})
+
 #: Fields that repeat a location more finely than generalized coordinates,
 #: blanked whenever the plan generalizes any coordinate (EXIF can carry the
 #: camera's GPS position; the DwC verbatim terms are the original coordinates).
+#: In a sampling-event dataset the place is the event's, and the event's
+#: coordinates are the ones generalized: an occurrence row that repeats a
+#: position or a place name of its own (extra columns are kept on import)
+#: would carry it exact, so its Location terms are blanked too.
 GENERALIZATION_LEAKS: Mapping[str, frozenset[str]] = MappingProxyType({
     "media": frozenset({"exifData"}),
-    "event": frozenset({"verbatimCoordinates", "verbatimLatitude", "verbatimLongitude",
-                        "footprintWKT"}),
-    "occurrence": frozenset({"verbatimCoordinates", "verbatimLatitude", "verbatimLongitude",
-                             "footprintWKT"}),
+    "event": _VERBATIM_PLACE,
+    "occurrence": _VERBATIM_PLACE | {"decimalLatitude", "decimalLongitude",
+                                     "coordinateUncertaintyInMeters", "coordinatePrecision",
+                                     "pointRadiusSpatialFit", "locality"},
 })
 
 #: Fields holding an individual animal's id, replaced by :func:`~policies.transforms.pseudonym`.

@@ -464,6 +464,35 @@ def test_a_rocha_narrowed_to_spoonbills_releases_spoonbill_counts_only(tmp_path:
     assert "Limosa" not in json.dumps(descriptor) and "@" not in json.dumps(descriptor)
 
 
+def test_an_occurrence_that_repeats_its_place_carries_it_no_finer_than_its_event(
+        tmp_path: Path) -> None:
+    if not AROCHA.exists():
+        pytest.skip("reference data not found: ../shared/data/arocha-kenya-waterbirds")
+    events = {e["eventID"]: e for e in _source(AROCHA, "events.csv")}
+    rows = [o for o in _source(AROCHA, "occurrences.csv") if o["scientificName"] == "Platalea alba"]
+    extra = {"decimalLatitude": "", "decimalLongitude": "", "coordinateUncertaintyInMeters": "5",
+             "locality": "", "verbatimLocality": "nest tree 14", "locationRemarks": "by the jetty"}
+    for o in rows:  # the event's exact position, repeated on the occurrence row
+        o.update(extra, decimalLatitude=events[o["eventID"]]["decimalLatitude"],
+                 decimalLongitude=events[o["eventID"]]["decimalLongitude"],
+                 locality="Mida Creek, nest tree 14")
+    _write(tmp_path / "occurrences.csv", rows, list(rows[0]))
+    settings_ = init_node(tmp_path / "ke", "ke-arocha", "A Rocha Kenya", "KE")
+    Importer(make_engine(settings_.database_url)).import_dwc(
+        AROCHA / "events.csv", tmp_path / "occurrences.csv", name="waterbirds")
+    policy = {"tiers": {"shared": {}}, "purposes": ["research"], "partners": ["*"],
+              "sensitivity": {"Platalea alba": 2}}  # 0.1 degree
+    out = tmp_path / "spoonbills.zip"
+    _export(settings_, "waterbirds", policy, {}, out, ("event", "occurrence"))
+    _, tables = _package(out)
+    assert tables["occurrence"] and tables["event"]
+    for event in tables["event"]:
+        assert len(event["decimalLatitude"].partition(".")[2]) <= 1, event
+    for row in tables["occurrence"]:
+        assert all(row.get(term, "") == "" for term in extra), row
+        assert "nest tree" not in json.dumps(row)
+
+
 def test_an_individual_travels_only_with_an_observation_that_names_it(
         tmp_path: Path) -> None:
     settings_ = init_node(tmp_path / "ru", "ru-lotl", "Land of the Leopard", "RU")
