@@ -466,13 +466,16 @@ def join(ctx: click.Context) -> None:
     if not settings.url:
         fail("this node has no public URL; set url in node.toml ([node] url = \"https://...\")")
     client = _registry_client(settings)
+    keys = public_keys(settings.keys_dir)
     try:
         result = client.join(name=settings.name, country=settings.country, node_url=settings.url,
-                             keys=public_keys(settings.keys_dir))
+                             keys=keys)
     except RegistryError as e:
         fail(str(e))
+    kids = " ".join(k.kid for k in keys.verify_keys())
     out.print(f"Membership request for [bold]{settings.member_id}[/] filed at "
               f"{settings.registry_url}: {result['status']}. The registry operator admits it.")
+    out.print(f"Tell the operator your key id by a channel they trust: {kids}", soft_wrap=True)
 
 
 def sync_trust_list(settings: NodeSettings, client: RegistryClient) -> tuple[TrustList, bool]:

@@ -22,7 +22,7 @@ from crypto.keys import KeySet
 from crypto.trustlist import ANCHOR_TYP
 from registry.db import upgrade
 from registry.log_cli import log, witness
-from registry.members import check_node_url, list_members, set_status
+from registry.members import check_node_url, list_members, member_kids, set_status
 from registry.models import MEMBER_ACTIVE, MEMBER_SUSPENDED
 from registry.settings import CONFIG_FILE, RegistrySettings, load_settings, render_config
 from registry.trust import publish_trust_list
@@ -124,12 +124,16 @@ def members_list(ctx: click.Context) -> None:
             out.print("No members or requests yet.")
             return
         table = Table(title="Members", title_justify="left")
-        for column in ("member", "status", "country", "name", "node URL", "requested (UTC)"):
+        for column in ("member", "status", "country", "name", "node URL", "key ids",
+                       "requested (UTC)"):
             table.add_column(column, overflow="fold")
         for m in rows:
             table.add_row(m.member_id, m.status, m.country, m.name, m.node_url,
+                          "\n".join(member_kids(session, m.member_id)),
                           m.requested_at.strftime("%Y-%m-%d %H:%M"))
         out.print(table)
+        out.print("Before admitting, confirm the key ids with the institution by a channel "
+                  "you trust; [bold]admit ID --kid KID[/] refuses if they differ.")
 
 
 def change_member_status(settings: RegistrySettings, member_id: str, status: str,
@@ -153,8 +157,16 @@ def change_member_status(settings: RegistrySettings, member_id: str, status: str
         engine.dispose()
 
 
-def _decide(ctx: click.Context, member_id: str, status: str) -> None:
+def _decide(ctx: click.Context, member_id: str, status: str,
+            kids: tuple[str, ...] = ()) -> None:
     settings = _settings(ctx)
+    if kids:
+        engine = make_engine(settings.database_url)
+        with make_session_factory(engine)() as session:
+            held = set(member_kids(session, member_id))
+        if held != set(kids):
+            fail(f"{member_id} holds key ids {', '.join(sorted(held)) or 'none'}, not "
+                 f"{', '.join(sorted(kids))}: not admitted (has its request been replaced?)")
     try:
         version = change_member_status(settings, member_id, status, datetime.now(UTC))
     except CorridorError as e:
@@ -164,10 +176,13 @@ def _decide(ctx: click.Context, member_id: str, status: str) -> None:
 
 @members.command()
 @click.argument("member_id")
+@click.option("--kid", "kids", multiple=True, metavar="KID",
+              help="A key id the institution confirmed to you (repeat for each); admit "
+                   "refuses unless the request holds exactly these.")
 @click.pass_context
-def admit(ctx: click.Context, member_id: str) -> None:
+def admit(ctx: click.Context, member_id: str, kids: tuple[str, ...]) -> None:
     """Admit a member (its keys enter the next trust list)."""
-    _decide(ctx, member_id, MEMBER_ACTIVE)
+    _decide(ctx, member_id, MEMBER_ACTIVE, kids)
 
 
 @members.command()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -29,7 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from corridor.config import SettingsError, validate_identity
-from corridor.web import BadRequest, Conflict, CorridorError, NotFound
+from corridor.web import MAX_JSON_DEPTH, BadRequest, Conflict, CorridorError, NotFound, json_depth
 from crypto.errors import InvalidKey, InvalidSignature
 from crypto.jws import verify_compact
 from crypto.keys import KeySet, VerifyKey
@@ -45,6 +46,8 @@ from registry.models import (
 JOIN_TYP = "corridor-join+jwt"
 KEY_PROOF_TYP = "corridor-key-proof+jwt"
 MAX_REQUEST_AGE = 600  # seconds a signed request stays acceptable
+
+log = logging.getLogger(__name__)
 
 
 class InvalidRequest(BadRequest):
@@ -69,7 +72,7 @@ MAX_HOST = 253
 #: them would point partners' nodes into their own networks. (RFC 2606's example and
 #: test never resolve at all, and documentation and tests use them.)
 PRIVATE_SUFFIXES = ("localhost", "local", "localdomain", "internal", "intranet", "lan",
-                    "home.arpa", "corp", "home", "onion")
+                    "home.arpa", "arpa", "svc", "cluster.local", "corp", "home", "onion")
 _LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)\Z")
 _NUMERIC_LABEL = re.compile(r"(0x[0-9a-f]*|[0-9]+)\Z")
 
@@ -106,7 +109,10 @@ def check_node_url(url: str, *, development: bool) -> str:
     if any(not 0x21 <= ord(c) <= 0x7E for c in url):
         raise refuse("spaces, control characters and non-ASCII letters are not allowed "
                      "(write an internationalized name in punycode, xn--...)")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as e:  # a stray bracket: "https://a[b.example", "https://[::1"
+        raise refuse("not a well-formed URL (unbalanced brackets?)") from e
     if "@" in parts.netloc:
         raise refuse("user info (name@ or name:password@) is not allowed")
     if "?" in url or "#" in url:
@@ -193,10 +199,14 @@ class JoinRequest:
     node_url: str
     keys: KeySet
     jws: str
+    #: The ``kid`` of the request's key that signed it.
+    signed_by: str = ""
 
 
 def _json_object(payload: bytes) -> dict[str, Any]:
     try:
+        if json_depth(payload) > MAX_JSON_DEPTH:  # json.loads recurses: no RecursionError
+            raise InvalidRequest(f"request payload nests deeper than {MAX_JSON_DEPTH}")
         value = json.loads(payload)
     except ValueError as e:
         raise InvalidRequest("request payload is not JSON") from e
@@ -241,7 +251,7 @@ def verify_join_request(jws: str, *, now: datetime, development: bool) -> JoinRe
     if not name.strip() or len(name) > 200:
         raise InvalidRequest("institution name must be 1-200 characters")
     url = check_node_url(str(claims.get("node_url", "")), development=development)
-    return JoinRequest(member_id, name, country, url, keys, jws)
+    return JoinRequest(member_id, name, country, url, keys, jws, signed_by=verified.kid)
 
 
 def _unverified_payload(jws: str) -> bytes:
@@ -257,12 +267,29 @@ def _unverified_payload(jws: str) -> bytes:
 def record_join_request(session: Session, request: JoinRequest, now: datetime) -> Member:
     """Store a pending request (or refresh a pending one); refuse if the id is taken.
 
+    Anyone may post a join request, so a pending application is refreshed
+    (new URL, name or keys) only by a request signed with a key it already
+    holds: otherwise a stranger could swap their own key and URL into another
+    institution's application before the operator admits it.
+
     Logs ``member.joined`` (``member``, ``country``, ``name``, ``kids``: the key ids the
     request carries) in the caller's transaction.
+
+    :raises Conflict: the id is taken, or pending under keys that did not sign this.
     """
     member = session.get(Member, request.member_id)
     if member is not None and member.status != MEMBER_PENDING:
         raise Conflict(f"member {request.member_id} already exists ({member.status})")
+    if member is not None:
+        on_file = {k.kid: k.jwk for k in session.scalars(
+            select(MemberKey).where(MemberKey.member_id == request.member_id))}
+        signer = {k.kid: k.to_jwk() for k in request.keys.verify_keys()}.get(request.signed_by)
+        if signer is None or on_file.get(request.signed_by) != signer:
+            log.warning("join request for pending %s refused: signed by %s, not a key on file",
+                        request.member_id, request.signed_by or "no key")
+            raise Conflict(f"member {request.member_id} has a pending request under other "
+                           "keys; only a request signed by one of those keys can replace it "
+                           "(ask the registry operator to remove the pending request)")
     if member is None:
         member = Member(member_id=request.member_id, status=MEMBER_PENDING)
         session.add(member)
@@ -281,6 +308,11 @@ def record_join_request(session: Session, request: JoinRequest, now: datetime) -
     LOG.append(session, "member.joined", now, member=request.member_id,
                country=request.country, name=request.name, kids=sorted(kids))
     return member
+
+
+def member_kids(session: Session, member_id: str) -> list[str]:
+    """The key ids a member (or applicant) holds, sorted."""
+    return sorted(session.scalars(select(MemberKey.kid).where(MemberKey.member_id == member_id)))
 
 
 def get_member(session: Session, member_id: str) -> Member:

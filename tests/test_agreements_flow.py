@@ -194,8 +194,12 @@ def test_a_third_member_cannot_see_or_touch_anothers_agreement(
         provider_ready: Federation, tmp_path: Path) -> None:
     fed = provider_ready
     fed.add_node("kr-nie", "National Institute of Ecology", "KR")
-    ok(fed.node("kr-nie", "join"))
-    ok(fed.registry_cli("members", "admit", "kr-nie"))
+    joined = ok(fed.node("kr-nie", "join"))
+    kid = joined.rsplit("trust: ", 1)[1].split()[0]  # the id the institution tells the operator
+    assert "key ids" in ok(fed.registry_cli("members", "list"))
+    refused = fail(fed.registry_cli("members", "admit", "kr-nie", "--kid", "not-" + kid))
+    assert "not admitted" in refused
+    ok(fed.registry_cli("members", "admit", "kr-nie", "--kid", kid))
     for member in fed.nodes:
         ok(fed.node(member, "sync"))
     agreement = make_active(fed, tmp_path)
