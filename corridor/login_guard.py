@@ -8,8 +8,16 @@ account or address is locked for :data:`FIRST_LOCKOUT`, doubling with every
 further failure up to :data:`MAX_LOCKOUT`. While locked, no password is
 checked at all (a guess during a lockout learns nothing, and costs no scrypt
 hash); the caller answers 429 with ``Retry-After``. A successful sign-in
-clears the account's count. Counts older than :data:`FORGET_AFTER` without a
-lockout start again.
+clears the account's count. A count with no failure and no lockout for
+:data:`FORGET_AFTER` (measured from the end of the last lockout, so a capped
+lockout does not reset the count) starts again.
+
+Concurrent guesses are counted one after the other: :meth:`LoginGuard.hold`
+creates the account's and address's rows if missing (``INSERT ... ON
+CONFLICT DO NOTHING``) and locks them (``SELECT ... FOR UPDATE``) before the
+password is checked, until the caller commits. Forty parallel guesses thus
+check at most :data:`ACCOUNT_THRESHOLD` passwords, and none fails on a
+duplicate key. (SQLite serializes writers anyway.)
 
 **Sessions** live on the server: the cookie carries only a random id
 (:func:`secrets.token_urlsafe`, 256 bits) and the table holds its SHA-256,
@@ -30,7 +38,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, String, delete, select
+from sqlalchemy import Integer, String, delete, select, tuple_
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from corridor.db import UTCDateTime
@@ -124,13 +134,22 @@ class LoginGuard:
             keys.append(("address", address[:_KEY_LENGTH], ADDRESS_THRESHOLD))
         return keys
 
-    def locked(self, session: Session, username: str, address: str | None,
-               now: datetime) -> Lockout | None:
-        """The lockout in force for this account or address, if any (the longer one)."""
-        found = [Lockout(kind, row.locked_until)
-                 for kind, key, _ in self._keys(username, address)
-                 if (row := session.get(self.model, (kind, key))) is not None
-                 and row.locked_until is not None and row.locked_until > now]
+    def hold(self, session: Session, username: str, address: str | None,
+             now: datetime) -> Lockout | None:
+        """Lock this attempt's counters until the caller commits; the lockout in force, if any.
+
+        Call before checking the password, so that a concurrent attempt on
+        the same account or address waits and then sees this one's count.
+        """
+        m, keys = self.model, self._keys(username, address)
+        _insert_missing(session, m, [{"kind": kind, "key": key, "failures": 0,
+                                      "last_failure_at": now, "locked_until": None}
+                                     for kind, key, _ in keys])
+        rows = session.scalars(
+            select(m).where(tuple_(m.kind, m.key).in_([(kind, key) for kind, key, _ in keys]))
+            .with_for_update().execution_options(populate_existing=True)).all()
+        found = [Lockout(row.kind, row.locked_until) for row in rows
+                 if row.locked_until is not None and row.locked_until > now]
         return max(found, key=lambda lock: lock.until, default=None)
 
     def failed(self, session: Session, username: str, address: str | None,
@@ -143,8 +162,7 @@ class LoginGuard:
                 row = self.model(kind=kind, key=key, failures=0, last_failure_at=now,
                                  locked_until=None)
                 session.add(row)
-            elif row.last_failure_at + FORGET_AFTER < now and (
-                    row.locked_until is None or row.locked_until <= now):
+            elif _forgotten(row, now):
                 row.failures, row.locked_until = 0, None
             row.failures += 1
             row.last_failure_at = now
@@ -154,18 +172,38 @@ class LoginGuard:
                 row.locked_until = now + lockout
                 started.append(Lockout(kind, row.locked_until))
         # Forget what no longer counts, so guessing random names cannot grow the table.
-        m = self.model
-        session.execute(delete(m).where(m.last_failure_at < now - FORGET_AFTER,
-                                        (m.locked_until.is_(None)) | (m.locked_until <= now)))
+        m, horizon = self.model, now - FORGET_AFTER
+        session.execute(delete(m).where(m.last_failure_at < horizon,
+                                        (m.locked_until.is_(None)) | (m.locked_until < horizon)))
         session.flush()
         return max(started, key=lambda lock: lock.until, default=None)
 
-    def succeeded(self, session: Session, username: str) -> None:
-        """Clear the account's count after a successful sign-in (no write if there is none)."""
-        row = session.get(self.model, ("account", username.strip().lower()[:_KEY_LENGTH]))
-        if row is not None:
-            session.delete(row)
-            session.flush()
+    def succeeded(self, session: Session, username: str, address: str | None) -> None:
+        """Clear the account's count after a successful sign-in, and rows that count nothing."""
+        m = self.model
+        account = ("account", username.strip().lower()[:_KEY_LENGTH])
+        held = [(kind, key) for kind, key, _ in self._keys(username, address)]
+        session.execute(delete(m).where(
+            (tuple_(m.kind, m.key) == account)
+            | (tuple_(m.kind, m.key).in_(held) & (m.failures == 0))))
+        session.flush()
+
+
+def _forgotten(row: Any, now: datetime) -> bool:
+    """No failure and no lockout for :data:`FORGET_AFTER`: the count starts again."""
+    quiet_since = max(row.last_failure_at, row.locked_until or row.last_failure_at)
+    return quiet_since + FORGET_AFTER < now
+
+
+def _insert_missing(session: Session, model: Any, rows: list[dict[str, Any]]) -> None:
+    """Insert the rows whose keys are not there yet, without a duplicate-key error."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        session.execute(pg_insert(model).values(rows).on_conflict_do_nothing())
+    elif dialect == "sqlite":
+        session.execute(sqlite_insert(model).values(rows).on_conflict_do_nothing())
+    else:  # pragma: no cover - Corridor runs on SQLite and PostgreSQL only
+        raise NotImplementedError(f"login counters on {dialect}")
 
 
 def _digest(session_id: str) -> str:

@@ -168,13 +168,13 @@ class Accounts:
 
         :raises LockedOut: a lockout is in force, or this failure started one.
         """
-        lockout = self.guard.locked(session, username, address, now)
+        lockout = self.guard.hold(session, username, address, now)
         if lockout is not None:
             raise LockedOut(lockout)
         user = (self.authenticate(session, username, password, now=now) if record_login
                 else self.verify(session, username, password))
         if user is not None:
-            self.guard.succeeded(session, user.username)
+            self.guard.succeeded(session, user.username, address)
             return user
         name = username if self.get(session, username) is not None else None
         lockout = self.guard.failed(session, username, address, now)

@@ -10,11 +10,13 @@ import base64
 import logging
 import re
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from flask import Flask, request
 from flask.testing import FlaskClient
@@ -23,7 +25,13 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.test import TestResponse
 
 from corridor.db import make_engine, make_session_factory
-from corridor.login_guard import ACCOUNT_THRESHOLD, ADDRESS_THRESHOLD, FIRST_LOCKOUT
+from corridor.login_guard import (
+    ACCOUNT_THRESHOLD,
+    ADDRESS_THRESHOLD,
+    FIRST_LOCKOUT,
+    MAX_LOCKOUT,
+)
+from corridor.loopback import LoopbackServer
 from corridor.tlog import TransparencyLog
 from corridor.users import Accounts
 from node.app import create_app as create_node_app
@@ -214,6 +222,38 @@ def test_http_basic_guesses_are_counted_and_locked_like_the_page(service: Servic
     assert service.entries("user.login_locked")[-1]["channel"] == "basic"
     service.later(FIRST_LOCKOUT + timedelta(seconds=1))
     assert client.get("/log/entries", headers=basic("ivan")).status_code == 200
+
+
+def test_parallel_guesses_check_no_more_passwords_than_the_threshold(service: Service) -> None:
+    # Over real HTTP with a threaded server: the guesses race for the same account's count.
+    server = LoopbackServer(service.app)
+    try:
+        def guess(_: int) -> int:
+            with httpx.Client(timeout=60) as http:
+                return http.get(server.url + "/log/entries",
+                                headers=basic("ivan", WRONG)).status_code
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            answers = list(pool.map(guess, range(32)))
+    finally:
+        server.stop()
+    assert not [a for a in answers if a >= 500], answers
+    assert answers.count(401) <= ACCOUNT_THRESHOLD - 1, answers  # the 5th failure locks: 429
+    assert set(answers) <= {401, 429}
+
+
+def test_a_capped_lock_does_not_reset_the_count(service: Service) -> None:
+    client = service.client()
+    wait = 0
+    while wait < MAX_LOCKOUT.total_seconds():  # each guess right after the lock ends ...
+        service.later(timedelta(seconds=wait + 1))
+        answer = sign_in(client, "ivan", WRONG)
+        wait = int(answer.headers.get("Retry-After", 0))
+    # ... until the lock is at its cap, an hour; the first guess after that hour ...
+    service.later(timedelta(seconds=wait + 1))
+    again = sign_in(client, "ivan", WRONG)
+    assert again.status_code == 429  # ... locks for another hour, not a fresh five guesses
+    assert int(again.headers["Retry-After"]) > MAX_LOCKOUT.total_seconds() - 5
 
 
 # --- server-side sessions ---------------------------------------------------------------------
