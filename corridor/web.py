@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 
 from flask import Flask, Response, current_app, json, request
 from flask_smorest import Api
+from sqlalchemy.exc import DataError as DBAPIDataError
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -125,9 +126,18 @@ class ProblemApi(Api):  # type: ignore[misc]
         return response
 
     def handle_unexpected(self, error: Exception) -> Response:
-        """Log the real exception; tell the client only that it failed."""
+        """Log the real exception; tell the client only that it failed.
+
+        A value the database refuses to store or compare (PostgreSQL text
+        cannot hold NUL, a number out of its column's range) came from the
+        request, wherever it hid (a JWT claim, a Basic username): 400.
+        """
         if isinstance(error, HTTPException):
             return self.handle_http_exception(error)
+        if isinstance(error, DBAPIDataError):
+            log.warning("request value refused by the database: %s", type(error.orig).__name__)
+            return problem(400, "Bad Request", "the request holds a value that no field can "
+                           "store (a NUL character, or a number out of range)")
         log.exception("unhandled error", exc_info=error)
         return self.handle_http_exception(InternalServerError())
 
@@ -169,14 +179,21 @@ def limit_body(blueprint: Any, max_bytes: int) -> None:
 
 
 def check_body() -> None:
-    """``before_request``: apply the route's body cap, then refuse a JSON body deeper
-    than :data:`MAX_JSON_DEPTH` (400), before any view or parser reads it.
+    """``before_request``: apply the route's body cap, refuse NUL characters in the
+    path, query or form (400: no name or value holds one, and PostgreSQL text
+    cannot), then a JSON body deeper than :data:`MAX_JSON_DEPTH` (400), before
+    any view or parser reads it.
 
     :raises TooDeep: rendered as problem+json.
     """
     limits = current_app.extensions.get("corridor_body_limits", {})
     if request.blueprint in limits:
         request.max_content_length = limits[request.blueprint]
+    form = (request.get_data(cache=True)
+            if request.mimetype == "application/x-www-form-urlencoded" else b"")
+    if "\x00" in request.path or b"%00" in request.query_string or b"%00" in form \
+            or b"\x00" in form:
+        raise BadRequest("NUL characters are not allowed in a path, query or form")
     if request.method in ("GET", "HEAD", "OPTIONS") or not request.is_json:
         return
     depth = json_depth(request.get_data(cache=True))

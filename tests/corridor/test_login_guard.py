@@ -242,6 +242,14 @@ def test_parallel_guesses_check_no_more_passwords_than_the_threshold(service: Se
     assert set(answers) <= {401, 429}
 
 
+def test_a_nul_in_a_username_is_a_4xx_on_the_page_and_over_basic(service: Service) -> None:
+    client = service.client()
+    assert sign_in(client, "iv\x00an", WRONG).status_code == 400
+    answer = client.get("/log/entries", headers=basic("iv\x00an", WRONG))
+    assert answer.status_code in (400, 401), answer.get_data(as_text=True)
+    assert answer.headers["Content-Type"] == "application/problem+json"
+
+
 def test_a_capped_lock_does_not_reset_the_count(service: Service) -> None:
     client = service.client()
     wait = 0
