@@ -191,7 +191,7 @@ class LoginGuard:
 
 def _forgotten(row: Any, now: datetime) -> bool:
     """No failure and no lockout for :data:`FORGET_AFTER`: the count starts again."""
-    quiet_since = max(row.last_failure_at, row.locked_until or row.last_failure_at)
+    quiet_since: datetime = max(row.last_failure_at, row.locked_until or row.last_failure_at)
     return quiet_since + FORGET_AFTER < now
 
 
