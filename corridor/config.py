@@ -27,3 +27,22 @@ def validate_identity(member_id: str, country: str) -> None:
         )
     if not COUNTRY_RE.fullmatch(country):
         raise SettingsError(f"country {country!r} must be an ISO 3166-1 alpha-2 code such as RU")
+
+
+#: Most reverse proxies a service may be told to trust for ``X-Forwarded-*``.
+MAX_PROXIES = 5
+
+
+def proxies_setting(value: object) -> int:
+    """The ``proxies`` setting: how many reverse proxies to trust, 0 to :data:`MAX_PROXIES`.
+
+    A negative count would make ProxyFix read an ``X-Forwarded-For`` entry the
+    client wrote itself, so anything but a small whole number is refused.
+
+    :raises SettingsError: not a whole number from 0 to :data:`MAX_PROXIES`.
+    """
+    if type(value) is not int or not 0 <= value <= MAX_PROXIES:
+        raise SettingsError(f"proxies = {value!r}: must be a whole number from 0 to "
+                            f"{MAX_PROXIES} (1 behind one TLS reverse proxy)")
+    return value
+

@@ -80,6 +80,20 @@ class PublicOnlyTransport(httpx.BaseTransport):
         self._inner.close()
 
 
+def read_capped(response: httpx.Response, limit: int) -> bytes | None:
+    """The body of a streamed ``response``, or ``None`` if it is longer than ``limit`` bytes.
+
+    An answer from another machine is read only as far as it could be one
+    (an error document, a token): a peer that streams gigabytes gets cut off.
+    """
+    body = bytearray()
+    for chunk in response.iter_bytes():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
+
+
 def partner_client(*, development: bool, timeout: float = 60) -> httpx.Client:
     """An HTTP client for partner nodes' URLs from the trust list.
 

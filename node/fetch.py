@@ -17,6 +17,7 @@ side served with what the other received.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,7 +28,9 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from corridor.outbound import read_capped
 from corridor.verify import verify_package
+from corridor.web import MAX_JSON_DEPTH, json_depth
 from crypto.canonical import canonical_json
 from crypto.package import content_digest, resource_entries
 from crypto.trustlist import TrustList
@@ -40,6 +43,8 @@ from node.registry_client import RegistryClient
 __all__ = ["FetchRefused", "FetchResult", "fetch_package", "last_cursor"]
 
 CHUNK = 64 * 1024
+#: Largest refusal (problem+json) read from a provider; a longer one is not read.
+MAX_PROBLEM = 64 * 1024
 #: Most resources whose row counts a ``package.received`` leaf lists.
 MAX_LOGGED_RESOURCES = 16
 
@@ -148,8 +153,7 @@ def _download(http: httpx.Client, url: str, token: str, since: str | None, part:
         with http.stream("GET", url, params=params,
                          headers={"Authorization": f"Bearer {token}"}) as response:
             if response.status_code != 200:
-                response.read()
-                raise FetchRefused(_problem(response))
+                raise FetchRefused(_problem(response, read_capped(response, MAX_PROBLEM)))
             with part.open("wb") as fh:
                 for chunk in response.iter_bytes(CHUNK):
                     fh.write(chunk)
@@ -163,13 +167,19 @@ def _download(http: httpx.Client, url: str, token: str, since: str | None, part:
     return sha.hexdigest(), size
 
 
-def _problem(response: httpx.Response) -> str:
-    """The provider's refusal in one line (RFC 9457 detail when there is one)."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
+def _problem(response: httpx.Response, content: bytes | None) -> str:
+    """The provider's refusal in one line (RFC 9457 detail when there is one).
+
+    :param content: the body, or ``None`` if it was longer than :data:`MAX_PROBLEM`.
+    """
+    body: Any = None
+    if content is not None and json_depth(content) <= MAX_JSON_DEPTH:
+        try:
+            body = json.loads(content)
+        except ValueError:
+            body = None
     if isinstance(body, dict) and (body.get("detail") or body.get("title")):
-        return f"{body.get('detail') or body.get('title')} (HTTP {response.status_code})"
+        text = str(body.get("detail") or body.get("title"))[:500]
+        return f"{text} (HTTP {response.status_code})"
     return f"the provider answered HTTP {response.status_code}"
 

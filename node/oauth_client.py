@@ -16,6 +16,7 @@ real client against a live registry, or one on ``httpx.MockTransport``).
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from typing import Any
 
 import httpx
 
+from corridor.outbound import read_capped
+from corridor.web import MAX_JSON_DEPTH, json_depth
 from crypto.keys import SigningKey
 from crypto.tokens import make_client_assertion
 
@@ -35,6 +38,8 @@ ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 REFRESH_MARGIN = timedelta(seconds=30)
 #: Lifetime of each client assertion, in seconds (it is used once, at once).
 ASSERTION_LIFETIME = 60
+#: Largest answer read from the token, introspection or revocation endpoint.
+MAX_ANSWER = 64 * 1024
 
 
 class TokenError(Exception):
@@ -154,11 +159,19 @@ class TokenClient:
             now=int(self._clock().timestamp()), lifetime=ASSERTION_LIFETIME)
         data = {**form, "client_assertion_type": ASSERTION_TYPE, "client_assertion": assertion}
         try:
-            response = self._http.post(url, data=data, headers={"Accept": "application/json"})
+            with self._http.stream("POST", url, data=data,
+                                   headers={"Accept": "application/json"}) as response:
+                content = read_capped(response, MAX_ANSWER)
         except httpx.HTTPError as e:
             raise TokenError("request_failed", f"{url}: {e}") from e
+        if content is None:
+            raise TokenError("invalid_response", f"{url} answered more than {MAX_ANSWER:,} "
+                             "bytes", status=response.status_code)
+        body: Any
         try:
-            body = response.json() if response.content else {}
+            if json_depth(content) > MAX_JSON_DEPTH:
+                raise ValueError("nested too deeply")
+            body = json.loads(content) if content else {}
         except ValueError:
             body = None
         if response.status_code != 200:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from corridor.config import SettingsError, toml_string, validate_identity
+from corridor.config import SettingsError, proxies_setting, toml_string, validate_identity
 
 CONFIG_FILE = "node.toml"
 KEYS_DIR = "keys"
@@ -125,13 +125,13 @@ def load_settings(directory: Path, environ: Mapping[str, str] | None = None) -> 
         name=name,
         country=country,
         url=node.get("url") or None,
-        registry_url=data.get("registry", {}).get("url") or None,
+        registry_url=(data.get("registry", {}).get("url") or "").rstrip("/") or None,
         sync_interval=int(data.get("registry", {}).get("sync_interval", 3600)),
         request_poll_interval=int(data.get("registry", {}).get("request_poll_interval", 60)),
         checkpoint_interval=int(data.get("registry", {}).get("checkpoint_interval", 300)),
         database_url=str(database_url),
         import_batch_rows=int(storage.get("import_batch_rows", 5_000)),
-        proxies=int(node.get("proxies", 0)),
+        proxies=proxies_setting(node.get("proxies", 0)),
         extra={k: v for k, v in data.items() if k not in {"node", "storage", "registry"}},
     )
 

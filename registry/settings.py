@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from corridor.config import SettingsError, toml_string
+from corridor.config import SettingsError, proxies_setting, toml_string
 
 CONFIG_FILE = "registry.toml"
 DEFAULT_DB_FILE = "registry.db"
@@ -109,7 +109,7 @@ def load_settings(directory: Path, environ: Mapping[str, str] | None = None) -> 
             development=bool(reg.get("development", False)),
             trust_list_ttl=int(reg.get("trust_list_ttl", 7 * 24 * 3600)),
             token_ttl=ttl,
-            proxies=int(reg.get("proxies", 0)),
+            proxies=proxies_setting(reg.get("proxies", 0)),
             checkpoint_interval=interval,
         )
     except (tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as e:

@@ -8,14 +8,21 @@ cases use a real server and the system resolver.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import httpx
 import pytest
 
+from corridor.config import SettingsError, proxies_setting
 from corridor.loopback import LoopbackServer
-from corridor.outbound import InwardAddress, PublicOnlyTransport, is_public, partner_client
+from corridor.outbound import (
+    InwardAddress,
+    PublicOnlyTransport,
+    is_public,
+    partner_client,
+    read_capped,
+)
 
 
 @pytest.fixture
@@ -105,3 +112,29 @@ def test_public_addresses() -> None:
 
 def test_partner_client_follows_no_redirects() -> None:
     assert partner_client(development=True).follow_redirects is False
+
+
+def test_an_endless_answer_is_read_only_as_far_as_the_cap() -> None:
+    served = 0
+
+    def endless() -> Iterator[bytes]:
+        nonlocal served
+        while True:
+            served += 1
+            yield b"x" * 4096
+
+    transport = httpx.MockTransport(lambda r: httpx.Response(500, content=endless()))
+    with httpx.Client(transport=transport) as http, http.stream("GET", "https://p.example/") as r:
+        assert read_capped(r, 64 * 1024) is None
+    assert served <= 64 * 1024 // 4096 + 2
+    small = httpx.MockTransport(lambda r: httpx.Response(403, content=b'{"detail": "no"}'))
+    with httpx.Client(transport=small) as http, http.stream("GET", "https://p.example/") as r:
+        assert read_capped(r, 64 * 1024) == b'{"detail": "no"}'
+
+
+@pytest.mark.parametrize("value", [-1, 6, "1", True, 1.0, None])
+def test_the_proxies_setting_is_a_small_whole_number(value: object) -> None:
+    with pytest.raises(SettingsError, match="proxies"):
+        proxies_setting(value)
+    assert [proxies_setting(n) for n in (0, 1, 5)] == [0, 1, 5]
+

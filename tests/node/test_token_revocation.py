@@ -213,6 +213,7 @@ def test_an_unreachable_registry_means_refused_not_accepted(members: Federation,
     ("200 OK", b"<html>maintenance</html>"),
     ("200 OK", b'[{"active": true}]'),
     ("200 OK", b""),
+    ("200 OK", b"[" * 200_000 + b"]" * 200_000),  # nested past the parser's recursion limit
 ])
 def test_a_registry_error_or_nonsense_means_refused(members: Federation, live_server: Any,
                                                     status: str, body: bytes) -> None:
@@ -224,6 +225,17 @@ def test_a_registry_error_or_nonsense_means_refused(members: Federation, live_se
     assert response.status_code == 503, response.text
     assert response.json is not None
     assert response.json["title"] == "Registry unavailable to confirm the token"
+
+
+def test_an_answer_larger_than_any_introspection_is_not_read(members: Federation,
+                                                             live_server: Any) -> None:
+    fed = members
+    token = fed.token_for("ru-lotl", "cn-ntlnp", "node:read")
+    padded = {**real_answer(fed, token), "pad": "x" * 200_000}  # otherwise the true answer
+    bloated = live_server(answering("200 OK", json.dumps(padded).encode()))
+    response = cn_node(fed, registry_url=bloated.url).get("/probe/confirmed",
+                                                          headers=bearer(token))
+    assert response.status_code == 503, response.text
 
 
 def test_a_registry_that_hangs_is_given_up_on_and_refused(
