@@ -22,7 +22,7 @@ from flask_smorest import Blueprint
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 from sqlalchemy.exc import IntegrityError
 
-from corridor.web import BadRequest, Conflict
+from corridor.web import BadRequest, Conflict, CorridorError
 from registry import context
 from registry.auth import current_client, require_token
 from registry.catalog import (
@@ -35,6 +35,7 @@ from registry.catalog import (
     search,
 )
 from registry.extensions import db
+from registry.log import log_refusal
 
 catalog_blueprint = Blueprint(
     "catalog", __name__, url_prefix="/catalog",
@@ -164,6 +165,10 @@ class Catalog(MethodView):
             # Two publications of a new dataset raced; the other one won.
             session.rollback()
             raise Conflict("this dataset's entry was published concurrently; retry") from e
+        except CorridorError as e:
+            log_refusal(session, "catalog.refused", context.now(), member=current_client(),
+                        reason=str(e.detail or e.title))
+            raise
         return document_with_signature(entry)
 
     @require_token("catalog:read")

@@ -2,9 +2,30 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
 from corridor.tlog import TransparencyLog
 from registry.models import LogCheckpoint, LogEntry, LogHead, LogNode
 
-__all__ = ["LOG"]
+__all__ = ["LOG", "log_refusal"]
 
 LOG = TransparencyLog(LogEntry, LogNode, LogHead, LogCheckpoint)
+
+#: Longest reason (or caller-chosen value) a refusal entry keeps.
+MAX_REASON = 200
+
+
+def log_refusal(session: Session, type_: str, now: datetime, *, member: str, reason: str,
+                **fields: Any) -> None:
+    """Put an authenticated member's refused request on the record, and commit only that.
+
+    What the request did so far is rolled back first. String values are cut
+    to :data:`MAX_REASON` characters: they may come from the caller.
+    """
+    session.rollback()
+    LOG.append(session, type_, now, member=member, reason=reason[:MAX_REASON],
+               **{k: v[:MAX_REASON] if isinstance(v, str) else v for k, v in fields.items()})
+    session.commit()

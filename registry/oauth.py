@@ -91,7 +91,7 @@ from crypto.tokens import (
 from registry import context
 from registry.agreements import fetchable
 from registry.extensions import db
-from registry.log import LOG
+from registry.log import LOG, MAX_REASON
 from registry.members import active_keys
 from registry.models import MEMBER_ACTIVE, IssuedToken, Member, UsedAssertion
 from registry.settings import REGISTRY_AUDIENCE
@@ -353,9 +353,20 @@ class MemberCredentialsGrant(ClientCredentialsGrant):  # type: ignore[misc]  # a
     def validate_requested_scope(self) -> None:
         """Check ``audience`` and ``scope`` (called by authlib once the client is authenticated)."""
         form = self.request.form
-        self.target = resolve_target(db.session(), self.client.get_client_id(),
-                                     audience=form.get("audience"), scope=form.get("scope"),
-                                     agreement=form.get("agreement"), now=context.now())
+        try:
+            self.target = resolve_target(db.session(), self.client.get_client_id(),
+                                         audience=form.get("audience"), scope=form.get("scope"),
+                                         agreement=form.get("agreement"), now=context.now())
+        except OAuth2Error as e:
+            # The client is authenticated: its refused request is on the record (the
+            # view commits it with the spent assertion jti).
+            LOG.append(db.session(), "token.refused", context.now(),
+                       member=self.client.get_client_id(), error=e.error,
+                       reason=str(e.description or "")[:MAX_REASON],
+                       audience=str(form.get("audience") or "")[:MAX_REASON],
+                       scope=str(form.get("scope") or "")[:MAX_REASON],
+                       agreement=str(form.get("agreement") or "")[:MAX_REASON] or None)
+            raise
 
     def generate_token(self, user: Any = None, scope: str | None = None,
                        grant_type: str | None = None, expires_in: int | None = None,

@@ -32,6 +32,7 @@ from crypto.merkle import HASH_SIZE, MAX_TREE_SIZE
 from registry import context
 from registry.auth import current_client, require_token
 from registry.extensions import db
+from registry.log import log_refusal
 from registry.members import active_keys
 from registry.oauth import WITNESS_SCOPE
 from registry.witness import Submission, latest, submit
@@ -128,6 +129,8 @@ class Witness(MethodView):
         """Cosign the caller's checkpoint if it is consistent with the last one cosigned."""
         caller = current_client()
         if caller != member_id:
+            log_refusal(db.session(), "witness.refused", context.now(), member=caller,
+                        reason="a checkpoint of another member's log", log_of=member_id)
             raise Forbidden("a member submits checkpoints of its own log only")
         session = db.session()
         note = submit(session, Submission(member_id, body["note"], body["old_size"],

@@ -219,15 +219,19 @@ def test_every_issued_token_is_logged_with_its_row(registry: RegistryHarness) ->
         assert row.expires_at == reg.clock() + timedelta(seconds=reg.settings.token_ttl)
 
 
-def test_a_refused_token_request_leaves_no_entry(registry: RegistryHarness) -> None:
+def test_a_refused_token_request_is_logged_only_once_the_caller_is_authenticated(
+        registry: RegistryHarness) -> None:
     reg = registry
     ru = reg.add_member("ru-lotl")
     start = size(reg)
     assert reg.request_token(ru, scope="catalog:read admin").status_code == 400
     assert reg.request_token(ru, audience="xx-nobody", scope="node:read").status_code == 400
+    assert [(e["type"], e["member"]) for e in entries(reg, start)] == [
+        ("token.refused", "ru-lotl")] * 2
+    start = size(reg)
     forged = reg.request_token(ru, assertion=reg.assertion(ru, key=SigningKey.generate()))
     assert forged.json()["error"] == "invalid_client"
-    assert size(reg) == start
+    assert size(reg) == start  # no caller to put on the record
 
 
 def test_a_revocation_is_logged_and_a_revocation_of_anothers_token_too(

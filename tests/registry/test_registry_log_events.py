@@ -1,11 +1,12 @@
 """Every refusal on the record at the registry: catalog publications, revocations and
-refused revocations are exchange-log entries, written in the transaction that makes them.
+refused revocations are exchange-log entries, written in the transaction that makes them;
+an authenticated member's refused token request, publication or witness submission too.
 
 A live registry on loopback, real keys and tokens, the real HTTP API. What is
 not a decision leaves no entry: a token that is unknown or already revoked
 (RFC 7009 still answers 200), a request whose client authentication fails
 (no caller to put on the record, and the log must not be writable by
-anyone), a catalog entry re-sent unchanged or refused.
+anyone), a catalog entry re-sent unchanged.
 """
 
 from __future__ import annotations
@@ -169,7 +170,7 @@ def test_a_publication_over_the_api_is_logged_and_a_resend_is_not(
     assert replaced["version"] == 2 and replaced["entry_sha256"] != published[0]["entry_sha256"]
 
 
-def test_a_refused_publication_leaves_no_entry(registry: RegistryHarness) -> None:
+def test_a_refused_publication_is_on_the_record(registry: RegistryHarness) -> None:
     reg = registry
     cn = reg.add_member("cn-ntlnp")
     older = _entry(reg, cn, version=1)
@@ -179,7 +180,60 @@ def test_a_refused_publication_leaves_no_entry(registry: RegistryHarness) -> Non
     assert _publish(reg, cn, older).status_code == 409  # signed before the one published
     forged = _entry(reg, cn, version=3)[:-6] + "AAAAAA"
     assert _publish(reg, cn, forged).status_code in (400, 422)
-    assert [e["type"] for e in entries(reg, start)] == ["token.issued", "token.issued"]
+    logged = [e for e in entries(reg, start) if e["type"] != "token.issued"]
+    assert [(e["type"], e["member"]) for e in logged] == [("catalog.refused", "cn-ntlnp")] * 2
+    assert "already published" in logged[0]["reason"]
+    assert all(len(e["reason"]) <= 200 for e in logged)
+
+
+def test_a_publication_in_anothers_name_is_refused_on_the_record(
+        registry: RegistryHarness) -> None:
+    reg = registry
+    cn, ru = reg.add_member("cn-ntlnp"), reg.add_member("ru-lotl")
+    start = size(reg)
+    response = _publish(reg, ru, _entry(reg, cn, version=1))  # cn-ntlnp's entry, sent by ru
+    assert 400 <= response.status_code < 500, response.text
+    [refused] = [e for e in entries(reg, start) if e["type"] != "token.issued"]
+    assert (refused["type"], refused["member"]) == ("catalog.refused", "ru-lotl")
+
+
+# --- refused token requests and witness submissions ------------------------------------
+
+
+@pytest.mark.parametrize(("form", "error"), [
+    ({"audience": "ru-lotl", "scope": "node:read"}, "invalid_target"),  # itself
+    ({"audience": "cn-ntlnp", "scope": "agreement:fetch",
+      "agreement": "cn-ntlnp.00112233aabbccdd"},
+     "invalid_target"),  # an agreement that is not the caller's
+    ({"audience": "registry", "scope": "everything"}, "invalid_scope"),
+])
+def test_a_refused_token_request_is_on_the_record(registry: RegistryHarness,
+                                                  form: dict[str, str], error: str) -> None:
+    reg = registry
+    ru = reg.add_member("ru-lotl")
+    reg.add_member("cn-ntlnp")
+    start = size(reg)
+    response = reg.request_token(ru, **form)
+    assert response.status_code == 400 and response.json()["error"] == error, response.text
+    [refused] = entries(reg, start)
+    assert (refused["type"], refused["member"], refused["error"]) == (
+        "token.refused", "ru-lotl", error)
+    assert refused["audience"] == form["audience"] and refused["reason"]
+
+
+def test_a_checkpoint_for_anothers_log_is_refused_on_the_record(
+        registry: RegistryHarness) -> None:
+    reg = registry
+    ru = reg.add_member("ru-lotl")
+    reg.add_member("cn-ntlnp")
+    token = reg.token(ru, scope="witness:submit")
+    start = size(reg)
+    response = reg.http.post("/witness/cn-ntlnp", json={"note": "x", "old_size": 0, "proof": []},
+                             headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 403, response.text
+    [refused] = entries(reg, start)
+    assert (refused["type"], refused["member"], refused["log_of"]) == (
+        "witness.refused", "ru-lotl", "cn-ntlnp")
 
 
 # --- a fetch token's revocation names its agreement --------------------------------------
