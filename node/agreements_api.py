@@ -35,7 +35,7 @@ from sqlalchemy import Engine
 
 from corridor.clock import Clock, now
 from corridor.db import make_session_factory
-from corridor.keystore import load_signing_key
+from corridor.keystore import KeystoreError, load_signing_key
 from corridor.tlog import node_origin
 from corridor.web import Conflict, CorridorError
 from crypto.tokens import AccessClaims
@@ -51,7 +51,7 @@ from node.export import (
 )
 from node.extensions import db
 from node.log import LOG
-from node.policy_store import cursor_key
+from node.policy_store import PolicyFileError, cursor_key
 from node.schemas import PackageQuerySchema
 from node.settings import current_settings
 from node.streaming import pipe
@@ -69,6 +69,17 @@ class PackageUnavailable(Conflict):
     """The agreement is in force but no package can be made (policy changed, aggregate tier)."""
 
     title = "Package unavailable"
+
+
+class NodeCannotServe(CorridorError):
+    """The node's own keys or policy cannot be read: its operator must act (503).
+
+    The partner is told no more than that; the server log holds the cause
+    (it names files on the node's machine).
+    """
+
+    status = 503
+    title = "The node cannot serve packages now"
 
 
 class InvalidCursor(CorridorError):
@@ -201,6 +212,10 @@ class AgreementPackage(MethodView):
                 raise InvalidCursor(str(e), reason=e.reason) from e
             except (PolicyError, ExportError) as e:
                 raise PackageUnavailable(f"no package for {row.id}: {e}") from e
+            except (PolicyFileError, KeystoreError) as e:
+                log.error("cannot serve %s: %s", row.id, e)
+                raise NodeCannotServe("its keys or policy cannot be read; the operator "
+                                      "has been told (server log). Try again later.") from e
         except CorridorError as e:
             session.rollback()
             log_refusal(session, claims=claims, agreement_id=agreement_id, error=e, now=current)

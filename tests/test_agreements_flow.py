@@ -439,3 +439,27 @@ def test_the_old_unsigned_cursor_attacks_get_a_422(provider_ready: Federation,
     refusals = [e for e in _provider_log(fed) if e["type"] == "fetch.refused"]
     assert len(refusals) == len(attacks) and {e["status"] for e in refusals} == {422}
     assert "package.started" not in [e["type"] for e in _provider_log(fed)]
+
+
+def test_a_node_that_lost_its_secret_says_503_without_its_paths(provider_ready: Federation,
+                                                               tmp_path: Path) -> None:
+    from corridor.keystore import SESSION_SECRET_FILE
+
+    fed = provider_ready
+    agreement = make_active(fed, tmp_path)
+    secret = load_node_settings(fed.nodes["cn-ntlnp"]).keys_dir / SESSION_SECRET_FILE
+    kept = tmp_path / "secret.bak"
+    secret.rename(kept)  # a restore that forgot a file, a volume mounted without it
+    try:
+        token = fed.token_for("ru-lotl", "cn-ntlnp", "agreement:fetch", agreement=agreement)
+        status, body = package(fed, agreement, token)
+    finally:
+        kept.rename(secret)
+    problem = json.loads(body)
+    assert status == 503, problem
+    assert problem["title"] == "The node cannot serve packages now"
+    assert str(fed.nodes["cn-ntlnp"]) not in body.decode() and "/" not in problem["detail"]
+    refused = _provider_log(fed)[-1]
+    assert refused["type"] == "fetch.refused" and refused["status"] == 503
+    token = fed.token_for("ru-lotl", "cn-ntlnp", "agreement:fetch", agreement=agreement)
+    assert package(fed, agreement, token)[0] == 200  # the file back: served again
