@@ -189,6 +189,24 @@ class LoginGuard:
         session.flush()
 
 
+    def unlock(self, session: Session, username: str | None = None,
+               address: str | None = None) -> int:
+        """Clear the count and lockout of an account and/or an address; how many were cleared.
+
+        The administrator's way out when a guesser keeps a known account locked.
+        """
+        m, keys = self.model, []
+        if username is not None:
+            keys.append(("account", username.strip().lower()[:_KEY_LENGTH]))
+        if address is not None:
+            keys.append(("address", address[:_KEY_LENGTH]))
+        if not keys:
+            return 0
+        cleared = session.execute(delete(m).where(tuple_(m.kind, m.key).in_(keys)))
+        session.flush()
+        return int(getattr(cleared, "rowcount", 0) or 0)
+
+
 def _forgotten(row: Any, now: datetime) -> bool:
     """No failure and no lockout for :data:`FORGET_AFTER`: the count starts again."""
     quiet_since: datetime = max(row.last_failure_at, row.locked_until or row.last_failure_at)

@@ -29,7 +29,7 @@ __all__ = ["users_group"]
 
 def users_group(*, service: str, accounts: Accounts, load_settings: Callable[[Path], Any],
                 upgrade: Callable[[Engine], None], help: str, role_help: str) -> click.Group:
-    """The ``users`` group (add, list, remove) of one service.
+    """The ``users`` group (add, list, remove, unlock) of one service.
 
     :param service: ``node`` or ``registry``, as typed after ``corridor``.
     :param load_settings: reads the service directory; the result has a ``database_url``.
@@ -105,5 +105,22 @@ def users_group(*, service: str, accounts: Accounts, load_settings: Callable[[Pa
                 fail(str(e))
             session.commit()
         out.print(f"Removed user {username}", markup=False)
+
+    @users.command("unlock")
+    @click.argument("username", required=False)
+    @click.option("--address", default=None, metavar="IP",
+                  help="Also (or only) clear the lockout of this client address.")
+    @click.pass_context
+    def unlock(ctx: click.Context, username: str | None, address: str | None) -> None:
+        """End a sign-in lockout now (an account's, an address's, or both)."""
+        if username is None and address is None:
+            fail("name an account, --address IP, or both")
+        with open_database(ctx) as session:
+            cleared = accounts.guard.unlock(session, username, address)
+            session.commit()
+        what = " and ".join(x for x in (username and f"account {username}",
+                                        address and f"address {address}") if x)
+        out.print(f"Cleared the failed sign-ins of {what}" if cleared
+                  else f"No failed sign-ins recorded for {what}", markup=False)
 
     return users

@@ -250,6 +250,28 @@ def test_a_nul_in_a_username_is_a_4xx_on_the_page_and_over_basic(service: Servic
     assert answer.headers["Content-Type"] == "application/problem+json"
 
 
+def test_an_administrator_can_end_a_lock_from_the_command_line(service: Service) -> None:
+    from click.testing import CliRunner
+
+    from corridor.cli import main as corridor_command
+
+    client = service.client()
+    for _ in range(ACCOUNT_THRESHOLD):
+        sign_in(client, "ivan", WRONG)
+    assert sign_in(client, "ivan").status_code == 429
+    which = "node" if "ru-lotl" in repr(service.app.extensions["corridor_settings"]) \
+        else "registry"
+    directory = str(service.app.extensions["corridor_settings"].directory)
+    runner = CliRunner()
+    done = runner.invoke(corridor_command, [which, "--dir", directory, "users", "unlock", "ivan"])
+    assert done.exit_code == 0 and "Cleared" in done.output, done.output
+    assert signed_in(sign_in(client, "ivan"))
+    again = runner.invoke(corridor_command, [which, "--dir", directory, "users", "unlock", "ivan"])
+    assert "No failed sign-ins" in again.output
+    assert runner.invoke(corridor_command, [which, "--dir", directory, "users",
+                                            "unlock"]).exit_code != 0
+
+
 def test_a_capped_lock_does_not_reset_the_count(service: Service) -> None:
     client = service.client()
     wait = 0
