@@ -18,21 +18,24 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
+    Flask,
     abort,
     flash,
     g,
+    has_request_context,
     redirect,
     render_template,
     request,
     url_for,
 )
 from flask import session as web_session
+from flask.sessions import SecureCookieSessionInterface
 from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from marshmallow import RAISE, Schema, ValidationError, fields
@@ -51,6 +54,7 @@ from corridor.log_api import (
     entry_types,
     page_start_before,
 )
+from corridor.login_guard import SESSION_LIFETIME as SERVER_SESSION_LIFETIME
 from corridor.login_guard import LockedOut
 from corridor.tlog import TransparencyLog
 from corridor.users import (
@@ -84,7 +88,8 @@ logger = logging.getLogger(__name__)
 ui = Blueprint("ui", __name__, template_folder="templates", static_folder="static",
                static_url_path="/assets")
 
-SESSION_LIFETIME = timedelta(hours=8)
+#: One lifetime for the cookie, the server-side session and the CSRF token.
+SESSION_LIFETIME = SERVER_SESSION_LIFETIME
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 #: Entries on one page of the log page.
@@ -202,6 +207,20 @@ def load_form(schema: Schema, data: Mapping[str, Any]) -> dict[str, Any]:
 # --- the shared parts of a service's pages --------------------------------------
 
 
+class SessionCookies(SecureCookieSessionInterface):
+    """Flask's signed session cookie, ``Secure`` also whenever the request came over TLS.
+
+    ``SESSION_COOKIE_SECURE`` follows the service's URL (:func:`flask_settings`);
+    a service with no URL configured, served behind TLS all the same, must
+    not hand out a cookie a browser would also send over plain HTTP.
+    """
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        """Secure if configured so, or if this request is HTTPS (after ProxyFix)."""
+        return bool(app.config["SESSION_COOKIE_SECURE"]) or (
+            has_request_context() and request.is_secure)
+
+
 def install(bp: Blueprint, *, csrf: CSRFProtect, accounts: Accounts, database: Database,
             log: TransparencyLog, site: Callable[[Any], Site]) -> None:
     """Give a service's ``web`` blueprint sessions, sign-in, headers and error pages.
@@ -214,6 +233,10 @@ def install(bp: Blueprint, *, csrf: CSRFProtect, accounts: Accounts, database: D
     :param site: the layout's :class:`Site` for the signed-in account (or None).
     """
     login_endpoint = f"{bp.name}.login"
+
+    @bp.record_once
+    def _cookies(state: Any) -> None:
+        state.app.session_interface = SessionCookies()
 
     @bp.before_request
     def _before_page() -> ResponseReturnValue | None:

@@ -272,6 +272,25 @@ def test_an_administrator_can_end_a_lock_from_the_command_line(service: Service)
                                             "unlock"]).exit_code != 0
 
 
+def test_over_tls_the_session_cookie_is_secure_even_without_a_configured_url(
+        service: Service) -> None:
+    # The fixture's node has no URL (and its registry one on http loopback): development.
+    plain = service.client()
+    assert signed_in(answer := sign_in(plain, "ivan"))
+    assert "Secure" not in answer.headers["Set-Cookie"]
+    tls = service.app.test_client()
+    tls.environ_base.update({"REMOTE_ADDR": HERE, "wsgi.url_scheme": "https"})
+    page = tls.get("/login", base_url="https://localhost").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert token
+    answer = tls.post("/login", base_url="https://localhost",
+                      headers={"Referer": "https://localhost/login"},  # CSRF checks it on TLS
+                      data={"csrf_token": token.group(1), "username": "ivan",
+                            "password": PASSWORD})
+    assert answer.status_code == 302
+    assert "Secure" in answer.headers["Set-Cookie"]
+
+
 def test_a_capped_lock_does_not_reset_the_count(service: Service) -> None:
     client = service.client()
     wait = 0
