@@ -223,6 +223,8 @@ class ExportResult:
     """What a package contains (also written into its datapackage.json)."""
 
     rows: dict[str, int] = field(default_factory=dict)
+    #: Records the rules held back, per rule: for the owner (CLI, preview), never in the
+    #: package, where a count growing between fetches dates the withheld sightings.
     dropped: dict[str, int] = field(default_factory=dict)
     cursor: str = ""
     descriptor_sha256: str = ""
@@ -675,7 +677,7 @@ class CamtrapExporter:
                 "purpose": plan.purpose,
                 "plan": {"digest": plan.digest(), "explanation": plan.explain()},
                 "rows": result.rows,
-                "dropped": result.dropped,
+                # Not result.dropped: withheld counts stay with the owner (ExportResult).
                 "generalizedCameras": len(prepared.precisions),
                 "cursor": result.cursor,
                 "incremental": self.since is not None,
@@ -934,7 +936,7 @@ class DwcExporter:
                     "purpose": self.plan.purpose,
                     "plan": {"digest": self.plan.digest(),
                              "explanation": self.plan.explain()},
-                    "rows": result.rows, "dropped": result.dropped,
+                    "rows": result.rows,  # withheld counts stay with the owner
                 },
             }
             if applied:

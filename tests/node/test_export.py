@@ -116,6 +116,9 @@ def test_generalized_export_hides_cat_cameras_and_fresh_records(
     assert all(o["classifiedBy"] == "" for o in observations)
 
     meta = descriptor(out)
+    # How many records the rules held back is the owner's to know: a count that grows
+    # between fetches would tell the partner when embargoed animals were last seen.
+    assert "dropped" not in meta["corridor"]
     explanation = "\n".join(meta["corridor"]["plan"]["explanation"])
     assert "rounded to 0.1° for Panthera pardus orientalis (category 2" in explanation
     assert "embargo 400 days" in explanation
