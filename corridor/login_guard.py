@@ -189,6 +189,28 @@ class LoginGuard:
         session.flush()
 
 
+    def throttle(self, session: Session, kind: str, key: str, *, limit: int,
+                 window: timedelta, now: datetime) -> datetime | None:
+        """Count one request of ``kind`` (at most 8 characters) from ``key``, e.g. an address.
+
+        Each key gets ``limit`` requests per ``window`` (the window opens at
+        the first); over it, the time it may try again. For requests anyone
+        may send that leave something behind (a join request). Same table and
+        row locking as the sign-in counts; the caller commits, also when it
+        then refuses.
+        """
+        m, key = self.model, key[:_KEY_LENGTH]
+        _insert_missing(session, m, [{"kind": kind, "key": key, "failures": 0,
+                                      "last_failure_at": now, "locked_until": None}])
+        row = session.scalars(select(m).where(m.kind == kind, m.key == key).with_for_update()
+                              .execution_options(populate_existing=True)).one()
+        if row.locked_until is None or row.locked_until <= now:  # a new window opens
+            row.failures, row.locked_until = 0, now + window
+        row.failures += 1
+        row.last_failure_at = now
+        session.flush()
+        return row.locked_until if row.failures > limit else None
+
     def unlock(self, session: Session, username: str | None = None,
                address: str | None = None) -> int:
         """Clear the count and lockout of an account and/or an address; how many were cleared.

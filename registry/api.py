@@ -3,11 +3,14 @@ OAuth2 alongside)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
+from flask import request as flask_request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from corridor.web import TooManyRequests
 from crypto.keys import KeySet
 from registry import context
 from registry.agreements_api import agreements_blueprint
@@ -24,7 +27,12 @@ from registry.schemas import (
     TrustListSchema,
 )
 from registry.trust import current_trust_list, publish_trust_list
+from registry.users import ACCOUNTS
 from registry.witness_api import witness_blueprint
+
+#: Join requests one client address may file per :data:`JOIN_WINDOW`.
+JOIN_LIMIT = 10
+JOIN_WINDOW = timedelta(hours=1)
 
 members = Blueprint("members", __name__, url_prefix="/members",
                     description="Membership requests (the operator decides on the CLI).")
@@ -38,11 +46,23 @@ class Members(MethodView):
     @members.arguments(JoinRequestSchema)
     @members.response(202, MemberStatusSchema)
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
-        """File a self-signed membership request; the operator admits or refuses it."""
+        """File a self-signed membership request; the operator admits or refuses it.
+
+        Anyone may send one, and an accepted one is a row and a log entry: each
+        client address gets :data:`JOIN_LIMIT` per :data:`JOIN_WINDOW` (429 beyond).
+        """
         settings = context.settings()
-        request = verify_join_request(body["request"], now=context.now(),
+        session, now = db.session(), context.now()
+        retry = ACCOUNTS.guard.throttle(session, "join", flask_request.remote_addr or "",
+                                        limit=JOIN_LIMIT, window=JOIN_WINDOW, now=now)
+        session.commit()
+        if retry is not None:
+            wait = max(1, int((retry - now).total_seconds() + 0.999))
+            raise TooManyRequests(f"at most {JOIN_LIMIT} join requests an hour from one "
+                                  f"address; try again in {-(-wait // 60)} minutes",
+                                  headers={"Retry-After": str(wait)})
+        request = verify_join_request(body["request"], now=now,
                                       development=settings.development)
-        session = db.session()
         member = record_join_request(session, request, context.now())
         session.commit()
         return {"member_id": member.member_id, "status": member.status}

@@ -84,3 +84,29 @@ def test_a_deeply_nested_join_payload_is_refused_not_a_500(registry: RegistryHar
         "/members", json={"request": f"{header}.{deep}.{_b64(b'sig')}"})
     assert 400 <= response.status_code < 500, response.text
     assert response.headers["Content-Type"] == "application/problem+json"
+
+
+def test_one_address_may_file_only_so_many_join_requests(registry: RegistryHarness) -> None:
+    from registry.api import JOIN_LIMIT, JOIN_WINDOW
+
+    reg, iat = registry, registry.clock.epoch()
+    here, elsewhere = reg.app.test_client(), reg.app.test_client()
+    here.environ_base["REMOTE_ADDR"] = "203.0.113.9"
+    elsewhere.environ_base["REMOTE_ADDR"] = "198.51.100.4"
+
+    def join(client: object, n: int) -> object:
+        key = SigningKey.generate()
+        return client.post("/members", json=_request(  # type: ignore[attr-defined]
+            key, f"http://127.0.0.1:{7000 + n}", iat=iat, member_id=f"cn-spam{n:03d}"))
+
+    assert [join(here, n).status_code for n in range(JOIN_LIMIT)] == [202] * JOIN_LIMIT
+    start = size(reg)
+    refused = join(here, JOIN_LIMIT)
+    assert refused.status_code == 429, refused.text
+    assert refused.headers["Content-Type"] == "application/problem+json"
+    assert 0 < int(refused.headers["Retry-After"]) <= JOIN_WINDOW.total_seconds()
+    assert size(reg) == start  # no member.joined entry, no pending row
+    assert join(elsewhere, 100).status_code == 202
+    reg.clock.advance(int(JOIN_WINDOW.total_seconds()) + 1)
+    iat = reg.clock.epoch()
+    assert join(here, 101).status_code == 202
