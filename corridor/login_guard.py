@@ -141,13 +141,8 @@ class LoginGuard:
         Call before checking the password, so that a concurrent attempt on
         the same account or address waits and then sees this one's count.
         """
-        m, keys = self.model, self._keys(username, address)
-        _insert_missing(session, m, [{"kind": kind, "key": key, "failures": 0,
-                                      "last_failure_at": now, "locked_until": None}
-                                     for kind, key, _ in keys])
-        rows = session.scalars(
-            select(m).where(tuple_(m.kind, m.key).in_([(kind, key) for kind, key, _ in keys]))
-            .with_for_update().execution_options(populate_existing=True)).all()
+        rows = self._lock_rows(session, [(kind, key) for kind, key, _ in
+                                         self._keys(username, address)], now)
         found = [Lockout(row.kind, row.locked_until) for row in rows
                  if row.locked_until is not None and row.locked_until > now]
         return max(found, key=lambda lock: lock.until, default=None)
@@ -188,28 +183,34 @@ class LoginGuard:
             | (tuple_(m.kind, m.key).in_(held) & (m.failures == 0))))
         session.flush()
 
+    def _lock_rows(self, session: Session, keys: list[tuple[str, str]],
+                   now: datetime) -> list[Any]:
+        """The counter rows of ``keys``, created if missing and locked until the commit."""
+        m = self.model
+        _insert_missing(session, m, [{"kind": kind, "key": key, "failures": 0,
+                                      "last_failure_at": now, "locked_until": None}
+                                     for kind, key in keys])
+        return list(session.scalars(
+            select(m).where(tuple_(m.kind, m.key).in_(keys))
+            .with_for_update().execution_options(populate_existing=True)))
 
     def throttle(self, session: Session, kind: str, key: str, *, limit: int,
-                 window: timedelta, now: datetime) -> datetime | None:
+                 window: timedelta, now: datetime) -> Lockout | None:
         """Count one request of ``kind`` (at most 8 characters) from ``key``, e.g. an address.
 
         Each key gets ``limit`` requests per ``window`` (the window opens at
-        the first); over it, the time it may try again. For requests anyone
-        may send that leave something behind (a join request). Same table and
-        row locking as the sign-in counts; the caller commits, also when it
-        then refuses.
+        the first); over it, the :class:`Lockout` until the window ends. For
+        requests anyone may send that leave something behind (a join request).
+        Same table and row locking as the sign-in counts; the caller commits,
+        also when it then refuses.
         """
-        m, key = self.model, key[:_KEY_LENGTH]
-        _insert_missing(session, m, [{"kind": kind, "key": key, "failures": 0,
-                                      "last_failure_at": now, "locked_until": None}])
-        row = session.scalars(select(m).where(m.kind == kind, m.key == key).with_for_update()
-                              .execution_options(populate_existing=True)).one()
+        [row] = self._lock_rows(session, [(kind, key[:_KEY_LENGTH])], now)
         if row.locked_until is None or row.locked_until <= now:  # a new window opens
             row.failures, row.locked_until = 0, now + window
         row.failures += 1
         row.last_failure_at = now
         session.flush()
-        return row.locked_until if row.failures > limit else None
+        return Lockout(kind, row.locked_until) if row.failures > limit else None
 
     def unlock(self, session: Session, username: str | None = None,
                address: str | None = None) -> int:

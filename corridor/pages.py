@@ -54,8 +54,9 @@ from corridor.log_api import (
     entry_types,
     page_start_before,
 )
-from corridor.login_guard import SESSION_LIFETIME as SERVER_SESSION_LIFETIME
-from corridor.login_guard import LockedOut
+
+# One lifetime for the cookie, the server-side session and the CSRF token.
+from corridor.login_guard import SESSION_LIFETIME, LockedOut
 from corridor.tlog import TransparencyLog
 from corridor.users import (
     AUDIT_ROLES,
@@ -88,8 +89,6 @@ logger = logging.getLogger(__name__)
 ui = Blueprint("ui", __name__, template_folder="templates", static_folder="static",
                static_url_path="/assets")
 
-#: One lifetime for the cookie, the server-side session and the CSRF token.
-SESSION_LIFETIME = SERVER_SESSION_LIFETIME
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 #: Entries on one page of the log page.

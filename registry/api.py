@@ -53,11 +53,11 @@ class Members(MethodView):
         """
         settings = context.settings()
         session, now = db.session(), context.now()
-        retry = ACCOUNTS.guard.throttle(session, "join", flask_request.remote_addr or "",
-                                        limit=JOIN_LIMIT, window=JOIN_WINDOW, now=now)
+        over = ACCOUNTS.guard.throttle(session, "join", flask_request.remote_addr or "",
+                                       limit=JOIN_LIMIT, window=JOIN_WINDOW, now=now)
         session.commit()
-        if retry is not None:
-            wait = max(1, int((retry - now).total_seconds() + 0.999))
+        if over is not None:
+            wait = over.retry_after(now)
             raise TooManyRequests(f"at most {JOIN_LIMIT} join requests an hour from one "
                                   f"address; try again in {-(-wait // 60)} minutes",
                                   headers={"Retry-After": str(wait)})

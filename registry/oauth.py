@@ -91,7 +91,7 @@ from crypto.tokens import (
 from registry import context
 from registry.agreements import fetchable
 from registry.extensions import db
-from registry.log import LOG, MAX_REASON
+from registry.log import LOG, append_refusal
 from registry.members import active_keys
 from registry.models import MEMBER_ACTIVE, IssuedToken, Member, UsedAssertion
 from registry.settings import REGISTRY_AUDIENCE
@@ -360,12 +360,12 @@ class MemberCredentialsGrant(ClientCredentialsGrant):  # type: ignore[misc]  # a
         except OAuth2Error as e:
             # The client is authenticated: its refused request is on the record (the
             # view commits it with the spent assertion jti).
-            LOG.append(db.session(), "token.refused", context.now(),
-                       member=self.client.get_client_id(), error=e.error,
-                       reason=str(e.description or "")[:MAX_REASON],
-                       audience=str(form.get("audience") or "")[:MAX_REASON],
-                       scope=str(form.get("scope") or "")[:MAX_REASON],
-                       agreement=str(form.get("agreement") or "")[:MAX_REASON] or None)
+            append_refusal(db.session(), "token.refused", context.now(),
+                           member=self.client.get_client_id(), error=e.error,
+                           reason=str(e.description or ""),
+                           audience=str(form.get("audience") or ""),
+                           scope=str(form.get("scope") or ""),
+                           agreement=form.get("agreement") or None)
             raise
 
     def generate_token(self, user: Any = None, scope: str | None = None,
