@@ -43,6 +43,7 @@ from crypto.package import content_digest, resource_entries
 from crypto.tokens import AccessClaims
 from node.agreements import STORE, AgreementNotInForce, act, plan_for, restore, store_view
 from node.agreements_api import ServedPackage
+from node.cli import generate_and_import
 from node.export import exporter_for
 from node.importer import Importer
 from node.log import LOG
@@ -622,9 +623,18 @@ def test_a_partner_hanging_up_mid_package_is_on_the_record(provider_ready: Feder
                                                             tmp_path: Path) -> None:
     fed = provider_ready
     cn = settings_of(fed, "cn-ntlnp")
-    filed = ok(fed.node("ru-lotl", "request", "create", "--dataset", "cn-ntlnp/leopards-2024",
-                        "--purpose", "joint-monitoring", "--tier", "generalized", "--until",
-                        UNTIL, "--justification", "Joint leopard census"))
+    # A package of several megabytes, larger than the kernel's socket buffers can take in:
+    # the Camtrap DP example's (about 100 kB) could be sent whole before the hang-up.
+    generate_and_import(cn, tmp_path / "large", side="cn", observations=20_000, seed=5,
+                        bird_counts=False)
+    policy = tmp_path / "large-policy.yaml"
+    policy.write_text(yaml.safe_dump(POLICY))
+    ok(fed.node("cn-ntlnp", "policy", "corridor-demo-cn-ntlnp", "--set", policy))
+    ok(fed.node("cn-ntlnp", "publish", "corridor-demo-cn-ntlnp", "--tier", "generalized"))
+    filed = ok(fed.node("ru-lotl", "request", "create", "--dataset",
+                        "cn-ntlnp/corridor-demo-cn-ntlnp", "--purpose", "joint-monitoring",
+                        "--tier", "generalized", "--until", UNTIL,
+                        "--justification", "Joint leopard census"))
     agreement = re.search(r"ru-lotl\.[0-9a-f]{16}", filed).group(0)  # type: ignore[union-attr]
     ok(fed.node("cn-ntlnp", "sync"))
     ok(fed.node("cn-ntlnp", "decide", agreement, "approve", "--reason", "census"))
