@@ -34,7 +34,7 @@ TABLES = ("deployments", "media", "observations")
 
 def camtrap_columns(table: str) -> str:
     """The Camtrap DP field list of a table, quoted for SQL."""
-    from node.validation import camtrap_table
+    from node.data.validation import camtrap_table
 
     return ", ".join(f'"{f.name}"' for f in camtrap_table(table).fields)
 
@@ -99,9 +99,9 @@ def corridor_export(node_dir: Path, out: Path, tables: tuple[str, ...]) -> dict[
         "import sqlalchemy as sa\n"
         "from corridor.db import make_engine\n"
         "from corridor.keystore import load_signing_key\n"
-        "from node.datasets import get_dataset\n"
-        "from node.export import CAMTRAP_RESOURCES, CamtrapExporter\n"
-        "from node.policy_store import cursor_key, get_policy, pseudonym_key\n"
+        "from node.data.datasets import get_dataset\n"
+        "from node.exchange.package import CAMTRAP_RESOURCES, CamtrapExporter\n"
+        "from node.data.policy_store import cursor_key, get_policy, pseudonym_key\n"
         "from node.settings import load_settings\n"
         "from policies.engine import compile\n"
         "from policies.terms import load_terms\n"

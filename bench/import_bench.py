@@ -65,8 +65,8 @@ def corridor_import(package: Path, workdir: Path) -> dict[str, float]:
 def child_main(package: Path, db: Path) -> None:
     """In the child: import once and print seconds and peak RSS as JSON."""
     from corridor.db import make_engine
+    from node.data.importer import Importer
     from node.db import upgrade
-    from node.importer import Importer
 
     engine = make_engine(f"sqlite:///{db}")
     upgrade(engine)
@@ -89,7 +89,7 @@ def main() -> None:
         child_main(Path(args.child[0]), Path(args.child[1]))
         return
 
-    from node.demo_data import generate_camtrap
+    from node.data.demo_data import generate_camtrap
 
     with tempfile.TemporaryDirectory(prefix="corridor-bench-") as tmp:
         workdir = Path(tmp)

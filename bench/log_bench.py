@@ -40,14 +40,14 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from corridor.audit import verify_log
-from corridor.audit_sources import DatabaseSource
+from audit.checks import verify_log
+from audit.sources import DatabaseSource
 from corridor.db import make_engine, make_session_factory
 from corridor.tlog import LogEvent, node_origin
 from crypto.keys import KeySet, SigningKey
 from crypto.merkle import MerkleLog, leaf_hash, root_from_leaf_hashes, verify_inclusion
 from node.db import upgrade
-from node.log import LOG
+from node.log.exchange_log import LOG
 
 APPEND_BUDGET = 5_000  # appends per second, at least
 PROOF_BUDGET = 5e-3  # seconds per inclusion proof at 1M entries, at most

@@ -33,7 +33,7 @@ from corridor.db import make_engine, make_session_factory
 from corridor.keystore import load_signing_key
 from crypto.keys import KeySet, SigningKey
 from crypto.tokens import issue_access_token, verify_access_token
-from node.oauth_client import TokenClient
+from node.exchange.oauth_client import TokenClient
 from registry.app import create_app
 from registry.cli import init_registry
 from registry.members import record_join_request, set_status, verify_join_request

@@ -1,1 +1,5 @@
-"""crypto package."""
+"""Foundations: signatures, keys, tokens, packages, Merkle logs and checkpoints.
+
+Pure where it can be: bytes and values in, values out; ``now`` comes in.
+May import: the standard library, cryptography and joserfc only.
+"""

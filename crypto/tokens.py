@@ -33,11 +33,15 @@ from crypto.keys import KeySet, SigningKey
 
 __all__ = [
     "ACCESS_TOKEN_TYP",
+    "ASSERTION_TYPE",
     "CLIENT_ASSERTION_TYP",
     "CLOCK_LEEWAY",
+    "FETCH_SCOPE",
     "MAX_ACCESS_TOKEN_TTL",
     "MAX_JTI_LENGTH",
     "MAX_TOKEN_SIZE",
+    "REGISTRY_AUDIENCE",
+    "WITNESS_SCOPE",
     "AccessClaims",
     "issue_access_token",
     "make_client_assertion",
@@ -46,6 +50,15 @@ __all__ = [
     "verify_access_token",
     "verify_client_assertion",
 ]
+
+#: ``client_assertion_type`` of a JWT client assertion (RFC 7523 §2.2).
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+#: ``aud`` of access tokens for the registry's own API.
+REGISTRY_AUDIENCE = "registry"
+#: Scope of a token that fetches one agreement's package from its provider.
+FETCH_SCOPE = "agreement:fetch"
+#: Scope of a token that submits a member's own log checkpoints to the registry's witness.
+WITNESS_SCOPE = "witness:submit"
 
 #: ``typ`` of a client assertion (draft-ietf-oauth-rfc7523bis §5).
 CLIENT_ASSERTION_TYP = "client-authentication+jwt"

@@ -8,13 +8,13 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from corridor.keystore import public_keys
-from node.agreements_api import blp as agreement_packages
-from node.auth import authorize
-from node.datasets import current_datasets, get_dataset, metadata_view
-from node.extensions import db
-from node.schemas import DatasetListSchema, DatasetSchema, JWKSSchema, WhoAmISchema
+from node.data.datasets import current_datasets, get_dataset, metadata_view
+from node.data.schemas import DatasetListSchema, DatasetSchema, JWKSSchema, WhoAmISchema
+from node.db import db
+from node.exchange.agreements_api import blp as agreement_packages
+from node.exchange.auth import authorize
+from node.exchange.trust_store import TrustStore
 from node.settings import current_settings
-from node.trust_store import TrustStore
 
 blp = Blueprint("datasets", __name__, url_prefix="/datasets",
                 description="Dataset metadata (no observation rows).")

@@ -8,18 +8,19 @@ from typing import Any
 
 from flask import Flask
 
+from corridor.anchor import AnchorError, read_anchor
 from corridor.keystore import load_session_secret, public_keys
 from corridor.log_api import AuditLog, CheckpointTrust, init_audit
 from corridor.pages import ui
 from corridor.tlog import REGISTRY_NAME, node_origin
 from corridor.web import service_app
 from node import api as api_views
-from node import web
-from node.extensions import db
-from node.log import LOG
+from node.db import db
+from node.exchange.trust_store import ANCHOR_FILE
+from node.log.exchange_log import LOG
 from node.settings import NodeSettings, load_settings, secret_key_override
-from node.trust_store import ANCHOR_FILE, AnchorError, read_anchor
-from node.users import ACCOUNTS
+from node.web import pages
+from node.web.users import ACCOUNTS
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -44,14 +45,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         proxies=settings.proxies,
         JSON_SORT_KEYS=False,
         SECRET_KEY=secret_key_override() or load_session_secret(settings.keys_dir),
-        **web.flask_settings(settings.url))
+        **pages.flask_settings(settings.url))
     # The exchange log for auditors: read-only API under /log (DESIGN.md §10).
     init_audit(app, api, AuditLog(label=settings.member_id, log=LOG, database=db,
                                   accounts=ACCOUNTS, trust=lambda: checkpoint_trust(settings)))
     # The pages: CSRF is checked by that blueprint alone, the token API has none.
-    web.csrf.init_app(app)
+    pages.csrf.init_app(app)
     app.register_blueprint(ui)
-    app.register_blueprint(web.bp)
+    app.register_blueprint(pages.bp)
     return app
 
 

@@ -25,9 +25,11 @@ from rich.progress import (
 )
 from sqlalchemy.exc import SQLAlchemyError
 
+from corridor.anchor import AnchorError, read_anchor_for
 from corridor.config import SettingsError, validate_identity
 from corridor.console import err, fail, out
 from corridor.db import make_engine, make_session_factory
+from corridor.files import written_whole
 from corridor.keystore import (
     KeystoreError,
     activate_key,
@@ -38,39 +40,37 @@ from corridor.keystore import (
 )
 from corridor.keystore import retire_key as retire_local_key
 from crypto.trustlist import TrustList, TrustListRejected
-from node import demo_data
-from node.agreements import bounded
-from node.agreements_cli import COMMANDS as AGREEMENT_COMMANDS
-from node.agreements_cli import settings_of, sync_agreements_command
-from node.catalog import catalog_entry, sign_entry
-from node.datasets import current_datasets, get_dataset, stored_taxa
-from node.db import upgrade
-from node.errors import CorridorError
-from node.export import ExportError, exporter_for, resources_of
-from node.exports import export_dwc
-from node.importer import Importer, ImportRefused, ImportResult
-from node.log import LOG
-from node.log_cli import log_group
-from node.oauth_client import TokenError
-from node.policy_store import (
+from node.data import demo_data
+from node.data.catalog import catalog_entry, sign_entry
+from node.data.datasets import current_datasets, get_dataset
+from node.data.importer import Importer, ImportRefused, ImportResult
+from node.data.policy_store import (
     PolicyFileError,
     cursor_key,
     get_policy,
-    pseudonym_key,
     read_policy_file,
     set_policy,
 )
-from node.registry_client import (
+from node.data.sources import SourceError
+from node.db import upgrade
+from node.errors import CorridorError
+from node.exchange.agreements import bounded
+from node.exchange.agreements_cli import COMMANDS as AGREEMENT_COMMANDS
+from node.exchange.agreements_cli import settings_of, sync_agreements_command
+from node.exchange.oauth_client import TokenError
+from node.exchange.package import ExportError, dataset_plan, exporter_for
+from node.exchange.registry_client import (
     RegistryClient,
     RegistryError,
     RegistryUnreachable,
     client_for,
 )
+from node.exchange.rows import export_dwc
+from node.exchange.trust_store import TrustStore, install_anchor
+from node.log.cli import log_group
+from node.log.exchange_log import LOG
 from node.settings import CONFIG_FILE, NodeSettings, load_settings, render_config
-from node.sources import SourceError
-from node.trust_store import AnchorError, TrustStore, install_anchor, read_anchor_for
-from node.users_cli import users
-from policies.engine import compile as compile_plan
+from node.web.users_cli import users
 from policies.errors import PolicyError
 from policies.policy import DEFAULT_POLICY_DOCUMENT
 from policies.terms import load_terms
@@ -437,7 +437,7 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     from werkzeug.serving import run_simple
 
     from node.app import create_app
-    from node.refresher import start_refresher
+    from node.exchange.refresher import start_refresher
 
     settings = _settings(ctx)
     upgrade(make_engine(settings.database_url))
@@ -634,24 +634,20 @@ def export_command(ctx: click.Context, dataset: str, tier: str, purpose: str,
     now = datetime.now(UTC)
     with make_session_factory(engine)() as session:
         try:
-            ds = get_dataset(session, dataset)
-            policy, _ = get_policy(session, dataset)
-            plan = compile_plan(policy, load_terms({"purpose": purpose, "tier": tier}), who, now,
-                                pseudonym_key=pseudonym_key(settings.keys_dir, f"preview:{who}"),
-                                resources=resources_of(ds), taxa_present=stored_taxa(session, ds))
+            terms = load_terms({"purpose": purpose, "tier": tier})
+            ds, plan = dataset_plan(session, dataset, terms, who, now, keys_dir=settings.keys_dir,
+                                    pseudonym_scope=f"preview:{who}")
         except (PolicyError, PolicyFileError) as e:
             fail(f"cannot export: {e}")
         except CorridorError as e:
             fail(str(e.detail))
-    tmp = out_path.with_name(out_path.name + ".part")
     try:
-        with tmp.open("wb") as fh:
+        with written_whole(out_path) as part, part.open("wb") as fh:
             exporter = exporter_for(engine, ds, plan, provider=settings.member_id,
                                     key=load_signing_key(settings.keys_dir), now=now,
                                     cursor_key=cursor_key(settings.keys_dir),
                                     recipient=who, since=since)
             result = exporter.write(fh)
-        tmp.replace(out_path)
         with make_session_factory(engine)() as session:
             # A file that can leave the node is on the record like a package served.
             LOG.append(session, "package.previewed", now, member=who, dataset=ds.name,
@@ -661,8 +657,6 @@ def export_command(ctx: click.Context, dataset: str, tier: str, purpose: str,
             session.commit()
     except ExportError as e:
         fail(str(e))
-    finally:
-        tmp.unlink(missing_ok=True)
     rows = ", ".join(f"{n:,} {k}" for k, n in result.rows.items())
     out.print(f"Wrote {out_path} ({tier} tier, for {who}): {rows}")
     if result.dropped:

@@ -1,4 +1,7 @@
-"""The node's schema root and migrations (plumbing lives in :mod:`corridor.db`)."""
+"""The node's schema root, its migrations and its per-app database handle.
+
+Plumbing lives in :mod:`corridor.db` and :mod:`corridor.flaskdb`.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +11,12 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import DeclarativeBase
 
 from corridor.db import metadata, run_migrations
+from corridor.flaskdb import Database
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+#: The engine and per-request sessions of the app, attached in ``create_app``.
+db = Database()
 
 
 class Base(DeclarativeBase):

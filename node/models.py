@@ -153,7 +153,7 @@ class Observation(Base):
         ),
         ForeignKeyConstraint(["dataset_id", "mediaID"], ["media.dataset_id", "media.mediaID"]),
         # The closure of a release probes observations by camera and start time, by
-        # medium and by individual (node/export.py).
+        # medium and by individual (node/exchange/package.py).
         Index(None, "dataset_id", "deploymentID", "eventStart_utc"),
         Index(None, "dataset_id", "mediaID"),
         Index(None, "dataset_id", "individualID"),

@@ -1,7 +1,7 @@
 """gunicorn entry point: ``CORRIDOR_NODE_DIR=DIR gunicorn node.wsgi:app``."""
 
 from node.app import create_app
-from node.refresher import start_refresher
+from node.exchange.refresher import start_refresher
 from node.settings import load_settings, node_directory
 
 settings = load_settings(node_directory())

@@ -23,7 +23,7 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from crypto.canonical import canonical_json
@@ -96,6 +96,18 @@ class Event:
         return body
 
 
+def last_day(terms: Mapping[str, Any]) -> date | None:
+    """The last day an agreement is valid (``terms.until``, an ISO date, inclusive), if any."""
+    until = terms.get("until")
+    return date.fromisoformat(str(until)) if until else None
+
+
+def is_past_end(terms: Mapping[str, Any], now: datetime) -> bool:
+    """``now`` is after the last day of validity: the one expiry rule of both services."""
+    end = last_day(terms)
+    return end is not None and now.astimezone(UTC).date() > end
+
+
 def event_digest(jws: str) -> str:
     """The link a following event carries to this one."""
     return "sha256:" + hashlib.sha256(jws.encode("ascii")).hexdigest()
@@ -122,9 +134,8 @@ class Agreement:
         return self.state == ACTIVE and not self.is_past_end(now)
 
     def is_past_end(self, now: datetime) -> bool:
-        """``now`` is after the last day of validity (``terms.until``)."""
-        until = self.terms.get("until")
-        return until is not None and now.astimezone(UTC).date().isoformat() > str(until)
+        """``now`` is after the last day of validity (:func:`is_past_end`)."""
+        return is_past_end(self.terms, now)
 
     def last(self, *actions: str) -> Event | None:
         """The most recent event with one of ``actions`` (``None`` if there is none)."""

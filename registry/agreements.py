@@ -31,7 +31,15 @@ from corridor.tlog import LogEvent
 from corridor.web import BadRequest, Conflict, Forbidden, NotFound
 from crypto.keys import KeySet
 from policies.agreement_terms import load_agreement_terms
-from policies.agreements import ACTIVE, Agreement, AgreementError, Event, extend
+from policies.agreements import (
+    ACTIVE,
+    Agreement,
+    AgreementError,
+    Event,
+    extend,
+    is_past_end,
+    last_day,
+)
 from policies.errors import PolicyError
 from registry.catalog import get_entry
 from registry.log import LOG
@@ -204,9 +212,8 @@ def fetchable(session: Session, agreement_id: str, *, client: str, provider: str
         return "no such agreement between you and this provider"
     if row.state != ACTIVE:
         return f"agreement {agreement_id} is {row.state}"
-    until = row.terms.get("until")
-    if until is not None and now.date().isoformat() > str(until):
-        return f"agreement {agreement_id} expired after {until}"
+    if is_past_end(row.terms, now):
+        return f"agreement {agreement_id} expired after {last_day(row.terms)}"
     return None
 
 

@@ -36,11 +36,10 @@ from flask import Response, g, request
 from corridor.web import problem
 from crypto.errors import InvalidSignature
 from crypto.keys import KeySet
-from crypto.tokens import AccessClaims, verify_access_token
+from crypto.tokens import REGISTRY_AUDIENCE, AccessClaims, verify_access_token
 from registry import context
 from registry.extensions import db
 from registry.models import MEMBER_ACTIVE, IssuedToken, Member
-from registry.settings import REGISTRY_AUDIENCE
 
 __all__ = ["current_claims", "current_client", "require_token"]
 

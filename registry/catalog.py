@@ -75,7 +75,7 @@ DOCUMENT_KEYS = frozenset({
 #: Optional fields: ``access`` says which purposes and how long the owner's policy
 #: allows, so the registry can refuse impossible requests at once.
 OPTIONAL_KEYS = frozenset({"access"})
-DATASET_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")  # as node.importer.DATASET_NAME_RE
+DATASET_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")  # as node.data.importer.DATASET_NAME_RE
 DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
 TIMESTAMP_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
 # Two decimal numbers with at least two decimals each, side by side: a

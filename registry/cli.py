@@ -26,6 +26,7 @@ from registry.members import check_node_url, list_members, member_kids, set_stat
 from registry.models import MEMBER_ACTIVE, MEMBER_SUSPENDED
 from registry.settings import CONFIG_FILE, RegistrySettings, load_settings, render_config
 from registry.trust import publish_trust_list
+from registry.users_cli import users
 
 
 def _settings(ctx: click.Context) -> RegistrySettings:
@@ -209,5 +210,5 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     run_simple(host, port, app, threaded=True)
 
 
-for _command in (log, witness):
+for _command in (log, witness, users):
     registry.add_command(_command)

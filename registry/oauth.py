@@ -80,7 +80,11 @@ from crypto.errors import InvalidSignature
 from crypto.jws import ALGORITHM
 from crypto.keys import KeySet
 from crypto.tokens import (
+    ASSERTION_TYPE,
     CLOCK_LEEWAY,
+    FETCH_SCOPE,
+    REGISTRY_AUDIENCE,
+    WITNESS_SCOPE,
     AccessClaims,
     issue_access_token,
     new_jti,
@@ -94,15 +98,12 @@ from registry.extensions import db
 from registry.log import LOG, append_refusal
 from registry.members import active_keys
 from registry.models import MEMBER_ACTIVE, IssuedToken, Member, UsedAssertion
-from registry.settings import REGISTRY_AUDIENCE
 
 __all__ = [
-    "ASSERTION_TYPE",
     "GRANT_TYPE",
     "MEMBER_AUDIENCE",
     "PRIVATE_KEY_JWT",
     "SCOPES",
-    "WITNESS_SCOPE",
     "InvalidTargetError",
     "MemberClient",
     "allowed_scopes",
@@ -114,8 +115,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: ``client_assertion_type`` of a JWT client assertion (RFC 7523 §2.2).
-ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 #: The only client authentication method (RFC 7591 §2 name).
 PRIVATE_KEY_JWT = "private_key_jwt"
 #: The only grant type.
@@ -124,10 +123,6 @@ GRANT_TYPE = "client_credentials"
 #: Key of :data:`SCOPES` standing for "another active member's node".
 MEMBER_AUDIENCE = "<member>"
 
-#: Scope of a token that fetches one agreement's package from its provider.
-FETCH_SCOPE = "agreement:fetch"
-#: Scope of a token that submits the member's own log checkpoints to the registry's witness.
-WITNESS_SCOPE = "witness:submit"
 
 #: The scope table: which scopes a token may carry, by kind of audience.
 #: ``registry`` is the registry's own API; :data:`MEMBER_AUDIENCE` is any other

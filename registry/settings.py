@@ -26,7 +26,6 @@ from corridor.config import SettingsError, proxies_setting, toml_string
 
 CONFIG_FILE = "registry.toml"
 DEFAULT_DB_FILE = "registry.db"
-REGISTRY_AUDIENCE = "registry"  # the ``aud`` of tokens for the registry's own API
 
 __all__ = ["RegistrySettings", "SettingsError", "load_settings", "render_config"]
 

@@ -29,12 +29,12 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate
 from corridor.web import Forbidden, NotFound, limit_body
 from crypto.checkpoint import MAX_NOTE_SIZE
 from crypto.merkle import HASH_SIZE, MAX_TREE_SIZE
+from crypto.tokens import WITNESS_SCOPE
 from registry import context
 from registry.auth import current_client, require_token
 from registry.extensions import db
 from registry.log import log_refusal
 from registry.members import active_keys
-from registry.oauth import WITNESS_SCOPE
 from registry.witness import Submission, latest, submit
 
 __all__ = ["MAX_BODY", "MAX_PROOF", "witness_blueprint"]

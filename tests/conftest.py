@@ -23,11 +23,11 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
-from corridor.cli import main
 from corridor.keystore import load_signing_key
-from corridor.loopback import LoopbackServer
+from deploy.cli import main
+from deploy.loopback import LoopbackServer
 from node.app import create_app as create_node_app
-from node.oauth_client import TokenClient
+from node.exchange.oauth_client import TokenClient
 from node.settings import load_settings as load_node_settings
 from registry.app import create_app as create_registry_app
 from registry.cli import anchor_document, init_registry
@@ -103,7 +103,7 @@ def engine(database_url: str) -> Iterator[sa.Engine]:
 
 
 class LiveServer(LoopbackServer):
-    """:class:`corridor.loopback.LoopbackServer` plus a one-call HTTP client for assertions."""
+    """:class:`deploy.loopback.LoopbackServer` plus a one-call HTTP client for assertions."""
 
     def request(self, method: str, path: str, body: bytes | None = None,
                 headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:

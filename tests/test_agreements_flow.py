@@ -11,9 +11,12 @@ minting a token for an agreement the provider never approved.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import json
+import logging
 import re
+import time
 import zipfile
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -24,13 +27,13 @@ import pytest
 import yaml
 
 from corridor.keystore import load_signing_key
-from corridor.verify import verify_package
+from crypto.package_check import verify_package
 from crypto.tokens import issue_access_token, new_jti
-from node.fetch import FetchRefused, fetch_package
-from node.refresher import exchange_agreements
-from node.registry_client import client_for
+from node.exchange.fetch import FetchRefused, fetch_package
+from node.exchange.refresher import exchange_agreements, start_refresher
+from node.exchange.registry_client import client_for
+from node.exchange.trust_store import TrustStore
 from node.settings import load_settings as load_node_settings
-from node.trust_store import TrustStore
 from policies.agreements import verify_document
 from registry.settings import load_settings as load_registry_settings
 
@@ -337,9 +340,53 @@ def test_a_serving_node_pulls_requests_and_pushes_decisions_by_itself(
     assert exchange_agreements(settings, client_for(settings)) is None
 
 
+def test_the_refresher_outlives_a_failure_nobody_foresaw(provider_ready: Federation,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    fed = provider_ready
+    settings = dataclasses.replace(load_node_settings(fed.nodes["cn-ntlnp"]), sync_interval=1,
+                                   request_poll_interval=1, checkpoint_interval=0)
+    agreement = agreement_id(ok(request(fed)))  # waits at the registry for cn-ntlnp to pull it
+    trust = settings.directory / "trust"
+    saved = trust.rename(settings.directory / "trust.saved")
+    trust.write_text("a file where the trust store keeps its folder")  # OSError, never foreseen
+
+    def pulled() -> bool:
+        from corridor.db import make_engine, make_session_factory
+        from node.models import Agreement
+
+        engine = make_engine(settings.database_url)
+        try:
+            with make_session_factory(engine)() as session:
+                return session.get(Agreement, agreement) is not None
+        finally:
+            engine.dispose()
+
+    def failures() -> int:
+        return sum("failed unexpectedly" in r.getMessage() and r.exc_info is not None
+                   for r in caplog.records)
+
+    with caplog.at_level(logging.WARNING, logger="node.exchange.refresher"):
+        stop = start_refresher(settings)
+        assert stop is not None
+        try:
+            deadline = time.monotonic() + 15
+            while failures() < 4 and time.monotonic() < deadline:  # two turns of both tasks
+                time.sleep(0.1)
+            assert failures() >= 4, [r.getMessage() for r in caplog.records]
+            assert not pulled()
+            trust.unlink()
+            saved.rename(trust)  # repaired: the same thread carries on at its next turn
+            deadline = time.monotonic() + 15
+            while not pulled() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert pulled()
+        finally:
+            stop.set()
+
+
 def _provider_log(fed: Federation) -> list[dict[str, Any]]:
     from corridor.db import make_engine, make_session_factory
-    from node.log import LOG
+    from node.log.exchange_log import LOG
 
     engine = make_engine(load_node_settings(fed.nodes["cn-ntlnp"]).database_url)
     try:
@@ -366,8 +413,8 @@ def _altered(cursor: str) -> str:
 @pytest.mark.parametrize("kind", ["forged", "altered", "foreign"])
 def test_a_cursor_the_node_did_not_issue_for_this_agreement_is_refused_and_logged(
         provider_ready: Federation, tmp_path: Path, kind: str) -> None:
-    from node.export import Cursor
-    from node.policy_store import cursor_key
+    from node.data.policy_store import cursor_key
+    from node.exchange.package import Cursor
 
     fed = provider_ready
     agreement = make_active(fed, tmp_path)

@@ -23,13 +23,13 @@ from corridor.db import make_engine, make_session_factory
 from corridor.keystore import load_signing_key, public_keys
 from corridor.tlog import LogEvent, node_origin
 from crypto.keys import KeySet, SigningKey
-from node.agreements import STORE, restore, store_view
 from node.app import create_app
 from node.cli import init_node
-from node.importer import Importer
-from node.log import LOG
+from node.data.importer import Importer
+from node.exchange.agreements import STORE, restore, store_view
+from node.log.exchange_log import LOG
 from node.settings import NodeSettings
-from node.users import add_user
+from node.web.users import add_user
 from policies.agreements import next_event
 
 try:

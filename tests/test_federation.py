@@ -19,8 +19,8 @@ from click.testing import Result
 
 from corridor.keystore import load_signing_key
 from crypto.keys import SigningKey
-from node.oauth_client import TokenClient, TokenError
-from node.trust_store import TrustStore
+from node.exchange.oauth_client import TokenClient, TokenError
+from node.exchange.trust_store import TrustStore
 
 pytestmark = pytest.mark.storage
 

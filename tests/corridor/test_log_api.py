@@ -33,8 +33,8 @@ from crypto.keys import SigningKey
 from crypto.merkle import leaf_hash, verify_consistency, verify_inclusion
 from node.app import create_app as create_node_app
 from node.cli import init_node
-from node.log import LOG as NODE_LOG
-from node.users import ACCOUNTS as NODE_ACCOUNTS
+from node.log.exchange_log import LOG as NODE_LOG
+from node.web.users import ACCOUNTS as NODE_ACCOUNTS
 from registry.app import create_app as create_registry_app
 from registry.cli import init_registry
 from registry.log import LOG as REGISTRY_LOG

@@ -31,13 +31,13 @@ from corridor.login_guard import (
     FIRST_LOCKOUT,
     MAX_LOCKOUT,
 )
-from corridor.loopback import LoopbackServer
 from corridor.tlog import TransparencyLog
 from corridor.users import Accounts
+from deploy.loopback import LoopbackServer
 from node.app import create_app as create_node_app
 from node.cli import init_node
-from node.log import LOG as NODE_LOG
-from node.users import ACCOUNTS as NODE_ACCOUNTS
+from node.log.exchange_log import LOG as NODE_LOG
+from node.web.users import ACCOUNTS as NODE_ACCOUNTS
 from registry.app import create_app as create_registry_app
 from registry.cli import init_registry
 from registry.log import LOG as REGISTRY_LOG
@@ -253,7 +253,7 @@ def test_a_nul_in_a_username_is_a_4xx_on_the_page_and_over_basic(service: Servic
 def test_an_administrator_can_end_a_lock_from_the_command_line(service: Service) -> None:
     from click.testing import CliRunner
 
-    from corridor.cli import main as corridor_command
+    from deploy.cli import main as corridor_command
 
     client = service.client()
     for _ in range(ACCOUNT_THRESHOLD):

@@ -15,7 +15,6 @@ import httpx
 import pytest
 
 from corridor.config import SettingsError, proxies_setting
-from corridor.loopback import LoopbackServer
 from corridor.outbound import (
     InwardAddress,
     PublicOnlyTransport,
@@ -23,6 +22,7 @@ from corridor.outbound import (
     partner_client,
     read_capped,
 )
+from deploy.loopback import LoopbackServer
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from crypto.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-from node.log import LOG
+from node.log.exchange_log import LOG
 from node.models import User
 
 pytestmark = pytest.mark.storage
@@ -120,7 +120,7 @@ _WORKER = """
 import sys
 from datetime import UTC, datetime
 from corridor.db import make_engine, make_session_factory
-from node.log import LOG
+from node.log.exchange_log import LOG
 url, worker, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
 engine = make_engine(url)
 factory = make_session_factory(engine)

@@ -226,7 +226,7 @@ def make_zip(members: list[tuple[str, bytes]], *, external_attr: int = ZIP_EXTER
 
 
 def parse(data: bytes) -> list[tuple[ZipMember, bytes]]:
-    """Each member with its local header, as corridor.verify reads them."""
+    """Each member with its local header, as crypto.package_check reads them."""
     end = parse_archive_end(data[-ARCHIVE_END_MAX:], len(data))
     members = parse_central_directory(
         data[end.central_offset:end.central_offset + end.central_size], end.count)

@@ -17,9 +17,9 @@ from crypto.canonical import canonical_json
 from crypto.errors import InvalidSignature
 from crypto.jws import verify_compact
 from crypto.keys import KeySet, SigningKey
-from node.catalog import CATALOG_TYP, catalog_entry, rounded_bbox, sign_entry
-from node.datasets import get_dataset
-from node.importer import Importer
+from node.data.catalog import CATALOG_TYP, catalog_entry, rounded_bbox, sign_entry
+from node.data.datasets import get_dataset
+from node.data.importer import Importer
 from node.models import Dataset
 
 NOW = datetime(2025, 3, 1, 9, 30, 15, 123456, tzinfo=UTC)

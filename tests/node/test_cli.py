@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from corridor.cli import main
 from corridor.db import make_engine, make_session_factory
-from node.log import LOG
+from deploy.cli import main
+from node.log.exchange_log import LOG
 from node.settings import load_settings
 
 pytestmark = pytest.mark.storage

@@ -1,4 +1,4 @@
-"""Tests for node.demo_data: synthetic Camtrap DP packages and Darwin Core bird counts.
+"""Tests for node.data.demo_data: synthetic Camtrap DP packages and Darwin Core bird counts.
 
 The camera-trap CSVs are checked with a small validator written here, driven by
 the published Camtrap DP 1.0.2 table schemas bundled in ``node/data`` (types,
@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 import node
-from node.demo_data import (
+from node.data.demo_data import (
     CAMTRAP_SCHEMA_URLS,
     EVENT_FIELDS,
     OCCURRENCE_FIELDS,

@@ -1,4 +1,4 @@
-"""Tests for node.dwc: Camtrap DP 1.0.2 -> Darwin Core Occurrence.
+"""Tests for node.data.dwc: Camtrap DP 1.0.2 -> Darwin Core Occurrence.
 
 The golden file is camtrapdp's own ``write_dwc()`` snapshot for the official
 Camtrap DP example package (see SOURCE.txt next to the data).
@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from node.dwc import DWC_OCCURRENCE_FIELDS, camtrap_to_dwc, write_dwc_csv
+from node.data.dwc import DWC_OCCURRENCE_FIELDS, camtrap_to_dwc, write_dwc_csv
 
 # The shared reference data sits beside the repository (../shared/data).
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "camtrap-dp-example"

@@ -21,11 +21,17 @@ from hypothesis import strategies as st
 
 from corridor.db import make_engine
 from corridor.keystore import load_signing_key, public_keys
-from corridor.verify import verify_package
+from crypto.package_check import verify_package
 from node.cli import generate_and_import, init_node
-from node.datasets import get_dataset
-from node.export import CAMTRAP_RESOURCES, CURSOR_PURPOSE, CamtrapExporter, Cursor, ExportError
-from node.importer import Importer
+from node.data.datasets import get_dataset
+from node.data.importer import Importer
+from node.exchange.package import (
+    CAMTRAP_RESOURCES,
+    CURSOR_PURPOSE,
+    CamtrapExporter,
+    Cursor,
+    ExportError,
+)
 from node.models import Deployment, Media, Observation
 from node.settings import NodeSettings
 from policies.engine import compile as compile_plan
@@ -261,7 +267,7 @@ def test_survey_package_generalizes_locations_and_drops_category_1(
                                                          "tier": "generalized"}),
                         "cn-ntlnp", datetime.now(UTC), resources=("event", "occurrence"))
     out = tmp_path / "birds.zip"
-    from node.export import DwcExporter
+    from node.exchange.package import DwcExporter
 
     with out.open("wb") as fh:
         result = DwcExporter(engine, dataset, plan, provider="ke-arocha",
@@ -353,7 +359,7 @@ def test_a_sealed_cursor_with_an_impossible_field_is_refused(
 
 
 def test_a_cursor_for_an_older_version_or_policy_is_stale(example_node: NodeSettings) -> None:
-    from node.export import CursorRefused
+    from node.exchange.package import CursorRefused
 
     now = datetime(2021, 1, 10, tzinfo=UTC)
     engine = make_engine(example_node.database_url)

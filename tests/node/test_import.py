@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from node.importer import Importer, ImportRefused
+from node.data.importer import Importer, ImportRefused
+from node.data.sources import SourceError
 from node.models import Dataset, Deployment, Event, Media, Observation, Occurrence
-from node.sources import SourceError
 
 pytestmark = pytest.mark.storage
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from node.importer import Importer, ImportRefused, check_dataset_name
+from node.data.importer import Importer, ImportRefused, check_dataset_name
+from node.data.sources import SourceError
+from node.data.validation import FieldProblem, parse_integer, parse_number
 from node.models import Dataset, Individual
-from node.sources import SourceError
-from node.validation import FieldProblem, parse_integer, parse_number
 
 pytestmark = pytest.mark.storage
 

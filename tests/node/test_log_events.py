@@ -32,35 +32,35 @@ import yaml
 from click.testing import CliRunner
 from sqlalchemy.orm import Session
 
-from corridor.cli import main as corridor_command
 from corridor.db import make_engine, make_session_factory
 from corridor.keystore import load_signing_key, public_keys
 from corridor.tlog import node_origin
-from corridor.verify import verify_package
 from crypto.checkpoint import Checkpoint, verify_note
 from crypto.keys import KeySet, SigningKey
 from crypto.package import content_digest, resource_entries
+from crypto.package_check import verify_package
 from crypto.tokens import AccessClaims
-from node.agreements import STORE, AgreementNotInForce, act, plan_for, restore, store_view
-from node.agreements_api import ServedPackage
+from deploy.cli import main as corridor_command
 from node.cli import generate_and_import
-from node.export import exporter_for
-from node.importer import Importer
-from node.log import LOG
-from node.models import DatasetPolicy, LogCheckpoint, Receipt
-from node.policy_store import cursor_key, set_policy
-from node.refresher import checkpoint_once
-from node.registry_client import RegistryClient, client_for
-from node.settings import NodeSettings
-from node.settings import load_settings as load_node_settings
-from node.trust_store import TrustStore
-from node.witness import (
+from node.data.importer import Importer
+from node.data.policy_store import cursor_key, set_policy
+from node.exchange.agreements import STORE, AgreementNotInForce, act, plan_for, restore, store_view
+from node.exchange.agreements_api import ServedPackage
+from node.exchange.package import exporter_for
+from node.exchange.refresher import checkpoint_once
+from node.exchange.registry_client import RegistryClient, client_for
+from node.exchange.trust_store import TrustStore
+from node.log.exchange_log import LOG
+from node.log.witness import (
     COSIGNED,
     NOT_SUBMITTED,
     REFUSED,
     checkpoint_and_submit,
     submit_checkpoint,
 )
+from node.models import DatasetPolicy, LogCheckpoint, Receipt
+from node.settings import NodeSettings
+from node.settings import load_settings as load_node_settings
 from policies.agreements import AgreementError, event_digest, next_event
 from registry.settings import load_settings as load_registry_settings
 

@@ -33,10 +33,10 @@ from crypto.keys import KeySet, SigningKey
 from crypto.trustlist import ANCHOR_TYP
 from node.app import create_app
 from node.cli import init_node
-from node.log import LOG
+from node.log.exchange_log import LOG
 from node.models import User
 from node.settings import NodeSettings
-from node.users import add_user
+from node.web.users import add_user
 
 pytestmark = pytest.mark.storage
 

@@ -8,8 +8,8 @@ import pytest
 import sqlalchemy as sa
 
 from corridor.db import table_of
+from node.data.validation import SCHEMA_DIR
 from node.models import Deployment, Media, Observation
-from node.validation import SCHEMA_DIR
 
 # Table Schema type -> the SQL type the column must have. Datetimes are kept as
 # their verbatim ISO 8601 text (with offset) plus a *_utc companion column.

@@ -38,9 +38,9 @@ from hypothesis import strategies as st
 from corridor.db import make_engine
 from corridor.keystore import load_signing_key
 from node.cli import generate_and_import, init_node
-from node.datasets import get_dataset, stored_taxa
-from node.export import CAMTRAP_RESOURCES, exporter_for
-from node.importer import Importer
+from node.data.datasets import get_dataset, stored_taxa
+from node.data.importer import Importer
+from node.exchange.package import CAMTRAP_RESOURCES, exporter_for
 from node.settings import NodeSettings
 from policies.engine import compile as compile_plan
 from policies.policy import load_policy

@@ -29,13 +29,13 @@ import pytest
 from flask import Blueprint
 from flask.testing import FlaskClient
 
-import node.auth
+import node.exchange.auth
 from corridor.db import make_engine, make_session_factory
 from corridor.keystore import load_signing_key
 from node.app import create_app as create_node_app
-from node.auth import MissingScope, authorize
-from node.log import LOG
-from node.oauth_client import TokenClient
+from node.exchange.auth import MissingScope, authorize
+from node.exchange.oauth_client import TokenClient
+from node.log.exchange_log import LOG
 from node.settings import load_settings as load_node_settings
 from tests import test_agreements_flow
 from tests.test_agreements_flow import make_active, package
@@ -152,7 +152,7 @@ def test_a_token_revoked_at_the_registry_is_refused_when_confirmed(
     node = cn_node(fed)
     assert node.get("/probe/confirmed", headers=bearer(token)).status_code == 200
     ru.revoke(token)
-    with caplog.at_level(logging.INFO, logger="node.auth"):
+    with caplog.at_level(logging.INFO, logger="node.exchange.auth"):
         response = node.get("/probe/confirmed", headers=bearer(token))
     assert response.status_code == 401, response.text
     assert response.headers["Content-Type"] == "application/problem+json"
@@ -244,7 +244,7 @@ def test_a_registry_that_hangs_is_given_up_on_and_refused(
     token = fed.token_for("ru-lotl", "cn-ntlnp", "node:read")
     answer = json.dumps(real_answer(fed, token)).encode()
     # The bound is INTROSPECTION_TIMEOUT (5 s); shortened so the test does not wait that long.
-    monkeypatch.setattr(node.auth, "INTROSPECTION_TIMEOUT", 0.3)
+    monkeypatch.setattr(node.exchange.auth, "INTROSPECTION_TIMEOUT", 0.3)
     slow = live_server(answering("200 OK", answer, delay=1.5))
     started = time.monotonic()
     response = cn_node(fed, registry_url=slow.url).get("/probe/confirmed",

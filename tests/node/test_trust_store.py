@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from corridor.anchor import AnchorError
 from crypto.keys import KeySet, SigningKey
 from crypto.trustlist import ANCHOR_TYP, TrustListRejected, sign_trust_list
-from node.trust_store import AnchorError, TrustStore, TrustUnavailable, install_anchor
+from node.exchange.trust_store import TrustStore, TrustUnavailable, install_anchor
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 REGISTRY = SigningKey.generate()

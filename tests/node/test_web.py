@@ -20,15 +20,15 @@ from werkzeug.test import TestResponse
 from corridor.db import make_engine, make_session_factory
 from corridor.keystore import load_signing_key, public_keys
 from crypto.keys import KeySet, SigningKey
-from node.agreements import STORE, restore, store_view
 from node.app import create_app
-from node.importer import Importer
+from node.data.importer import Importer
+from node.data.policy_store import set_policy
+from node.exchange.agreements import STORE, restore, store_view
 from node.models import Agreement as AgreementRow
 from node.models import User
-from node.policy_store import set_policy
 from node.settings import NodeSettings
-from node.users import UserError, add_user, authenticate, remove_user
-from node.users_cli import users
+from node.web.users import UserError, add_user, authenticate, remove_user
+from node.web.users_cli import users
 from policies.agreements import next_event, replay
 
 pytestmark = pytest.mark.storage

@@ -360,7 +360,7 @@ def test_policy_that_is_not_a_mapping_is_refused(document: Any) -> None:
 
 
 def test_camtrap_fields_are_the_published_schema() -> None:
-    from node.validation import DWC_EVENT, DWC_OCCURRENCE, camtrap_table
+    from node.data.validation import DWC_EVENT, DWC_OCCURRENCE, camtrap_table
 
     for resource in ("deployments", "media", "observations"):
         spec = camtrap_table(resource)
@@ -374,7 +374,7 @@ def test_camtrap_fields_are_the_published_schema() -> None:
 
 
 def test_individuals_and_demo_dwc_fields_are_known() -> None:
-    from node.demo_data import EVENT_FIELDS, INDIVIDUAL_FIELDS, OCCURRENCE_FIELDS
+    from node.data.demo_data import EVENT_FIELDS, INDIVIDUAL_FIELDS, OCCURRENCE_FIELDS
 
     assert RESOURCE_FIELDS["individuals"] == set(INDIVIDUAL_FIELDS)
     assert set(EVENT_FIELDS) <= RESOURCE_FIELDS["event"]

@@ -29,12 +29,12 @@ from corridor.db import make_engine, make_session_factory
 from corridor.keystore import load_signing_key
 from crypto.jws import sign_compact
 from crypto.keys import KeySet, SigningKey
-from crypto.tokens import CLIENT_ASSERTION_TYP, new_jti
+from crypto.tokens import ASSERTION_TYPE, CLIENT_ASSERTION_TYP, new_jti
 from registry.app import create_app
 from registry.cli import init_registry
 from registry.members import JOIN_TYP, record_join_request, set_status, verify_join_request
 from registry.models import MEMBER_ACTIVE, MEMBER_PENDING
-from registry.oauth import ASSERTION_TYPE, init_oauth
+from registry.oauth import init_oauth
 from registry.settings import RegistrySettings
 from registry.trust import publish_trust_list
 

@@ -27,11 +27,11 @@ from corridor.web import BadRequest, Conflict, CorridorError, Forbidden, NotFoun
 from crypto.canonical import canonical_json
 from crypto.jws import sign_compact, verify_compact
 from crypto.keys import KeySet, SigningKey
-from node.catalog import CATALOG_TYP, catalog_entry, sign_entry
-from node.datasets import get_dataset
-from node.importer import Importer
+from node.data.catalog import CATALOG_TYP, catalog_entry, sign_entry
+from node.data.datasets import get_dataset
+from node.data.importer import Importer
+from node.exchange.oauth_client import TokenClient
 from node.models import Dataset
-from node.oauth_client import TokenClient
 from registry.catalog import BBox, get_entry, publish_entry, search
 from registry.catalog_api import catalog_blueprint
 from registry.db import upgrade

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from registry.oauth import ASSERTION_TYPE
+from crypto.tokens import ASSERTION_TYPE
 
 if TYPE_CHECKING:
     from tests.registry.conftest import RegistryHarness

@@ -19,8 +19,13 @@ from sqlalchemy import select
 
 from crypto.errors import InvalidSignature
 from crypto.keys import KeySet, SigningKey
-from crypto.tokens import make_client_assertion, unverified_claims, verify_access_token
-from node.oauth_client import TokenClient, TokenError
+from crypto.tokens import (
+    ASSERTION_TYPE,
+    make_client_assertion,
+    unverified_claims,
+    verify_access_token,
+)
+from node.exchange.oauth_client import TokenClient, TokenError
 from registry.auth import current_client, require_token
 from registry.models import (
     MEMBER_ACTIVE,
@@ -29,7 +34,6 @@ from registry.models import (
     IssuedToken,
     UsedAssertion,
 )
-from registry.oauth import ASSERTION_TYPE
 
 if TYPE_CHECKING:
     from tests.registry.conftest import Institution, RegistryHarness

@@ -15,11 +15,11 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from corridor.cli import main
 from crypto.jws import sign_compact
 from crypto.keys import KeySet, SigningKey
 from crypto.merkle import leaf_hash, root_from_leaf_hashes
-from node.catalog import catalog_entry, sign_entry
+from deploy.cli import main
+from node.data.catalog import catalog_entry, sign_entry
 from node.models import Dataset
 from policies.agreements import Agreement, next_event, replay
 from registry.catalog import publish_entry

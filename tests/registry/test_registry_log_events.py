@@ -19,12 +19,11 @@ from typing import TYPE_CHECKING
 import pytest
 
 from crypto.keys import KeySet, SigningKey
-from crypto.tokens import CLOCK_LEEWAY
-from node.catalog import catalog_entry, sign_entry
+from crypto.tokens import ASSERTION_TYPE, CLOCK_LEEWAY
+from node.data.catalog import catalog_entry, sign_entry
 from node.models import Dataset
 from policies.agreements import next_event, replay
 from registry.models import IssuedToken
-from registry.oauth import ASSERTION_TYPE
 from tests.registry.test_registry_log import entries, size, stamp
 
 if TYPE_CHECKING:

@@ -13,10 +13,10 @@ from click.testing import CliRunner
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from corridor.cli import main
 from corridor.tlog import REGISTRY_NAME, REGISTRY_ORIGIN, LogEvent, node_origin
 from crypto.checkpoint import Checkpoint, add_signature, sign_note
 from crypto.keys import SigningKey
+from deploy.cli import main
 from registry.log import LOG
 from registry.models import User, WitnessedCheckpoint, WitnessRefusal
 from registry.users import add_user

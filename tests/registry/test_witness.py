@@ -21,13 +21,13 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import func, select
 
-from corridor.cli import main
 from corridor.db import make_engine, make_session_factory
 from corridor.keystore import load_signing_key
 from corridor.tlog import REGISTRY_NAME, REGISTRY_ORIGIN, node_origin
 from crypto.checkpoint import Checkpoint, open_note, sign_note, verify_note
 from crypto.keys import KeySet, SigningKey
 from crypto.merkle import MerkleLog
+from deploy.cli import main
 from registry.app import create_app
 from registry.log import LOG
 from registry.models import MEMBER_SUSPENDED, LogCheckpoint, MemberKey, WitnessedCheckpoint
@@ -705,7 +705,7 @@ def test_the_app_starts_the_checkpointer_only_when_asked(reg: RegistryHarness) -
 
 def test_a_real_node_log_is_witnessed(federation: Any) -> None:
     """A node's own database log and key: cosigned, extended, then caught rewriting."""
-    from node.log import LOG as NODE_LOG
+    from node.log.exchange_log import LOG as NODE_LOG
     from node.settings import load_settings as load_node_settings
 
     fed = federation

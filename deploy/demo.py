@@ -1,0 +1,402 @@
+"""``corridor demo``: a throw-away federation on this machine, and the exchange it exists for.
+
+It starts a registry and two national-park nodes (Russia's Land of the
+Leopard, China's NTLNP) as real HTTP servers on loopback, generates and
+imports each side's synthetic camera-trap data, and walks through one data-use
+agreement: the Russian node asks for the Chinese leopard and tiger records;
+the Chinese owner narrows the terms and approves; Russia accepts, fetches a
+signed, policy-filtered package and verifies it; China revokes; the next
+fetch is refused. Every step goes through the same code as the CLI and the
+web pages.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+import httpx
+from rich.console import Console
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from audit.checks import reconcile, verify_log
+from audit.sources import HttpSource
+from corridor.db import make_engine, make_session_factory
+from corridor.keystore import load_signing_key, public_keys
+from corridor.outbound import partner_client
+from corridor.tlog import LogEntry
+from crypto.package_check import verify_package
+from deploy.loopback import LoopbackServer
+from node.app import create_app as create_node_app
+from node.cli import dataset_summary, generate_and_import, init_node
+from node.data.catalog import catalog_entry, sign_entry
+from node.data.datasets import current_datasets
+from node.data.policy_store import get_policy
+from node.exchange.agreement_sync import file_request, push, refresh_one, sync_agreements
+from node.exchange.agreements import act
+from node.exchange.fetch import FetchRefused, fetch_package
+from node.exchange.registry_client import RegistryClient, client_for
+from node.exchange.trust_store import TrustStore
+from node.log.witness import COSIGNED, checkpoint_and_submit
+from node.models import Dataset, Observation
+from node.settings import NodeSettings, load_settings
+from node.web.users import add_user
+from registry.app import create_app as create_registry_app
+from registry.cli import anchor_document, change_member_status, init_registry
+from registry.models import MEMBER_ACTIVE
+from registry.settings import RegistrySettings
+from registry.users import add_user as add_registry_user
+from registry.witness import sign_registry_checkpoint
+
+out = Console(highlight=False)
+
+CATS = ["Panthera pardus orientalis", "Panthera tigris altaica"]
+
+
+@dataclass(frozen=True)
+class DemoMember:
+    """One institution of the demo federation."""
+
+    member_id: str
+    name: str
+    country: str
+    side: str
+    bird_counts: bool
+
+
+MEMBERS: Sequence[DemoMember] = (
+    DemoMember("ru-lotl", "Land of the Leopard National Park", "RU", "ru", True),
+    DemoMember("cn-ntlnp", "Northeast China Tiger and Leopard National Park", "CN", "cn", False),
+)
+REQUESTER, PROVIDER = "ru-lotl", "cn-ntlnp"
+
+
+@dataclass
+class Federation:
+    """The running demo: servers, settings and what the story produced."""
+
+    root: Path
+    servers: dict[str, LoopbackServer] = field(default_factory=dict)
+    nodes: dict[str, NodeSettings] = field(default_factory=dict)
+    logins: dict[str, tuple[str, str]] = field(default_factory=dict)
+    facts: list[tuple[str, str]] = field(default_factory=list)
+    registry: RegistrySettings | None = None
+    auditor: tuple[str, str] = ("auditor", "")
+
+    def stop(self) -> None:
+        """Stop every server and close the demo's database engines."""
+        for server in self.servers.values():
+            server.stop()
+        for engine in _ENGINES.values():
+            engine.dispose()
+        _ENGINES.clear()
+
+
+@click.command()
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where to put the demo (default: a temporary directory, removed at the end).")
+@click.option("--observations", default=20_000, show_default=True,
+              type=click.IntRange(100, 1_000_000), help="Camera-trap observations per country.")
+@click.option("--seed", default=2024, show_default=True, help="Random seed of the demo data.")
+@click.option("--keep", is_flag=True,
+              help="Leave the registry and nodes running (until Ctrl-C) and print their "
+                   "URLs and owner logins.")
+def demo(directory: Path | None, observations: int, seed: int, keep: bool) -> None:
+    """Run the local demo federation: a registry, two border parks, one data-use agreement."""
+    throwaway = directory is None
+    root = Path(tempfile.mkdtemp(prefix="corridor-demo-")) if directory is None else directory
+    if directory is not None and directory.exists() and any(directory.iterdir()):
+        raise click.UsageError(f"{directory} is not empty; give a new or empty directory")
+    started = time.monotonic()
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request is noise here
+    out.rule("[bold]Corridor demo")
+    out.print(f"Working in {root} (one sub-directory per service)\n")
+    fed = Federation(root)
+    try:
+        _start(fed, observations=observations, seed=seed)
+        _story(fed)
+        _audit(fed)
+        _summary(fed, time.monotonic() - started)
+        if keep:
+            _serve_until_interrupted(fed)
+    finally:
+        fed.stop()
+        if throwaway and not keep:
+            shutil.rmtree(root, ignore_errors=True)
+            out.print(f"[dim]Removed {root} (use --dir or --keep to keep it).[/]")
+
+
+def step(text: str) -> None:
+    """Print one step of the story in plain words."""
+    out.print(f"[bold cyan]>[/] {text}")
+
+
+def _start(fed: Federation, *, observations: int, seed: int) -> None:
+    """Registry and nodes up, data imported, members admitted, trust lists synced."""
+    registry_server = LoopbackServer()
+    registry = init_registry(fed.root / "registry", "NEASPEC demo registry", registry_server.url,
+                             development=True)
+    registry_server.mount(create_registry_app({"CORRIDOR_SETTINGS": registry}))
+    fed.servers["registry"], fed.registry = registry_server, registry
+    anchor = fed.root / "registry" / "anchor.json"
+    anchor.write_text(json.dumps(anchor_document(registry), indent=2))
+    step(f"The registry runs at {registry_server.url}; its anchor (the key nodes pin) is "
+         f"{anchor.name}.")
+    for member in MEMBERS:
+        server = LoopbackServer()
+        node_dir = fed.root / member.member_id
+        settings = init_node(node_dir, member.member_id, member.name, member.country,
+                             server.url, registry_url=registry.issuer, anchor=anchor)
+        results = generate_and_import(settings, node_dir / "demo-data", side=member.side,
+                                      observations=observations, seed=seed,
+                                      bird_counts=member.bird_counts)
+        server.mount(create_node_app({"CORRIDOR_SETTINGS": settings}))
+        fed.servers[member.member_id], fed.nodes[member.member_id] = server, settings
+        held = "; ".join(f"{r.name} ({', '.join(f'{n:,} {k}' for k, n in r.counts.items())})"
+                         for r in results)
+        step(f"{member.name} ({member.member_id}) runs at {server.url} and holds {held}.")
+        fed.logins[member.member_id] = _owner_login(settings)
+        client_for(settings).join(name=member.name, country=member.country,
+                                  node_url=server.url, keys=public_keys(settings.keys_dir))
+        change_member_status(registry, member.member_id, MEMBER_ACTIVE, datetime.now(UTC))
+    for settings in fed.nodes.values():
+        TrustStore(settings.directory).update(client_for(settings).trust_list(),
+                                              datetime.now(UTC))
+    step("Both parks joined the registry with signed requests; the operator admitted them; "
+         "each node verified and stored the signed trust list.")
+
+
+def _owner_login(settings: NodeSettings) -> tuple[str, str]:
+    """Create the node's owner account for the web pages; returns (user, password)."""
+    password = secrets.token_urlsafe(12)
+    engine = make_engine(settings.database_url)
+    with make_session_factory(engine)() as session:
+        add_user(session, "owner", password, "owner", now=datetime.now(UTC))
+        session.commit()
+    engine.dispose()
+    return ("owner", password)
+
+
+_ENGINES: dict[str, Any] = {}
+
+
+def _session(settings: NodeSettings | RegistrySettings) -> Session:
+    """A session on a service's database (one engine per service for the whole demo)."""
+    return _sessions(settings)()
+
+
+def _sessions(settings: NodeSettings | RegistrySettings) -> sessionmaker[Session]:
+    if settings.database_url not in _ENGINES:
+        _ENGINES[settings.database_url] = make_engine(settings.database_url)
+    return make_session_factory(_ENGINES[settings.database_url])
+
+
+def _camtrap(session: Session) -> Dataset:
+    return next(d for d in current_datasets(session) if d.profile == "camtrap-dp")
+
+
+def _held_rows(settings: NodeSettings) -> dict[str, int]:
+    """Rows per resource of the node's camera-trap dataset (as counted at import)."""
+    with _session(settings) as session:
+        return {k: int(v) for k, v in _camtrap(session).counts.items()}
+
+
+def _story(fed: Federation) -> None:
+    """Request -> narrowed approval -> acceptance -> fetch -> verify -> revoke -> refusal."""
+    ru, cn = fed.nodes[REQUESTER], fed.nodes[PROVIDER]
+    ru_client, cn_client = client_for(ru), client_for(cn)
+    now = datetime.now(UTC)
+    with _session(cn) as session:
+        dataset = _camtrap(session)
+        policy, _ = get_policy(session, dataset.name)
+        entry = catalog_entry(dataset, member_id=PROVIDER, country=cn.country, contact=None,
+                              tiers=("aggregate", "generalized"), now=now, policy=policy)
+    cn_client.publish(sign_entry(entry, cn_client.key))
+    step(f"cn-ntlnp published {entry['id']} in the catalog (a description, never rows).")
+
+    until = (now + timedelta(days=365)).date().isoformat()
+    terms = {"provider": PROVIDER, "dataset": entry["id"], "purpose": "joint-monitoring",
+             "tier": "generalized", "until": until}
+    with _session(ru) as session:
+        row = file_request(session, ru_client, key=ru_client.key, keys_dir=ru.keys_dir,
+                           terms=terms,
+                           justification="Joint census of Amur leopards and tigers that "
+                                         "cross the border", now=now)
+        agreement_id = row.id
+    step(f"ru-lotl asked for {entry['id']} (joint monitoring, generalized tier, until {until}): "
+         f"request {agreement_id}.")
+
+    with _session(cn) as session:
+        report = sync_agreements(session, cn_client, _trust(cn), now)
+        assert agreement_id in report.new_requests, report
+        narrowed = {**terms, "taxa": CATS,
+                    "until": (now + timedelta(days=180)).date().isoformat()}
+        row = act(session, me=PROVIDER, key=cn_client.key, keys_dir=cn.keys_dir,
+                  agreement_id=agreement_id, action="narrow", now=now, terms=narrowed,
+                  reason="Leopards and tigers only, for six months")
+        session.commit()
+        push(session, cn_client, row)
+    step("cn-ntlnp pulled the request from the registry; its owner narrowed it to leopards "
+         f"and tigers until {narrowed['until']} and approved, signing the agreement.")
+
+    with _session(ru) as session:
+        refresh_one(session, ru_client, _trust(ru), agreement_id, now)
+        row = act(session, me=REQUESTER, key=ru_client.key, keys_dir=ru.keys_dir,
+                  agreement_id=agreement_id, action="accept", now=now)
+        session.commit()
+        push(session, ru_client, row)
+    with _session(cn) as session:
+        sync_agreements(session, cn_client, _trust(cn), now)
+    step(f"ru-lotl accepted the narrowed terms (its signature completes the agreement); "
+         f"cn-ntlnp's own copy now says {row.state}.")
+
+    received = ru.directory / "received"
+    received.mkdir(exist_ok=True)
+    package_path = received / f"{agreement_id}.zip"
+    result = _fetch(ru, ru_client, agreement_id, package_path)
+    assert not isinstance(result, str), result
+    rows = ", ".join(f"{n:,} {k}" for k, n in result.rows.items())
+    step(f"ru-lotl got a token from the registry and fetched {package_path.name} from "
+         f"cn-ntlnp: {rows}.")
+    held = _held_rows(cn)
+    step("Only what the released observations reach left cn-ntlnp: "
+         + ", ".join(f"{result.rows.get(k, 0):,} of {held[k]:,} {k}"
+                     for k in ("media", "deployments", "individuals"))
+         + " (the rest would tell when other animals passed which camera).")
+    report_ = verify_package(package_path, _trust(ru))
+    assert report_.ok, report_.failure
+    step(f"ru-lotl verified it offline: {len(report_.checks)} checks passed (signature by "
+         f"{report_.signer_member}, every file's SHA-256 and size).")
+    fed.facts.append(("package", f"{package_path} ({result.size:,} bytes, {rows})"))
+
+    with _session(cn) as session:
+        row = act(session, me=PROVIDER, key=cn_client.key, keys_dir=cn.keys_dir,
+                  agreement_id=agreement_id, action="revoke", now=datetime.now(UTC),
+                  reason="Demo: a camera site was found by poachers")
+        session.commit()
+        push(session, cn_client, row)
+    step("cn-ntlnp's owner revoked the agreement; the registry was told.")
+    refused = _fetch(ru, ru_client, agreement_id, received / "after-revocation.zip")
+    assert isinstance(refused, str), "a revoked agreement must not be served"
+    step(f"ru-lotl tried again and was refused: {refused}")
+    fed.facts += [("agreement", f"{agreement_id}: requested, narrowed, accepted, fetched, "
+                                "revoked"), ("refusal", refused)]
+
+
+def _audit(fed: Federation) -> None:
+    """Checkpoints witnessed, then an auditor verifies every log and reconciles them."""
+    registry = fed.registry
+    assert registry is not None
+    now = datetime.now(UTC)
+    user, password = fed.auditor = ("auditor", secrets.token_urlsafe(12))
+    for member_id, settings in fed.nodes.items():
+        with _session(settings) as session:
+            add_user(session, user, password, "auditor", now=now)
+            session.commit()
+        witnessed = checkpoint_and_submit(settings, client_for(settings), _sessions(settings),
+                                          _trust(settings), now)
+        assert witnessed.outcome == COSIGNED, witnessed
+        step(f"{member_id} signed a checkpoint of its exchange log ({witnessed.size} entries) "
+             "and the registry cosigned it as witness.")
+    with _session(registry) as session:
+        add_registry_user(session, user, password, "auditor", now=now)
+        session.commit()
+        checkpoint = sign_registry_checkpoint(session, load_signing_key(registry.keys_dir), now)
+        assert checkpoint is not None
+    anchor = fed.root / "registry" / "anchor.json"
+    entries: dict[str, list[LogEntry]] = {}
+    with httpx.Client() as http:
+        for name, server in fed.servers.items():
+            source = HttpSource(server.url, (user, password), http)
+            keys = source.trusted_keys(anchor)
+            verdict = verify_log(source, keys.registry, keys.members)
+            entries[name] = list(source.entries(0, verdict.entries))
+            witness = "cosigned by the registry, " if verdict.witnessed else ""
+            step(f"audit verify {server.url} ({name}): checkpoint of {verdict.checkpoint.size} "
+                 f"entries signed by {verdict.signed_by}, {witness}every entry re-hashed: "
+                 "the root matches; the log is intact.")
+    registry_entries = entries.pop("registry")
+    result = reconcile(registry_entries, entries)
+    assert result.ok, result.mismatches
+    unused = sum(1 for m in result.mismatches if m.kind == "token never used")
+    step(f"audit reconcile: {result.served} package served, {result.received} received, "
+         f"{result.matched} matched with its receipt and with a token the registry logged"
+         + (f"; {unused} fetch token never used" if unused else "") + ".")
+    fed.facts.append(("audit", f"{len(entries) + 1} logs verified; {result.matched} of "
+                               f"{result.served} packages reconciled"))
+
+
+def _trust(settings: NodeSettings) -> Any:
+    trust_list = TrustStore(settings.directory).current()
+    assert trust_list is not None
+    return trust_list
+
+
+def _fetch(settings: NodeSettings, client: RegistryClient, agreement_id: str,
+           path: Path) -> Any:
+    """Fetch through the node's own code; a refusal comes back as its message."""
+    with _session(settings) as session:
+        try:
+            return fetch_package(session, client, _trust(settings), agreement_id=agreement_id,
+                                 out=path, since=None, now=datetime.now(UTC),
+                                 http=partner_client(development=True))
+        except FetchRefused as e:
+            return str(e)
+
+
+def _serve_until_interrupted(fed: Federation) -> None:
+    out.rule("[bold]Still running (Ctrl-C stops everything)")
+    out.print(f"registry  {fed.servers['registry'].url}", soft_wrap=True)
+    for member_id, settings in fed.nodes.items():
+        user, password = fed.logins[member_id]
+        out.print(f"{member_id:<9} {fed.servers[member_id].url}", soft_wrap=True)
+        out.print(f"          owner pages {fed.servers[member_id].url}/login  user {user}  "
+                  f"password {password}", soft_wrap=True, markup=False)
+        out.print(f"          CLI         corridor node --dir {settings.directory} request list",
+                  soft_wrap=True, markup=False)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        out.print("\nStopping.")
+
+
+def _summary(fed: Federation, seconds: float) -> None:
+    """One screen: what each node holds, what was exchanged, what was refused."""
+    individuals: dict[str, set[str]] = {}
+    out.print()
+    for member in MEMBERS:
+        settings = load_settings(fed.root / member.member_id)
+        engine = make_engine(settings.database_url)
+        with make_session_factory(engine)() as session:
+            rows = current_datasets(session)
+            out.rule(f"[bold]{member.member_id}[/]: what this node holds", align="left")
+            out.print(dataset_summary(rows))
+            camtrap = [d for d in rows if d.profile == "camtrap-dp"]
+            if camtrap:
+                individuals[member.member_id] = set(session.scalars(
+                    select(Observation.individualID).distinct().where(
+                        Observation.dataset_id == camtrap[0].id,
+                        Observation.individualID.is_not(None))))
+        engine.dispose()
+    if len(individuals) == 2:
+        a, b = individuals.values()
+        shared = sorted(a & b)
+        out.print(f"[bold]{len(shared)}[/] recognised tigers and leopards were photographed on "
+                  f"both sides of the border: {', '.join(shared[:12])}"
+                  + (" ..." if len(shared) > 12 else ""))
+    out.rule("[bold]What happened", align="left")
+    for label, text in fed.facts:
+        out.print(f"  {label:<10} {text}", markup=False)
+    out.print(f"  {'time':<10} {seconds:.1f} s")

@@ -1,0 +1,369 @@
+"""``corridor node request|decide|revoke|fetch``: data-use agreements from the command line."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+from rich.table import Table
+from sqlalchemy.orm import Session
+
+from corridor.config import SettingsError
+from corridor.console import fail, out
+from corridor.db import make_engine, make_session_factory
+from corridor.keystore import KeystoreError, load_signing_key
+from corridor.outbound import partner_client
+from corridor.pages import is_development_url
+from corridor.web import CorridorError
+from crypto.trustlist import TrustList
+from node.db import upgrade
+from node.exchange.agreement_sync import file_request, push, refresh_one, sync_agreements
+from node.exchange.agreements import STORE, act, local, restore
+from node.exchange.fetch import FetchRefused, fetch_package
+from node.exchange.oauth_client import TokenError
+from node.exchange.registry_client import RegistryClient, RegistryError, client_for
+from node.exchange.trust_store import TrustStore, TrustUnavailable
+from node.models import Agreement as AgreementRow
+from node.settings import NodeSettings, load_settings
+from policies.agreements import AgreementError
+from policies.errors import PolicyError
+from policies.policy import PURPOSES
+
+
+def settings_of(ctx: click.Context) -> NodeSettings:
+    """The node settings of ``--dir``."""
+    try:
+        return load_settings(ctx.obj["dir"])
+    except SettingsError as e:
+        fail(str(e))
+
+
+@contextmanager
+def node_session(settings: NodeSettings) -> Iterator[Session]:
+    """A session on the node's database (migrated first)."""
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    with make_session_factory(engine)() as session:
+        yield session
+
+
+def registry_of(settings: NodeSettings) -> RegistryClient:
+    """The node's registry client, or a clear exit."""
+    try:
+        return client_for(settings)
+    except (RegistryError, KeystoreError) as e:
+        fail(str(e))
+
+
+def trust_list_of(settings: NodeSettings) -> TrustList:
+    """The stored, unexpired trust list, or a clear exit."""
+    try:
+        return TrustStore(settings.directory).valid(datetime.now(UTC))
+    except TrustUnavailable as e:
+        fail(f"{e.detail}; run 'corridor node sync'")
+
+
+def _tell_registry(session: Session, settings: NodeSettings, row: AgreementRow) -> str:
+    """Push this node's new events; say whether the registry has them."""
+    try:
+        sent = push(session, registry_of(settings), row)
+    except RegistryError as e:
+        return f"the registry refused it: {e}"
+    return ("the registry has it" if sent
+            else "the registry is unreachable; it will be sent at the next 'sync'")
+
+
+def show_agreement(session: Session, row: AgreementRow) -> None:
+    """Print an agreement: parties, terms, state and history."""
+    agreement = restore(session, row)
+    out.print(f"[bold]{row.id}[/]  {row.state.upper()}")
+    out.print(f"  requester  {row.requester}\n  provider   {row.provider}\n"
+              f"  dataset    {row.dataset}")
+    for key in ("purpose", "tier", "until", "taxa", "time_from", "time_to", "bbox", "fields"):
+        if key in row.terms:
+            value = row.terms[key]
+            shown = ", ".join(value) if isinstance(value, list) and key == "taxa" else value
+            out.print(f"  {key:<10} {shown}", markup=False)
+    out.print("  history:")
+    for event in agreement.events:
+        why = f" - {event.reason}" if event.reason else ""
+        out.print(f"    {event.seq}. {event.at:%Y-%m-%d %H:%M} UTC  {event.action:<8} by "
+                  f"{event.actor}{why}", markup=False)
+
+
+@click.group("request")
+def request_group() -> None:
+    """Ask partners for data, and follow your requests."""
+
+
+@request_group.command("create")
+@click.option("--dataset", required=True, help="provider/dataset, e.g. cn-ntlnp/leopards-2024.")
+@click.option("--purpose", required=True, type=click.Choice(PURPOSES))
+@click.option("--tier", required=True, help="Access tier, e.g. generalized.")
+@click.option("--until", required=True, help="Last day of the agreement, YYYY-MM-DD.")
+@click.option("--taxon", "taxa", multiple=True, help="Only this taxon (repeat for several).")
+@click.option("--from", "time_from", default=None, help="Only records from this date.")
+@click.option("--to", "time_to", default=None, help="Only records up to this date.")
+@click.option("--bbox", default=None, help="Only records inside west,south,east,north.")
+@click.option("--justification", required=True, help="Why you need the data (the owner reads it).")
+@click.pass_context
+def request_create(ctx: click.Context, dataset: str, purpose: str, tier: str, until: str,
+                   taxa: tuple[str, ...], time_from: str | None, time_to: str | None,
+                   bbox: str | None, justification: str) -> None:
+    """File a request for a partner's dataset at the registry."""
+    settings = settings_of(ctx)
+    provider = dataset.partition("/")[0]
+    terms: dict[str, Any] = {"provider": provider, "dataset": dataset, "purpose": purpose,
+                             "tier": tier, "until": until}
+    if taxa:
+        terms["taxa"] = list(taxa)
+    if time_from:
+        terms["time_from"] = time_from
+    if time_to:
+        terms["time_to"] = time_to
+    if bbox:
+        try:
+            terms["bbox"] = [float(v) for v in bbox.split(",")]
+        except ValueError:
+            fail("--bbox must be four numbers: west,south,east,north")
+    client = registry_of(settings)
+    with node_session(settings) as session:
+        try:
+            row = file_request(session, client, key=load_signing_key(settings.keys_dir),
+                               keys_dir=settings.keys_dir, terms=terms,
+                               justification=justification, now=datetime.now(UTC))
+        except PolicyError as e:
+            fail(f"request not filed: {e}")
+        except (RegistryError, TokenError) as e:
+            fail(f"request refused: {e}")
+    out.print(f"Request [bold]{row.id}[/] filed: {dataset}, {purpose}, {tier} tier, until "
+              f"{until}. {provider} decides; see 'corridor node request show {row.id}'.")
+
+
+@request_group.command("list")
+@click.option("--offline", is_flag=True, help="Do not ask the registry for news first.")
+@click.pass_context
+def request_list(ctx: click.Context, offline: bool) -> None:
+    """List the agreements this node is a party to (after pulling news from the registry)."""
+    settings = settings_of(ctx)
+    with node_session(settings) as session:
+        if not offline:
+            _sync(session, settings, quiet=True)
+        rows = STORE.of_member(session, settings.member_id)
+        if not rows:
+            out.print("No requests or agreements yet.")
+            return
+        table = Table("id", "role", "other party", "dataset", "state", "until")
+        for row in rows:
+            other = row.provider if row.role == "requester" else row.requester
+            table.add_row(row.id, row.role, other, row.dataset, row.state,
+                          str(row.terms.get("until", "")))
+        out.print(table)
+
+
+@request_group.command("show")
+@click.argument("agreement_id")
+@click.option("--document", "document_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Also write the signed agreement document to this file.")
+@click.option("--offline", is_flag=True, help="Show this node's copy without asking the registry.")
+@click.pass_context
+def request_show(ctx: click.Context, agreement_id: str, document_path: Path | None,
+                 offline: bool) -> None:
+    """Show one request or agreement, with its signed history."""
+    settings = settings_of(ctx)
+    with node_session(settings) as session:
+        if not offline:
+            try:
+                refresh_one(session, registry_of(settings), trust_list_of(settings),
+                            agreement_id, datetime.now(UTC))
+            except RegistryError as e:
+                if e.status != 404 or STORE.get(session, agreement_id) is None:
+                    fail(str(e))
+            except (AgreementError, PolicyError) as e:
+                fail(f"the registry's copy of {agreement_id} does not verify: {e}")
+        try:
+            row = local(session, agreement_id, settings.member_id)
+        except CorridorError as e:
+            fail(str(e.detail))
+        show_agreement(session, row)
+        if document_path is not None:
+            try:
+                signed = restore(session, row).signed_document()
+            except AgreementError as e:
+                fail(str(e))
+            document_path.write_text(json.dumps(signed, indent=2) + "\n")
+            out.print(f"Signed agreement document written to {document_path}")
+
+
+def _requester_action(ctx: click.Context, agreement_id: str, action: str,
+                      reason: str | None) -> None:
+    settings = settings_of(ctx)
+    with node_session(settings) as session:
+        try:
+            refresh_one(session, registry_of(settings), trust_list_of(settings), agreement_id,
+                        datetime.now(UTC))
+        except RegistryError as e:
+            fail(str(e))
+        except (AgreementError, PolicyError) as e:
+            fail(f"the registry's copy of {agreement_id} does not verify: {e}")
+        row = _act(session, settings, agreement_id, action, reason=reason)
+        status = _tell_registry(session, settings, row)
+    out.print(f"{agreement_id} is now [bold]{row.state}[/] ({status}).")
+
+
+@request_group.command("accept")
+@click.argument("agreement_id")
+@click.pass_context
+def request_accept(ctx: click.Context, agreement_id: str) -> None:
+    """Accept the provider's offer (as approved, or with its narrowed terms)."""
+    _requester_action(ctx, agreement_id, "accept", None)
+
+
+@request_group.command("withdraw")
+@click.argument("agreement_id")
+@click.option("--reason", default=None, help="Why (shown to the provider).")
+@click.pass_context
+def request_withdraw(ctx: click.Context, agreement_id: str, reason: str | None) -> None:
+    """Withdraw a request that is not yet in force."""
+    _requester_action(ctx, agreement_id, "withdraw", reason)
+
+
+def _act(session: Session, settings: NodeSettings, agreement_id: str, action: str, *,
+         terms: dict[str, Any] | None = None, reason: str | None = None) -> AgreementRow:
+    try:
+        row = act(session, me=settings.member_id, key=load_signing_key(settings.keys_dir),
+                  keys_dir=settings.keys_dir, agreement_id=agreement_id, action=action,
+                  now=datetime.now(UTC), terms=terms, reason=reason)
+        session.commit()
+    except CorridorError as e:
+        fail(str(e.detail))
+    except PolicyError as e:  # includes AgreementError, TermsRefused, TermsNotNarrower
+        fail(f"cannot {action} {agreement_id}: {e}")
+    return row
+
+
+@click.command("decide")
+@click.argument("agreement_id")
+@click.argument("decision", type=click.Choice(["approve", "refuse"]))
+@click.option("--narrow-terms", "narrow_file",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Approve with these narrower terms (YAML or JSON; the requester must accept).")
+@click.option("--reason", required=True, help="Why (recorded, signed, shown to the requester).")
+@click.pass_context
+def decide(ctx: click.Context, agreement_id: str, decision: str, narrow_file: Path | None,
+           reason: str) -> None:
+    """Approve or refuse a request addressed to this node."""
+    settings = settings_of(ctx)
+    terms: dict[str, Any] | None = None
+    if narrow_file is not None:
+        if decision != "approve":
+            fail("--narrow-terms goes with approve")
+        try:
+            loaded = yaml.safe_load(narrow_file.read_text())
+        except (OSError, yaml.YAMLError) as e:
+            fail(f"cannot read {narrow_file}: {e}")
+        if not isinstance(loaded, dict):
+            fail(f"{narrow_file} must hold a mapping of terms")
+        terms = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in loaded.items()}
+    with node_session(settings) as session:
+        try:
+            current = local(session, agreement_id, settings.member_id)
+        except CorridorError as e:
+            fail(str(e.detail))
+        if terms is not None:
+            terms = {**current.terms, **terms}
+        action = "refuse" if decision == "refuse" else ("narrow" if terms else "approve")
+        row = _act(session, settings, agreement_id, action, terms=terms, reason=reason)
+        status = _tell_registry(session, settings, row)
+    verb = {"approve": "Approved", "narrow": "Approved with narrowed terms",
+            "refuse": "Refused"}[action]
+    out.print(f"{verb}: {agreement_id} is now [bold]{row.state}[/] ({status}).")
+
+
+@click.command("revoke")
+@click.argument("agreement_id")
+@click.option("--reason", required=True, help="Why (recorded, signed, shown to the requester).")
+@click.pass_context
+def revoke(ctx: click.Context, agreement_id: str, reason: str) -> None:
+    """Revoke an active agreement: this node refuses its next fetch."""
+    settings = settings_of(ctx)
+    with node_session(settings) as session:
+        row = _act(session, settings, agreement_id, "revoke", reason=reason)
+        status = _tell_registry(session, settings, row)
+    out.print(f"Revoked {agreement_id}: this node refuses its fetches from now on ({status}).")
+
+
+@click.command("fetch")
+@click.argument("agreement_id")
+@click.option("--out", "out_path", required=True,
+              type=click.Path(dir_okay=False, path_type=Path), help="Where to write FILE.zip.")
+@click.option("--since", default=None, help="Cursor: only what is new since that package.")
+@click.option("--from-start", is_flag=True,
+              help="Fetch everything, ignoring the last package's cursor.")
+@click.pass_context
+def fetch(ctx: click.Context, agreement_id: str, out_path: Path, since: str | None,
+          from_start: bool) -> None:
+    """Fetch an agreement's package from its provider, verify it and keep a receipt."""
+    settings = settings_of(ctx)
+    client = registry_of(settings)
+    trust_list = trust_list_of(settings)
+    with node_session(settings) as session, Progress(
+            TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+            TransferSpeedColumn(), console=out, transient=True) as progress:
+        task = progress.add_task(f"Fetching {agreement_id}", total=None)
+        try:
+            result = fetch_package(session, client, trust_list, agreement_id=agreement_id,
+                                   out=out_path, since=since, now=datetime.now(UTC),
+                                   http=partner_client(development=is_development_url(settings.url)),
+                                   on_bytes=lambda n: progress.advance(task, n),
+                                   resume=not from_start)
+        except CorridorError as e:
+            fail(str(e.detail))
+        except FetchRefused as e:
+            fail(f"fetch refused: {e}")
+    rows = ", ".join(f"{n:,} {k}" for k, n in result.rows.items()) or "no rows"
+    kind = "incremental, since the last package" if result.since else "complete"
+    out.print(f"Fetched and verified {out_path} ({result.size:,} bytes, {kind}): {rows}.")
+    out.print(f"  sha256  {result.sha256}\n  cursor  {result.cursor}")
+
+
+def _sync(session: Session, settings: NodeSettings, *, quiet: bool = False) -> None:
+    """Push decisions and pull agreements; print what changed."""
+    try:
+        report = sync_agreements(session, registry_of(settings), trust_list_of(settings),
+                                 datetime.now(UTC))
+    except (RegistryError, TokenError) as e:
+        if quiet:
+            out.print(f"(registry not asked: {e})")
+            return
+        fail(str(e))
+    for agreement_id in report.new_requests:
+        row = local(session, agreement_id, settings.member_id)
+        out.print(f"New request [bold]{row.id}[/] from {row.requester} for {row.dataset} "
+                  f"({row.terms.get('purpose')}, {row.terms.get('tier')} tier)")
+    if not quiet or report.updated:
+        for agreement_id in report.updated:
+            row = local(session, agreement_id, settings.member_id)
+            out.print(f"Agreement {row.id} is now {row.state}")
+    for problem in report.problems:
+        out.print(f"[red]Problem:[/] {problem}")
+    if not quiet:
+        out.print(f"Agreements: {len(report.new_requests)} new request(s), "
+                  f"{len(report.updated)} updated, {report.pushed} event(s) sent.")
+
+
+def sync_agreements_command(ctx: click.Context) -> None:
+    """The agreements half of ``corridor node sync``."""
+    settings = settings_of(ctx)
+    with node_session(settings) as session:
+        _sync(session, settings)
+
+
+COMMANDS = [request_group, decide, revoke, fetch]
