@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from corridor.errors import CorridorError
 from corridor.tlog import REGISTRY_NAME, REGISTRY_ORIGIN, LogEntry
 from crypto.canonical import canonical_json
 from crypto.checkpoint import Checkpoint, InvalidCheckpoint, open_note, verify_note
@@ -50,8 +51,11 @@ __all__ = [
 ]
 
 
-class AuditFailure(Exception):
+class AuditFailure(CorridorError):
     """A log failed verification; ``index`` is the first bad entry when it can be named."""
+
+    status = 409
+    title = "Audit failed"
 
     def __init__(self, message: str, index: int | None = None) -> None:
         super().__init__(message)

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from corridor.errors import Unavailable
 from crypto.errors import InvalidKey
 from crypto.keys import KeySet
 from crypto.trustlist import ANCHOR_TYP
@@ -17,8 +18,11 @@ from crypto.trustlist import ANCHOR_TYP
 __all__ = ["AnchorError", "read_anchor", "read_anchor_for"]
 
 
-class AnchorError(Exception):
+class AnchorError(Unavailable):
     """The anchor file is missing or malformed."""
+
+    title = "Registry anchor unavailable"
+    public = False
 
 
 def read_anchor(path: Path) -> tuple[str, KeySet]:

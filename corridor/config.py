@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import re
 
+from corridor.errors import CorridorError
+
 MEMBER_ID_RE = re.compile(r"[a-z]{2}-[a-z0-9][a-z0-9-]{1,30}")
 COUNTRY_RE = re.compile(r"[A-Z]{2}")
 
 
-class SettingsError(Exception):
+class SettingsError(CorridorError):
     """A service directory or its configuration is missing or invalid."""
+
+    title = "Service misconfigured"
+    public = False
 
 
 def toml_string(value: str) -> str:

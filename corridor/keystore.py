@@ -13,16 +13,21 @@ from __future__ import annotations
 import os
 import secrets
 import stat
+import threading
 from pathlib import Path
 
+from corridor.errors import Unavailable
 from crypto.keys import KeySet, SigningKey
 
 ACTIVE_FILE = "active"
 SESSION_SECRET_FILE = "session-secret"  # noqa: S105 (a file name, not a secret)
 
 
-class KeystoreError(Exception):
+class KeystoreError(Unavailable):
     """Keys are missing, unreadable or too widely readable."""
+
+    title = "Signing keys unavailable"
+    public = False
 
 
 def _write_private(path: Path, data: bytes) -> None:
@@ -125,6 +130,42 @@ def load_signing_key(keys_dir: Path) -> SigningKey:
     if key.kid != kid:
         raise KeystoreError(f"{keys_dir / kid}.pem: key id does not match its file name")
     return key
+
+
+class KeyFiles:
+    """The active signing key of a serving process, read again only when the keys change.
+
+    A key directory changes by whole-file operations (a new ``<kid>.pem``,
+    ``active`` replaced by a rename, a key moved to ``retired/``), which change
+    the directory's or ``active``'s inode or times; a ``chmod`` changes the
+    file's ctime. So each call costs three ``stat`` calls instead of reading,
+    checking and parsing the PEM, and a key rotated by ``corridor node keys``
+    signs from the next request on, in every worker.
+    """
+
+    def __init__(self, keys_dir: Path) -> None:
+        self.keys_dir = keys_dir
+        self._lock = threading.Lock()
+        self._key: SigningKey | None = None
+        self._seen: tuple[int, ...] = ()
+
+    def _stat(self, name: str | None = None) -> tuple[int, ...]:
+        path = self.keys_dir if name is None else self.keys_dir / name
+        try:
+            info = os.stat(path, follow_symlinks=False)
+        except OSError as e:
+            raise KeystoreError(f"{path}: cannot read ({e.strerror})") from e
+        return info.st_ino, info.st_mtime_ns, info.st_ctime_ns
+
+    def signing_key(self) -> SigningKey:
+        """The active key (:func:`load_signing_key`), reloaded if the directory changed."""
+        with self._lock:
+            # Stat before reading: a change made while reading shows at the next call.
+            keys = self._stat() + self._stat(ACTIVE_FILE)
+            if self._key is None or keys + self._stat(f"{self._key.kid}.pem") != self._seen:
+                self._key = load_signing_key(self.keys_dir)
+                self._seen = keys + self._stat(f"{self._key.kid}.pem")
+            return self._key
 
 
 def load_session_secret(keys_dir: Path) -> str | None:

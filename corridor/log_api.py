@@ -57,11 +57,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from corridor.clock import now
+from corridor.errors import CorridorError, Forbidden, NotFound, TooManyRequests, Unauthorized
 from corridor.flaskdb import Database
 from corridor.login_guard import LockedOut
 from corridor.tlog import MAX_PAGE, LogEntry, TransparencyLog
 from corridor.users import AUDIT_ROLES, SESSION_ID, Accounts
-from corridor.web import CorridorError, Forbidden, NotFound, TooManyRequests, Unauthorized
 from crypto.checkpoint import InvalidCheckpoint, open_note, verify_note
 from crypto.keys import VerifyKey
 

@@ -44,6 +44,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from corridor.db import UTCDateTime
+from corridor.errors import TooManyRequests
 
 __all__ = [
     "ACCOUNT_THRESHOLD",
@@ -92,8 +93,10 @@ class WebSessionColumns:
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-class LockedOut(Exception):
+class LockedOut(TooManyRequests):
     """A sign-in refused without checking the password: a lockout is in force."""
+
+    title = "Signing in is locked"
 
     def __init__(self, lockout: Lockout) -> None:
         super().__init__(lockout.kind)

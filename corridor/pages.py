@@ -45,6 +45,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from corridor.clock import now
+from corridor.errors import CorridorError
 from corridor.flaskdb import Database
 from corridor.log_api import (
     AuditLog,
@@ -65,7 +66,6 @@ from corridor.users import (
     SESSION_ID,
     Accounts,
 )
-from corridor.web import CorridorError
 
 __all__ = [
     "LOG_PAGE_SIZE",
@@ -79,6 +79,7 @@ __all__ = [
     "is_development_url",
     "load_form",
     "log_page",
+    "page_message",
     "require_auditor_page",
     "safe_next",
     "ui",
@@ -280,7 +281,7 @@ def install(bp: Blueprint, *, csrf: CSRFProtect, accounts: Accounts, database: D
     @bp.errorhandler(CorridorError)
     def _service_error(error: CorridorError) -> ResponseReturnValue:
         return render_template("error.html", status=error.status, title=error.title,
-                               message=error.detail or error.title), error.status
+                               message=page_message(error)), error.status
 
     @bp.errorhandler(Exception)
     def _unexpected(error: Exception) -> ResponseReturnValue:
@@ -339,6 +340,15 @@ def install(bp: Blueprint, *, csrf: CSRFProtect, accounts: Accounts, database: D
 
     bp.add_url_rule("/login", "login", login, methods=["GET", "POST"])
     bp.add_url_rule("/logout", "logout", logout, methods=["POST"])
+
+
+def page_message(error: CorridorError) -> str:
+    """What a page says about a service error: its detail, or (an operator's error,
+    which may name files) that the details are in the log, where they go."""
+    if error.public:
+        return error.detail or error.title
+    logger.error("%s: %s", type(error).__name__, error.detail)
+    return f"{error.title}: the service cannot do this now; the details are in its log."
 
 
 def _log_exception(error: Exception) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
 
+from corridor.errors import CorridorError
 from corridor.tlog import TransparencyLog
 from crypto.keys import KeySet
 
@@ -29,8 +30,11 @@ __all__ = [
 DIRECTORIES_GROUP = "corridor.directories"
 
 
-class ServiceDirectoryError(Exception):
-    """The directory is a service's, but it cannot be read; ``str()`` says why."""
+class ServiceDirectoryError(CorridorError):
+    """The directory is not a service's, or it cannot be read; ``str()`` says why."""
+
+    title = "Not a usable service directory"
+    public = False
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from corridor.db import UTCDateTime
+from corridor.errors import BadRequest
 from corridor.login_guard import LockedOut, LoginGuard, WebSessions
 from corridor.tlog import TransparencyLog
 
@@ -55,8 +56,10 @@ _USERNAME = re.compile(r"[a-z0-9][a-z0-9._@-]{0,63}")
 _HASH_METHOD = "scrypt"
 
 
-class UserError(ValueError):
+class UserError(BadRequest, ValueError):
     """A user cannot be added or changed (the message says why)."""
+
+    title = "Account refused"
 
 
 def hash_password(password: str) -> str:

@@ -1,57 +1,38 @@
 """``corridor node users`` and ``corridor registry users``: one command group, two services.
 
 Each service hands :func:`users_group` its accounts (:class:`corridor.users.Accounts`),
-how to read its settings from its directory (the parent group's ``--dir``, in
-``ctx.obj["dir"]``) and how to migrate its database; the commands, prompts
-and messages are the same on both.
+and finds the service's directory and database in the
+:class:`corridor.cli_context.ServiceContext` its command group made; the
+commands, prompts and messages are the same on both.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
 
 import click
-from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from corridor.config import SettingsError
+from corridor.cli_context import service_context
 from corridor.console import fail, out
-from corridor.db import make_engine, make_session_factory
 from corridor.users import MIN_PASSWORD_LENGTH, Accounts, UserError
 
 __all__ = ["users_group"]
 
 
-def users_group(*, service: str, accounts: Accounts, load_settings: Callable[[Path], Any],
-                upgrade: Callable[[Engine], None], help: str, role_help: str) -> click.Group:
+def users_group(*, service: str, accounts: Accounts, help: str,
+                role_help: str) -> click.Group:
     """The ``users`` group (add, list, remove, unlock) of one service.
 
     :param service: ``node`` or ``registry``, as typed after ``corridor``.
-    :param load_settings: reads the service directory; the result has a ``database_url``.
-    :param upgrade: migrates the service's database.
     :param help: the group's help line.
     :param role_help: the help of ``--role``: what each role may do.
     """
 
-    @contextmanager
-    def open_database(ctx: click.Context) -> Iterator[Session]:
-        directory: Path = ctx.obj["dir"]
-        try:
-            settings = load_settings(directory)
-        except SettingsError as e:
-            fail(str(e))
-        engine = make_engine(settings.database_url)
-        try:
-            upgrade(engine)
-            with make_session_factory(engine)() as session:
-                yield session
-        finally:
-            engine.dispose()
+    def open_database(ctx: click.Context) -> AbstractContextManager[Session]:
+        return service_context(ctx).session()
 
     @click.group(help=help)
     def users() -> None:

@@ -1,8 +1,8 @@
 """HTTP plumbing shared by the node and the registry: errors as RFC 9457 problem+json.
 
-Each service defines its exceptions as subclasses of :class:`CorridorError`
-with the HTTP status on the class (CONVENTIONS.md §4); :class:`ProblemApi`
-renders them, and every werkzeug ``HTTPException``, as
+Each service defines its exceptions as subclasses of
+:class:`corridor.errors.CorridorError` with the HTTP status on the class
+(CONVENTIONS.md §4); :class:`ProblemApi` renders them, and every werkzeug ``HTTPException``, as
 ``application/problem+json``. Unexpected exceptions become an opaque 500 whose
 detail goes to the log, never to the client.
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import re
 from itertools import accumulate
-from typing import Any, ClassVar
+from typing import Any
 
 from flask import Flask, Response, current_app, json, request
 from flask_smorest import Api
@@ -25,65 +25,11 @@ from sqlalchemy.exc import DataError as DBAPIDataError
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from corridor.clock import install_clock
+from corridor.errors import BadRequest, CorridorError
+
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger(__name__)
-
-
-class CorridorError(Exception):
-    """Root of every error a Corridor service reports to a client."""
-
-    status: ClassVar[int] = 500
-    title: ClassVar[str] = "Internal error"
-    type_slug: ClassVar[str] = "about:blank"
-
-    def __init__(self, detail: str | None = None, *, headers: dict[str, str] | None = None,
-                 **extra: Any) -> None:
-        super().__init__(detail or self.title)
-        self.detail = detail
-        self.headers = headers or {}
-        self.extra = extra
-
-
-class BadRequest(CorridorError):
-    """The request is malformed."""
-
-    status = 400
-    title = "Bad request"
-
-
-class Unauthorized(CorridorError):
-    """Credentials are missing or invalid."""
-
-    status = 401
-    title = "Unauthorized"
-
-
-class Forbidden(CorridorError):
-    """The caller is known but may not do this."""
-
-    status = 403
-    title = "Forbidden"
-
-
-class NotFound(CorridorError):
-    """No such resource (or the caller may not know it exists)."""
-
-    status = 404
-    title = "Not found"
-
-
-class TooManyRequests(CorridorError):
-    """Refused for now: too many attempts (RFC 6585 §4); ``Retry-After`` says how long."""
-
-    status = 429
-    title = "Too many requests"
-
-
-class Conflict(CorridorError):
-    """The request conflicts with the current state."""
-
-    status = 409
-    title = "Conflict"
 
 
 def problem(status: int, title: str, detail: str | None = None, **extra: Any) -> Response:
@@ -120,6 +66,10 @@ class ProblemApi(Api):  # type: ignore[misc]
 
     def handle_corridor_error(self, error: CorridorError) -> Response:
         """Render a service error."""
+        if not error.public:
+            # An operator's message (it may name files): the log has it, the client does not.
+            log.error("%s: %s", type(error).__name__, error.detail)
+            return problem(error.status, error.title)
         response = problem(error.status, error.title, error.detail, **error.extra)
         for key, value in error.headers.items():
             response.headers[key] = value
@@ -215,8 +165,6 @@ def service_app(name: str, *, title: str, settings: Any, config: dict[str, Any],
     failed sign-ins are counted by, and every client would otherwise share
     the proxy's.
     """
-    from corridor.clock import install_clock
-
     app = Flask(name)
     app.config.update(API_TITLE=title, API_VERSION="1", OPENAPI_VERSION="3.1.0",
                       OPENAPI_URL_PREFIX="/", OPENAPI_JSON_PATH="openapi.json",

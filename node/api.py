@@ -13,7 +13,7 @@ from node.data.schemas import DatasetListSchema, DatasetSchema, JWKSSchema, WhoA
 from node.db import db
 from node.exchange.agreements_api import blp as agreement_packages
 from node.exchange.auth import authorize
-from node.exchange.trust_store import TrustStore
+from node.exchange.trust_store import current_trust_store
 from node.settings import current_settings
 
 blp = Blueprint("datasets", __name__, url_prefix="/datasets",
@@ -51,7 +51,7 @@ class WhoAmI(MethodView):
     def get(self) -> dict[str, Any]:
         """Verify the caller's access token against this node's trust list and echo who it is."""
         claims = authorize("node:read")
-        trust_list = TrustStore(current_settings().directory).current()
+        trust_list = current_trust_store().current()
         return {"member_id": claims.subject, "node": current_settings().member_id,
                 "scope": sorted(claims.scope),
                 "trust_list_version": trust_list.version if trust_list else None}

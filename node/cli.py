@@ -23,12 +23,16 @@ from rich.progress import (
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.serving import run_simple
 
 from corridor.anchor import AnchorError, read_anchor_for
+from corridor.cli_context import ServiceContext
 from corridor.config import SettingsError, validate_identity
 from corridor.console import err, fail, out
-from corridor.db import make_engine, make_session_factory
+from corridor.db import make_engine
+from corridor.errors import CorridorError
 from corridor.files import written_whole
 from corridor.keystore import (
     KeystoreError,
@@ -40,6 +44,7 @@ from corridor.keystore import (
 )
 from corridor.keystore import retire_key as retire_local_key
 from crypto.trustlist import TrustList, TrustListRejected
+from node.app import create_app
 from node.data import demo_data
 from node.data.catalog import catalog_entry, sign_entry
 from node.data.datasets import current_datasets, get_dataset
@@ -53,12 +58,12 @@ from node.data.policy_store import (
 )
 from node.data.sources import SourceError
 from node.db import upgrade
-from node.errors import CorridorError
 from node.exchange.agreements import bounded
 from node.exchange.agreements_cli import COMMANDS as AGREEMENT_COMMANDS
-from node.exchange.agreements_cli import settings_of, sync_agreements_command
+from node.exchange.agreements_cli import node_context, sync_agreements_command
 from node.exchange.oauth_client import TokenError
 from node.exchange.package import ExportError, dataset_plan, exporter_for
+from node.exchange.refresher import start_refresher
 from node.exchange.registry_client import (
     RegistryClient,
     RegistryError,
@@ -79,7 +84,6 @@ from policies.terms import load_terms
 PROGRESS_THRESHOLD_BYTES = 256 * 1024
 PROGRESS_THRESHOLD_ROWS = 5_000
 
-_settings = settings_of
 
 
 @click.group()
@@ -89,8 +93,8 @@ _settings = settings_of
 @click.pass_context
 def node(ctx: click.Context, directory: Path) -> None:
     """Run a sovereign node: its data, its keys, its rules."""
-    ctx.ensure_object(dict)
-    ctx.obj["dir"] = directory
+    ctx.obj = ServiceContext(directory, load_settings, upgrade)
+    ctx.call_on_close(ctx.obj.close)
 
 
 @node.command()
@@ -105,7 +109,7 @@ def node(ctx: click.Context, directory: Path) -> None:
 def init(ctx: click.Context, member_id: str, name: str, country: str, url: str | None,
          registry_url: str | None, anchor: Path | None) -> None:
     """Create config, signing key and database in the node directory."""
-    directory: Path = ctx.obj["dir"]
+    directory = node_context(ctx).directory
     if (registry_url is None) != (anchor is None):
         fail("--registry and --anchor go together: the anchor pins that registry's key")
     try:
@@ -197,9 +201,12 @@ def _print_result(result: ImportResult) -> None:
     out.print(f"Imported [bold]{result.name}[/] v{result.version} ({result.profile}): {counts}")
 
 
-def _importer(settings: NodeSettings) -> Importer:
-    engine = make_engine(settings.database_url)
-    upgrade(engine)
+def _importer(ctx: click.Context) -> Importer:
+    return importer_for(node_context(ctx).settings, node_context(ctx).engine)
+
+
+def importer_for(settings: NodeSettings, engine: Engine) -> Importer:
+    """An importer into the (migrated) database at ``engine``, sized by the settings."""
     return Importer(engine, batch_rows=settings.import_batch_rows,
                     max_problems=settings.max_problems_reported)
 
@@ -215,10 +222,9 @@ def import_() -> None:
 @click.pass_context
 def import_camtrap(ctx: click.Context, path: Path, name: str | None) -> None:
     """Import a Camtrap DP 1.0 package: a directory or zip with datapackage.json."""
-    settings = _settings(ctx)
     try:
         with _progress(f"importing {path.name}") as (on_total, on_bytes):
-            result = _importer(settings).import_camtrap(path, name=name, on_bytes=on_bytes,
+            result = _importer(ctx).import_camtrap(path, name=name, on_bytes=on_bytes,
                                                         on_total=on_total)
     except SourceError as e:
         fail(str(e))
@@ -236,10 +242,9 @@ def import_camtrap(ctx: click.Context, path: Path, name: str | None) -> None:
 def import_dwc(ctx: click.Context, events: Path, occurrences: Path, name: str,
                title: str | None) -> None:
     """Import a Darwin Core sampling-event dataset: EVENTS.csv and OCCURRENCES.csv."""
-    settings = _settings(ctx)
     try:
         with _progress(f"importing {name}") as (on_total, on_bytes):
-            result = _importer(settings).import_dwc(events, occurrences, name=name, title=title,
+            result = _importer(ctx).import_dwc(events, occurrences, name=name, title=title,
                                                     on_bytes=on_bytes, on_total=on_total)
     except SourceError as e:
         fail(str(e))
@@ -252,10 +257,7 @@ def import_dwc(ctx: click.Context, events: Path, occurrences: Path, name: str,
 @click.pass_context
 def datasets(ctx: click.Context) -> None:
     """List datasets (current versions) with their row counts and coverage."""
-    settings = _settings(ctx)
-    engine = make_engine(settings.database_url)
-    upgrade(engine)
-    with make_session_factory(engine)() as session:
+    with node_context(ctx).session() as session:
         rows = current_datasets(session)
         if not rows:
             out.print("No datasets yet. Import one with 'corridor node import ...'.")
@@ -287,9 +289,7 @@ def dataset_summary(rows: Any) -> str:
 @click.pass_context
 def export_dwc_command(ctx: click.Context, dataset: str, out_path: Path) -> None:
     """Convert a camera-trap dataset to a Darwin Core occurrence table."""
-    settings = _settings(ctx)
-    engine = make_engine(settings.database_url)
-    upgrade(engine)
+    engine = node_context(ctx).engine
     try:
         n = export_dwc(engine, dataset, out_path)
     except CorridorError as e:
@@ -310,7 +310,7 @@ def export_dwc_command(ctx: click.Context, dataset: str, out_path: Path) -> None
 def generate_demo(ctx: click.Context, observations: int, seed: int, side: str | None,
                   no_import: bool) -> None:
     """Generate synthetic two-country camera-trap and bird-count data, then import it."""
-    settings = _settings(ctx)
+    settings = node_context(ctx).settings
     chosen = side or ("cn" if settings.country == "CN" else "ru")
     target = settings.directory / "demo-data"
     results = generate_and_import(settings, target, side=chosen, observations=observations,
@@ -342,7 +342,9 @@ def generate_and_import(settings: NodeSettings, target: Path, *, side: str, obse
         events, occurrences = demo_data.generate_bird_counts(target / "bird-counts", seed=seed)
     if not do_import:
         return []
-    importer = _importer(settings)
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    importer = importer_for(settings, engine)
     results = []
     try:
         with _progress("importing camera-trap data") as (on_total, on_bytes):
@@ -354,6 +356,8 @@ def generate_and_import(settings: NodeSettings, target: Path, *, side: str, obse
                 title="Flyway crane and spoonbill counts (synthetic)"))
     except ImportRefused as refused:
         _report_refusal(refused, "generated demo data")
+    finally:
+        engine.dispose()
     return results
 
 
@@ -363,7 +367,7 @@ def keys(ctx: click.Context) -> None:
     """Print the node's public JWKS (or rotate and retire keys)."""
     if ctx.invoked_subcommand is not None:
         return
-    settings = _settings(ctx)
+    settings = node_context(ctx).settings
     try:
         jwks = public_keys(settings.keys_dir).to_jwks()
     except KeystoreError as e:
@@ -378,7 +382,7 @@ def rotate(ctx: click.Context) -> None:
 
     The old key stays valid (both are in the trust list) until 'keys retire OLD_KID'.
     """
-    settings = _settings(ctx)
+    settings = node_context(ctx).settings
     client = _registry_client(settings)
     old = client.key
     new = add_key(settings.keys_dir)
@@ -390,7 +394,7 @@ def rotate(ctx: click.Context) -> None:
     # Keys live in files, not in the database: the entry gets its own transaction,
     # written once the new key is in place (a failure here leaves the rotation done
     # but unlogged, and says so).
-    _log_key_event(settings, "key.rotated", kid=new.kid, previous_kid=old.kid)
+    _log_key_event(ctx, "key.rotated", kid=new.kid, previous_kid=old.kid)
     out.print(f"Signing with new key {new.kid} (trust list version "
               f"{result['trust_list_version']}). Old key {old.kid} stays valid until "
               f"'corridor node keys retire {old.kid}' (wait until partners have synced).")
@@ -401,7 +405,7 @@ def rotate(ctx: click.Context) -> None:
 @click.pass_context
 def retire(ctx: click.Context, kid: str) -> None:
     """Retire an old key at the registry, then here."""
-    settings = _settings(ctx)
+    settings = node_context(ctx).settings
     client = _registry_client(settings)
     if kid == client.key.kid:
         fail("that is the active key; run 'corridor node keys rotate' first")
@@ -410,22 +414,18 @@ def retire(ctx: click.Context, kid: str) -> None:
         retire_local_key(settings.keys_dir, kid)
     except (RegistryError, TokenError, KeystoreError) as e:
         fail(str(e))
-    _log_key_event(settings, "key.retired", kid=kid)  # own transaction, as in rotate
+    _log_key_event(ctx, "key.retired", kid=kid)  # own transaction, as in rotate
     out.print(f"Retired key {kid} (trust list version {result['trust_list_version']}).")
 
 
-def _log_key_event(settings: NodeSettings, type_: str, **fields: str) -> None:
+def _log_key_event(ctx: click.Context, type_: str, **fields: str) -> None:
     """Append a key event to the exchange log in its own transaction."""
-    engine = make_engine(settings.database_url)
     try:
-        upgrade(engine)
-        with make_session_factory(engine)() as session:
+        with node_context(ctx).session() as session:
             LOG.append(session, type_, datetime.now(UTC), **fields)
             session.commit()
     except SQLAlchemyError as e:
         fail(f"the key change is done, but it could not be written to the exchange log: {e}")
-    finally:
-        engine.dispose()
 
 
 @node.command()
@@ -434,13 +434,8 @@ def _log_key_event(settings: NodeSettings, type_: str, **fields: str) -> None:
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int) -> None:
     """Serve the node's API (development server; use gunicorn node.wsgi:app in production)."""
-    from werkzeug.serving import run_simple
-
-    from node.app import create_app
-    from node.exchange.refresher import start_refresher
-
-    settings = _settings(ctx)
-    upgrade(make_engine(settings.database_url))
+    settings = node_context(ctx).settings
+    node_context(ctx).engine  # noqa: B018 (the schema is brought up to date before serving)
     app = create_app({"CORRIDOR_SETTINGS": settings})
     start_refresher(settings)
     run_simple(host, port, app, threaded=True)
@@ -462,7 +457,7 @@ def _registry_client(settings: NodeSettings) -> RegistryClient:
 @click.pass_context
 def join(ctx: click.Context) -> None:
     """Ask the registry for membership (signed by this node's key)."""
-    settings = _settings(ctx)
+    settings = node_context(ctx).settings
     if not settings.url:
         fail("this node has no public URL; set url in node.toml ([node] url = \"https://...\")")
     client = _registry_client(settings)
@@ -487,7 +482,7 @@ def sync_trust_list(settings: NodeSettings, client: RegistryClient) -> tuple[Tru
 @click.pass_context
 def sync(ctx: click.Context) -> None:
     """Fetch the registry's trust list, then exchange agreements (send decisions, get requests)."""
-    settings = _settings(ctx)
+    settings = node_context(ctx).settings
     client = _registry_client(settings)
     try:
         trust_list, changed = sync_trust_list(settings, client)
@@ -517,18 +512,16 @@ def sync(ctx: click.Context) -> None:
 @click.pass_context
 def publish(ctx: click.Context, dataset: str, tiers: tuple[str, ...], contact: str | None) -> None:
     """Publish a dataset's description (never its rows) in the registry's catalog."""
-    settings = _settings(ctx)
+    settings = node_context(ctx).settings
     client = _registry_client(settings)
-    engine = make_engine(settings.database_url)
-    upgrade(engine)
-    with make_session_factory(engine)() as session:
+    with node_context(ctx).session() as session:
         try:
             ds = get_dataset(session, dataset)
             policy, _ = get_policy(session, dataset)
+        except (PolicyError, PolicyFileError) as e:  # before CorridorError: it is one
+            fail(f"cannot publish: {e}")
         except CorridorError as e:
             fail(str(e.detail))
-        except (PolicyError, PolicyFileError) as e:
-            fail(f"cannot publish: {e}")
     entry = catalog_entry(ds, member_id=settings.member_id, country=settings.country,
                           contact=contact, tiers=tiers, now=datetime.now(UTC), policy=policy)
     try:
@@ -550,7 +543,7 @@ def publish(ctx: click.Context, dataset: str, tiers: tuple[str, ...], contact: s
 def catalog(ctx: click.Context, text: str | None, taxon: str | None, country: str | None,
             date_from: str | None, date_to: str | None, bbox: str | None) -> None:
     """Search the federation's catalog with this node's credentials."""
-    settings = _settings(ctx)
+    settings = node_context(ctx).settings
     client = _registry_client(settings)
     try:
         result = client.search(q=text, taxon=taxon, country=country, **{"from": date_from},
@@ -591,10 +584,7 @@ def policy_command(ctx: click.Context, dataset: str, policy_file: Path | None,
     """Set or show what partners may see of a dataset."""
     if (policy_file is None) == (not show):
         fail("give exactly one of --set FILE or --show")
-    settings = _settings(ctx)
-    engine = make_engine(settings.database_url)
-    upgrade(engine)
-    with make_session_factory(engine)() as session:
+    with node_context(ctx).session() as session:
         try:
             if policy_file is not None:
                 set_policy(session, dataset, read_policy_file(policy_file), datetime.now(UTC))
@@ -627,12 +617,11 @@ def policy_command(ctx: click.Context, dataset: str, policy_file: Path | None,
 def export_command(ctx: click.Context, dataset: str, tier: str, purpose: str,
                    requester: str | None, since: str | None, out_path: Path) -> None:
     """Write a signed, policy-filtered package: the owner's preview of what a partner gets."""
-    settings = _settings(ctx)
-    engine = make_engine(settings.database_url)
-    upgrade(engine)
+    settings = node_context(ctx).settings
+    engine = node_context(ctx).engine
     who = requester or settings.member_id
     now = datetime.now(UTC)
-    with make_session_factory(engine)() as session:
+    with node_context(ctx).session() as session:
         try:
             terms = load_terms({"purpose": purpose, "tier": tier})
             ds, plan = dataset_plan(session, dataset, terms, who, now, keys_dir=settings.keys_dir,
@@ -648,7 +637,7 @@ def export_command(ctx: click.Context, dataset: str, tier: str, purpose: str,
                                     cursor_key=cursor_key(settings.keys_dir),
                                     recipient=who, since=since)
             result = exporter.write(fh)
-        with make_session_factory(engine)() as session:
+        with node_context(ctx).session() as session:
             # A file that can leave the node is on the record like a package served.
             LOG.append(session, "package.previewed", now, member=who, dataset=ds.name,
                        version=ds.version, tier=tier, purpose=purpose,

@@ -1,23 +1,10 @@
-"""Errors the node reports over HTTP (problem+json) and on the CLI (one line)."""
+"""Errors only the node reports (the shared ones are in :mod:`corridor.errors`)."""
 
 from __future__ import annotations
 
-from corridor.web import BadRequest, Conflict, CorridorError, Forbidden, NotFound, Unauthorized
+from corridor.errors import NotFound
 
-__all__ = [
-    "BadRequest",
-    "Conflict",
-    "CorridorError",
-    "DatasetNotFound",
-    "Forbidden",
-    "NodeError",
-    "NotFound",
-    "Unauthorized",
-]
-
-
-class NodeError(CorridorError):
-    """Root of node-specific errors."""
+__all__ = ["DatasetNotFound"]
 
 
 class DatasetNotFound(NotFound):

@@ -24,7 +24,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from flask import current_app
+
 from corridor.config import SettingsError, proxies_setting, toml_string, validate_identity
+from corridor.keystore import KeyFiles
+from crypto.keys import SigningKey
 
 CONFIG_FILE = "node.toml"
 KEYS_DIR = "keys"
@@ -178,7 +182,16 @@ def node_directory(environ: Mapping[str, str] | None = None) -> Path:
 
 def current_settings() -> NodeSettings:
     """The settings of the node app handling the current request."""
-    from flask import current_app
-
     settings: NodeSettings = current_app.extensions["corridor_settings"]
     return settings
+
+
+def current_signing_key() -> SigningKey:
+    """The active signing key of the node app handling the current request.
+
+    Read once per app and again only when the key directory changes
+    (:class:`corridor.keystore.KeyFiles`), not on every request.
+    """
+    keys: KeyFiles = current_app.extensions.setdefault(
+        "corridor_keys", KeyFiles(current_settings().keys_dir))
+    return keys.signing_key()

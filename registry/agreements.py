@@ -27,8 +27,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from corridor.agreement_store import AgreementStore
+from corridor.errors import BadRequest, Conflict, Forbidden, NotFound
 from corridor.tlog import LogEvent
-from corridor.web import BadRequest, Conflict, Forbidden, NotFound
 from crypto.keys import KeySet
 from policies.agreement_terms import load_agreement_terms
 from policies.agreements import (

@@ -10,7 +10,7 @@ from flask import request as flask_request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from corridor.web import TooManyRequests
+from corridor.errors import TooManyRequests
 from crypto.keys import KeySet
 from registry import context
 from registry.agreements_api import agreements_blueprint

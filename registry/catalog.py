@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, delete, func, or_, select
 from sqlalchemy.orm import Session
 
-from corridor.web import BadRequest, Conflict, Forbidden, NotFound
+from corridor.errors import BadRequest, Conflict, Forbidden, NotFound
 from crypto.canonical import canonical_json
 from crypto.errors import InvalidKey, InvalidSignature
 from crypto.jws import verify_compact

@@ -22,7 +22,7 @@ from flask_smorest import Blueprint
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 from sqlalchemy.exc import IntegrityError
 
-from corridor.web import BadRequest, Conflict, CorridorError
+from corridor.errors import BadRequest, Conflict, CorridorError
 from registry import context
 from registry.auth import current_client, require_token
 from registry.catalog import (

@@ -12,14 +12,17 @@ from pathlib import Path
 
 import click
 from rich.table import Table
+from werkzeug.serving import run_simple
 
+from corridor.cli_context import ServiceContext, service_context
 from corridor.config import SettingsError
 from corridor.console import fail, out
 from corridor.db import make_engine, make_session_factory
+from corridor.errors import CorridorError
 from corridor.keystore import KeystoreError, create_keystore, load_signing_key
-from corridor.web import CorridorError
 from crypto.keys import KeySet
 from crypto.trustlist import ANCHOR_TYP
+from registry.app import create_app
 from registry.db import upgrade
 from registry.log_cli import log, witness
 from registry.members import check_node_url, list_members, member_kids, set_status
@@ -29,11 +32,10 @@ from registry.trust import publish_trust_list
 from registry.users_cli import users
 
 
-def _settings(ctx: click.Context) -> RegistrySettings:
-    try:
-        return load_settings(ctx.obj["dir"])
-    except SettingsError as e:
-        fail(str(e))
+def registry_context(ctx: click.Context) -> ServiceContext[RegistrySettings]:
+    """The registry directory of ``--dir``: its settings and database, made once per run."""
+    found: ServiceContext[RegistrySettings] = service_context(ctx)
+    return found
 
 
 @click.group()
@@ -43,8 +45,8 @@ def _settings(ctx: click.Context) -> RegistrySettings:
 @click.pass_context
 def registry(ctx: click.Context, directory: Path) -> None:
     """Run the registry: members, keys, trust list, catalog, access tokens."""
-    ctx.ensure_object(dict)
-    ctx.obj["dir"] = directory
+    ctx.obj = ServiceContext(directory, load_settings, upgrade)
+    ctx.call_on_close(ctx.obj.close)
 
 
 def init_registry(directory: Path, name: str, url: str, *, development: bool,
@@ -84,7 +86,8 @@ def init_registry(directory: Path, name: str, url: str, *, development: bool,
 def init(ctx: click.Context, name: str, url: str, development: bool) -> None:
     """Create config, signing key and database in the registry directory."""
     try:
-        settings = init_registry(ctx.obj["dir"], name, url, development=development)
+        settings = init_registry(registry_context(ctx).directory, name, url,
+                                 development=development)
     except SettingsError as e:
         fail(str(e))
     key = load_signing_key(settings.keys_dir)
@@ -104,7 +107,7 @@ def anchor_document(settings: RegistrySettings) -> dict[str, object]:
 @click.pass_context
 def anchor(ctx: click.Context) -> None:
     """Print the anchor (URL and public JWKS) that nodes pin at 'node init --anchor'."""
-    click.echo(json.dumps(anchor_document(_settings(ctx)), indent=2))
+    click.echo(json.dumps(anchor_document(registry_context(ctx).settings), indent=2))
 
 
 @registry.group()
@@ -116,10 +119,7 @@ def members() -> None:
 @click.pass_context
 def members_list(ctx: click.Context) -> None:
     """Every member and applicant with its status."""
-    settings = _settings(ctx)
-    engine = make_engine(settings.database_url)
-    upgrade(engine)
-    with make_session_factory(engine)() as session:
+    with registry_context(ctx).session() as session:
         rows = list_members(session)
         if not rows:
             out.print("No members or requests yet.")
@@ -160,10 +160,9 @@ def change_member_status(settings: RegistrySettings, member_id: str, status: str
 
 def _decide(ctx: click.Context, member_id: str, status: str,
             kids: tuple[str, ...] = ()) -> None:
-    settings = _settings(ctx)
+    settings = registry_context(ctx).settings
     if kids:
-        engine = make_engine(settings.database_url)
-        with make_session_factory(engine)() as session:
+        with registry_context(ctx).session() as session:
             held = set(member_kids(session, member_id))
         if held != set(kids):
             fail(f"{member_id} holds key ids {', '.join(sorted(held)) or 'none'}, not "
@@ -200,12 +199,8 @@ def suspend(ctx: click.Context, member_id: str) -> None:
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int) -> None:
     """Serve the registry (development server; use gunicorn registry.wsgi:app in production)."""
-    from werkzeug.serving import run_simple
-
-    from registry.app import create_app
-
-    settings = _settings(ctx)
-    upgrade(make_engine(settings.database_url))
+    settings = registry_context(ctx).settings
+    registry_context(ctx).engine  # noqa: B018 (the schema is brought up to date before serving)
     app = create_app({"CORRIDOR_SETTINGS": settings, "CORRIDOR_CHECKPOINTER": True})
     run_simple(host, port, app, threaded=True)
 

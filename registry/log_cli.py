@@ -10,45 +10,24 @@ kept for every checkpoint refused as inconsistent, both notes in full.
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 
 import click
 from rich.table import Table
-from sqlalchemy.orm import Session
 
-from corridor.config import SettingsError
-from corridor.console import fail, out
-from corridor.db import make_engine, make_session_factory
+from corridor.cli_context import ServiceContext, service_context
+from corridor.console import out
 from corridor.keystore import load_signing_key
-from registry.db import upgrade
 from registry.log import LOG
-from registry.settings import RegistrySettings, load_settings
+from registry.settings import RegistrySettings
 from registry.witness import refusals, sign_registry_checkpoint, witnessed
 
 __all__ = ["log", "witness"]
 
 
-def _settings(ctx: click.Context) -> RegistrySettings:
-    directory: Path = ctx.obj["dir"]
-    try:
-        return load_settings(directory)
-    except SettingsError as e:
-        fail(str(e))
-
-
-@contextmanager
-def _database(settings: RegistrySettings) -> Iterator[Session]:
-    """A session on the registry's (migrated) database."""
-    engine = make_engine(settings.database_url)
-    try:
-        upgrade(engine)
-        with make_session_factory(engine)() as session:
-            yield session
-    finally:
-        engine.dispose()
+def _registry(ctx: click.Context) -> ServiceContext[RegistrySettings]:
+    found: ServiceContext[RegistrySettings] = service_context(ctx)
+    return found
 
 
 def _b64(data: bytes) -> str:
@@ -68,7 +47,7 @@ def log() -> None:
 @click.pass_context
 def log_status(ctx: click.Context) -> None:
     """Size and root of the log, and its newest checkpoint."""
-    with _database(_settings(ctx)) as session:
+    with _registry(ctx).session() as session:
         size = LOG.size(session)
         out.print(f"entries     {size}")
         out.print(f"root        {_b64(LOG.root(session, size))}", markup=False)
@@ -84,9 +63,9 @@ def log_status(ctx: click.Context) -> None:
 @click.pass_context
 def log_checkpoint(ctx: click.Context) -> None:
     """Sign a checkpoint of the log now (nothing new if one exists at this size)."""
-    settings = _settings(ctx)
+    settings = _registry(ctx).settings
     key = load_signing_key(settings.keys_dir)
-    with _database(settings) as session:
+    with _registry(ctx).session() as session:
         row = sign_registry_checkpoint(session, key, datetime.now(UTC))
     if row is None:
         out.print("The log is empty: nothing to sign.")
@@ -104,7 +83,7 @@ def witness() -> None:
 @click.pass_context
 def witness_list(ctx: click.Context) -> None:
     """The newest cosigned checkpoint of every member."""
-    with _database(_settings(ctx)) as session:
+    with _registry(ctx).session() as session:
         rows = witnessed(session)
         if not rows:
             out.print("No checkpoint cosigned yet.")
@@ -122,7 +101,7 @@ def witness_list(ctx: click.Context) -> None:
 @click.pass_context
 def witness_refusals(ctx: click.Context, member: str | None) -> None:
     """Every refused checkpoint with its evidence: the cosigned note, the offered one, the proof."""
-    with _database(_settings(ctx)) as session:
+    with _registry(ctx).session() as session:
         rows = refusals(session, member)
         if not rows:
             out.print("No checkpoint refused.")

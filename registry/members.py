@@ -30,7 +30,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from corridor.config import SettingsError, validate_identity
-from corridor.web import MAX_JSON_DEPTH, BadRequest, Conflict, CorridorError, NotFound, json_depth
+from corridor.errors import BadRequest, Conflict, CorridorError, NotFound
+from corridor.web import MAX_JSON_DEPTH, json_depth
 from crypto.errors import InvalidKey, InvalidSignature
 from crypto.jws import verify_compact
 from crypto.keys import KeySet, VerifyKey

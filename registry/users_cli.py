@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from corridor.users_cli import users_group
-from registry.db import upgrade
-from registry.settings import load_settings
 from registry.users import ACCOUNTS
 
 users = users_group(
-    service="registry", accounts=ACCOUNTS, load_settings=load_settings, upgrade=upgrade,
+    service="registry", accounts=ACCOUNTS,
     help="Accounts for the registry's audit pages and log API (auditor, admin).",
     role_help="auditor and admin both read the exchange log and the witness evidence.")

@@ -36,8 +36,8 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from corridor.db import make_engine, make_session_factory
+from corridor.errors import Conflict, CorridorError
 from corridor.tlog import REGISTRY_NAME, REGISTRY_ORIGIN, node_origin
-from corridor.web import Conflict, CorridorError
 from crypto.checkpoint import (
     CHECKPOINT_REJECTED,
     Checkpoint,

@@ -26,7 +26,8 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
-from corridor.web import Forbidden, NotFound, limit_body
+from corridor.errors import Forbidden, NotFound
+from corridor.web import limit_body
 from crypto.checkpoint import MAX_NOTE_SIZE
 from crypto.merkle import HASH_SIZE, MAX_TREE_SIZE
 from crypto.tokens import WITNESS_SCOPE

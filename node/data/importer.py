@@ -24,6 +24,7 @@ from typing import IO, Any
 from sqlalchemy import Connection, Engine, Table, func, select, update
 
 from corridor.db import BulkWriter, table_of
+from corridor.errors import CorridorError
 from node.data.sources import CountingReader, PackageSource, SourceError
 from node.data.validation import (
     CAMTRAP_RESOURCES,
@@ -57,8 +58,11 @@ DATASET_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 ProgressCallback = Callable[[int], None]
 
 
-class ImportRefused(Exception):
+class ImportRefused(CorridorError):
     """The input has problems; nothing was written."""
+
+    status = 422
+    title = "Import refused"
 
     def __init__(self, log: ProblemLog) -> None:
         super().__init__(f"import refused: {log.total} problem(s)")

@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 from sqlalchemy.orm import Session
 
+from corridor.errors import Unavailable
 from corridor.keystore import load_session_secret
 from node.data.datasets import get_dataset
 from node.log.exchange_log import LOG
@@ -19,8 +20,11 @@ from policies.errors import PolicyError
 from policies.policy import Policy, default_policy, load_policy
 
 
-class PolicyFileError(Exception):
-    """The policy file cannot be read (the message says why)."""
+class PolicyFileError(Unavailable):
+    """The policy file, or the node secret its keys derive from, cannot be read."""
+
+    title = "Policy unavailable"
+    public = False
 
 
 def read_policy_file(path: Path) -> dict[str, Any]:

@@ -18,11 +18,15 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
+from corridor.errors import BadRequest
+
 MAX_DESCRIPTOR_BYTES = 4 * 1024 * 1024
 
 
-class SourceError(Exception):
+class SourceError(BadRequest):
     """The input cannot be read as a package (missing, unsafe or malformed)."""
+
+    title = "Input unreadable"
 
 
 def safe_member(path: str) -> str:

@@ -30,9 +30,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from corridor.agreement_store import ID_LENGTH, AgreementStore
+from corridor.errors import Conflict, CorridorError, Forbidden, NotFound
 from corridor.keystore import public_keys
 from corridor.tlog import LogEvent
-from corridor.web import Conflict, CorridorError, Forbidden, NotFound
 from crypto.canonical import canonical_json
 from crypto.keys import KeySet, SigningKey
 from crypto.tokens import AccessClaims

@@ -35,9 +35,9 @@ from sqlalchemy import Engine
 
 from corridor.clock import Clock, now
 from corridor.db import make_session_factory
-from corridor.keystore import KeystoreError, load_signing_key
+from corridor.errors import Conflict, CorridorError
+from corridor.keystore import KeystoreError
 from corridor.tlog import node_origin
-from corridor.web import Conflict, CorridorError
 from crypto.tokens import FETCH_SCOPE, AccessClaims
 from node.data.policy_store import PolicyFileError, cursor_key
 from node.data.schemas import PackageQuerySchema
@@ -54,7 +54,7 @@ from node.exchange.package import (
 )
 from node.exchange.streaming import pipe
 from node.log.exchange_log import LOG
-from node.settings import current_settings
+from node.settings import current_settings, current_signing_key
 from policies.errors import PolicyError
 
 log = logging.getLogger(__name__)
@@ -201,7 +201,7 @@ class AgreementPackage(MethodView):
                 dataset, plan, _ = plan_for(session, row, keys_dir=settings.keys_dir,
                                             now=current)
                 exporter = exporter_for(db.engine, dataset, plan, provider=settings.member_id,
-                                        key=load_signing_key(settings.keys_dir), now=current,
+                                        key=current_signing_key(), now=current,
                                         cursor_key=cursor_key(settings.keys_dir),
                                         recipient=row.requester, agreement=row.id,
                                         since=since)

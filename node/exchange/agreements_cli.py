@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,15 +13,13 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, Trans
 from rich.table import Table
 from sqlalchemy.orm import Session
 
-from corridor.config import SettingsError
+from corridor.cli_context import ServiceContext, service_context
 from corridor.console import fail, out
-from corridor.db import make_engine, make_session_factory
+from corridor.errors import CorridorError
 from corridor.keystore import KeystoreError, load_signing_key
 from corridor.outbound import partner_client
 from corridor.pages import is_development_url
-from corridor.web import CorridorError
 from crypto.trustlist import TrustList
-from node.db import upgrade
 from node.exchange.agreement_sync import file_request, push, refresh_one, sync_agreements
 from node.exchange.agreements import STORE, act, local, restore
 from node.exchange.fetch import FetchRefused, fetch_package
@@ -31,27 +27,16 @@ from node.exchange.oauth_client import TokenError
 from node.exchange.registry_client import RegistryClient, RegistryError, client_for
 from node.exchange.trust_store import TrustStore, TrustUnavailable
 from node.models import Agreement as AgreementRow
-from node.settings import NodeSettings, load_settings
+from node.settings import NodeSettings
 from policies.agreements import AgreementError
 from policies.errors import PolicyError
 from policies.policy import PURPOSES
 
 
-def settings_of(ctx: click.Context) -> NodeSettings:
-    """The node settings of ``--dir``."""
-    try:
-        return load_settings(ctx.obj["dir"])
-    except SettingsError as e:
-        fail(str(e))
-
-
-@contextmanager
-def node_session(settings: NodeSettings) -> Iterator[Session]:
-    """A session on the node's database (migrated first)."""
-    engine = make_engine(settings.database_url)
-    upgrade(engine)
-    with make_session_factory(engine)() as session:
-        yield session
+def node_context(ctx: click.Context) -> ServiceContext[NodeSettings]:
+    """The node directory of ``--dir``: its settings and database, made once per run."""
+    found: ServiceContext[NodeSettings] = service_context(ctx)
+    return found
 
 
 def registry_of(settings: NodeSettings) -> RegistryClient:
@@ -118,7 +103,7 @@ def request_create(ctx: click.Context, dataset: str, purpose: str, tier: str, un
                    taxa: tuple[str, ...], time_from: str | None, time_to: str | None,
                    bbox: str | None, justification: str) -> None:
     """File a request for a partner's dataset at the registry."""
-    settings = settings_of(ctx)
+    settings = node_context(ctx).settings
     provider = dataset.partition("/")[0]
     terms: dict[str, Any] = {"provider": provider, "dataset": dataset, "purpose": purpose,
                              "tier": tier, "until": until}
@@ -134,7 +119,7 @@ def request_create(ctx: click.Context, dataset: str, purpose: str, tier: str, un
         except ValueError:
             fail("--bbox must be four numbers: west,south,east,north")
     client = registry_of(settings)
-    with node_session(settings) as session:
+    with node_context(ctx).session() as session:
         try:
             row = file_request(session, client, key=load_signing_key(settings.keys_dir),
                                keys_dir=settings.keys_dir, terms=terms,
@@ -152,8 +137,8 @@ def request_create(ctx: click.Context, dataset: str, purpose: str, tier: str, un
 @click.pass_context
 def request_list(ctx: click.Context, offline: bool) -> None:
     """List the agreements this node is a party to (after pulling news from the registry)."""
-    settings = settings_of(ctx)
-    with node_session(settings) as session:
+    settings = node_context(ctx).settings
+    with node_context(ctx).session() as session:
         if not offline:
             _sync(session, settings, quiet=True)
         rows = STORE.of_member(session, settings.member_id)
@@ -177,8 +162,8 @@ def request_list(ctx: click.Context, offline: bool) -> None:
 def request_show(ctx: click.Context, agreement_id: str, document_path: Path | None,
                  offline: bool) -> None:
     """Show one request or agreement, with its signed history."""
-    settings = settings_of(ctx)
-    with node_session(settings) as session:
+    settings = node_context(ctx).settings
+    with node_context(ctx).session() as session:
         if not offline:
             try:
                 refresh_one(session, registry_of(settings), trust_list_of(settings),
@@ -204,8 +189,8 @@ def request_show(ctx: click.Context, agreement_id: str, document_path: Path | No
 
 def _requester_action(ctx: click.Context, agreement_id: str, action: str,
                       reason: str | None) -> None:
-    settings = settings_of(ctx)
-    with node_session(settings) as session:
+    settings = node_context(ctx).settings
+    with node_context(ctx).session() as session:
         try:
             refresh_one(session, registry_of(settings), trust_list_of(settings), agreement_id,
                         datetime.now(UTC))
@@ -260,7 +245,7 @@ def _act(session: Session, settings: NodeSettings, agreement_id: str, action: st
 def decide(ctx: click.Context, agreement_id: str, decision: str, narrow_file: Path | None,
            reason: str) -> None:
     """Approve or refuse a request addressed to this node."""
-    settings = settings_of(ctx)
+    settings = node_context(ctx).settings
     terms: dict[str, Any] | None = None
     if narrow_file is not None:
         if decision != "approve":
@@ -272,7 +257,7 @@ def decide(ctx: click.Context, agreement_id: str, decision: str, narrow_file: Pa
         if not isinstance(loaded, dict):
             fail(f"{narrow_file} must hold a mapping of terms")
         terms = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in loaded.items()}
-    with node_session(settings) as session:
+    with node_context(ctx).session() as session:
         try:
             current = local(session, agreement_id, settings.member_id)
         except CorridorError as e:
@@ -293,8 +278,8 @@ def decide(ctx: click.Context, agreement_id: str, decision: str, narrow_file: Pa
 @click.pass_context
 def revoke(ctx: click.Context, agreement_id: str, reason: str) -> None:
     """Revoke an active agreement: this node refuses its next fetch."""
-    settings = settings_of(ctx)
-    with node_session(settings) as session:
+    settings = node_context(ctx).settings
+    with node_context(ctx).session() as session:
         row = _act(session, settings, agreement_id, "revoke", reason=reason)
         status = _tell_registry(session, settings, row)
     out.print(f"Revoked {agreement_id}: this node refuses its fetches from now on ({status}).")
@@ -311,10 +296,10 @@ def revoke(ctx: click.Context, agreement_id: str, reason: str) -> None:
 def fetch(ctx: click.Context, agreement_id: str, out_path: Path, since: str | None,
           from_start: bool) -> None:
     """Fetch an agreement's package from its provider, verify it and keep a receipt."""
-    settings = settings_of(ctx)
+    settings = node_context(ctx).settings
     client = registry_of(settings)
     trust_list = trust_list_of(settings)
-    with node_session(settings) as session, Progress(
+    with node_context(ctx).session() as session, Progress(
             TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
             TransferSpeedColumn(), console=out, transient=True) as progress:
         task = progress.add_task(f"Fetching {agreement_id}", total=None)
@@ -324,10 +309,10 @@ def fetch(ctx: click.Context, agreement_id: str, out_path: Path, since: str | No
                                    http=partner_client(development=is_development_url(settings.url)),
                                    on_bytes=lambda n: progress.advance(task, n),
                                    resume=not from_start)
+        except FetchRefused as e:  # before CorridorError: it is one
+            fail(f"fetch refused: {e}")
         except CorridorError as e:
             fail(str(e.detail))
-        except FetchRefused as e:
-            fail(f"fetch refused: {e}")
     rows = ", ".join(f"{n:,} {k}" for k, n in result.rows.items()) or "no rows"
     kind = "incremental, since the last package" if result.since else "complete"
     out.print(f"Fetched and verified {out_path} ({result.size:,} bytes, {kind}): {rows}.")
@@ -361,8 +346,8 @@ def _sync(session: Session, settings: NodeSettings, *, quiet: bool = False) -> N
 
 def sync_agreements_command(ctx: click.Context) -> None:
     """The agreements half of ``corridor node sync``."""
-    settings = settings_of(ctx)
-    with node_session(settings) as session:
+    settings = node_context(ctx).settings
+    with node_context(ctx).session() as session:
         _sync(session, settings)
 
 

@@ -31,13 +31,12 @@ import httpx
 from flask import request
 
 from corridor.clock import now
-from corridor.keystore import load_signing_key
-from corridor.web import CorridorError, Forbidden, Unauthorized
+from corridor.errors import CorridorError, Forbidden, Unauthorized
 from crypto.errors import InvalidSignature
 from crypto.tokens import AccessClaims, verify_access_token
 from node.exchange.oauth_client import TokenClient, TokenError
-from node.exchange.trust_store import TrustStore
-from node.settings import current_settings
+from node.exchange.trust_store import current_trust_store
+from node.settings import current_settings, current_signing_key
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +94,7 @@ def authorize(*scopes: str, confirm_with_registry: bool = False) -> AccessClaims
     """
     settings = current_settings()
     current = now()
-    trust_list = TrustStore(settings.directory).valid(current)
+    trust_list = current_trust_store().valid(current)
     token = _bearer()
     try:
         claims = verify_access_token(token, trust_list.registry_keys,
@@ -146,7 +145,7 @@ def _confirm(token: str, claims: AccessClaims) -> None:
         raise RegistryUnavailable("this node has no registry to confirm tokens with")
     with httpx.Client(timeout=INTROSPECTION_TIMEOUT) as http:
         client = TokenClient(settings.registry_url, f"{settings.registry_url}/oauth/token",
-                             settings.member_id, load_signing_key(settings.keys_dir),
+                             settings.member_id, current_signing_key(),
                              http=http, clock=now)
         try:
             answer: dict[str, Any] = client.introspect(token)

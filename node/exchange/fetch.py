@@ -28,6 +28,7 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from corridor.errors import CorridorError
 from corridor.files import written_whole
 from corridor.outbound import read_capped
 from corridor.web import MAX_JSON_DEPTH, json_depth
@@ -50,8 +51,11 @@ MAX_PROBLEM = 64 * 1024
 MAX_LOGGED_RESOURCES = 16
 
 
-class FetchRefused(Exception):
+class FetchRefused(CorridorError):
     """The fetch failed; the message says why (the provider's problem detail, or ours)."""
+
+    status = 502
+    title = "Fetch failed"
 
 
 @dataclass(frozen=True)

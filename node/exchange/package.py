@@ -56,6 +56,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from corridor.db import stream_tuples, table_of
+from corridor.errors import CorridorError
 from corridor.package_writer import PackageWriter
 from crypto.errors import InvalidSignature
 from crypto.keys import SigningKey
@@ -115,8 +116,11 @@ class ByteSink(Protocol):
         """Accept bytes."""
 
 
-class ExportError(Exception):
+class ExportError(CorridorError):
     """The dataset cannot be exported as asked (the message says why)."""
+
+    status = 422
+    title = "Export refused"
 
 
 class CursorRefused(ExportError):

@@ -10,11 +10,11 @@ from sqlalchemy import Column, Engine, select
 from sqlalchemy.orm import Session
 
 from corridor.db import table_of
+from corridor.errors import BadRequest
 from corridor.files import written_whole
 from node.data.datasets import get_dataset
 from node.data.dwc import camtrap_to_dwc, write_dwc_csv
 from node.db import Base
-from node.errors import BadRequest
 from node.models import PROFILE_CAMTRAP, Deployment, Media, Observation
 
 # camtrapdp::write_dwc() order: deployment (plain character order), event start

@@ -17,6 +17,8 @@ import threading
 from collections.abc import Callable, Generator
 from typing import BinaryIO, cast
 
+from corridor.errors import CorridorError
+
 log = logging.getLogger(__name__)
 
 CHUNK = 64 * 1024
@@ -54,8 +56,10 @@ class _QueueWriter:
         raise BrokenPipeError("the client went away")
 
 
-class StreamFailed(RuntimeError):
+class StreamFailed(CorridorError):
     """The writer failed after the response had started."""
+
+    title = "Stream failed"
 
 
 def pipe(write: Callable[[BinaryIO], object], *, depth: int = 8

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
+from flask import current_app
+
 from corridor.anchor import read_anchor, read_anchor_for
-from corridor.web import CorridorError
+from corridor.errors import CorridorError
 from crypto.keys import KeySet
 from crypto.trustlist import (
     TrustList,
@@ -24,6 +27,7 @@ from crypto.trustlist import (
     load_trusted,
     verify_trust_list,
 )
+from node.settings import current_settings
 
 ANCHOR_FILE = "anchor.json"
 TRUST_DIR = "trust"
@@ -45,18 +49,33 @@ def install_anchor(directory: Path, source: Path, registry_url: str) -> KeySet:
 
 
 class TrustStore:
-    """The trust list a node relies on, verified against its pinned anchor."""
+    """The trust list a node relies on, verified against its pinned anchor.
+
+    One store serves every request of an app: the verified list is kept and
+    the file read and verified again only when it was replaced (its inode,
+    size or mtime changed), by this process or by another worker's refresher.
+    """
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.registry_url, self.anchor = read_anchor(directory / ANCHOR_FILE)
         self.path = directory / TRUST_DIR / TRUST_FILE
+        self._lock = threading.Lock()
+        self._verified: tuple[tuple[int, int, int], TrustList] | None = None
 
     def current(self) -> TrustList | None:
-        """The stored trust list (signature re-checked; may be expired), or None."""
-        if not self.path.exists():
+        """The stored trust list (signature checked when the file changed; may be expired)."""
+        try:
+            info = os.stat(self.path)
+        except FileNotFoundError:
             return None
-        return load_trusted(self.path.read_text(encoding="ascii"), anchor=self.anchor)
+        seen = (info.st_ino, info.st_size, info.st_mtime_ns)  # stat first: a later change shows
+        with self._lock:
+            if self._verified is not None and self._verified[0] == seen:
+                return self._verified[1]
+            trust_list = load_trusted(self.path.read_text(encoding="ascii"), anchor=self.anchor)
+            self._verified = (seen, trust_list)
+            return trust_list
 
     def update(self, jws: str, now: datetime) -> tuple[TrustList, bool]:
         """Verify a trust list from the registry and store it; return (list, changed).
@@ -102,3 +121,12 @@ class TrustStore:
         digest = hashlib.sha256(jws.encode("utf-8", "replace")).hexdigest()[:16]
         (refused / f"{stamp}-{digest}.jws").write_text(jws[:4 * 1024 * 1024], encoding="utf-8",
                                                        errors="replace")
+
+
+def current_trust_store() -> TrustStore:
+    """The trust store of the node app handling the current request (made at first use)."""
+    store: TrustStore | None = current_app.extensions.get("corridor_trust_store")
+    if store is None:
+        store = TrustStore(current_settings().directory)  # AnchorError: not joined yet
+        current_app.extensions["corridor_trust_store"] = store
+    return store

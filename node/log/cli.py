@@ -11,9 +11,7 @@ from rich.table import Table
 from sqlalchemy import func, select
 
 from corridor.console import fail, out
-from corridor.db import make_engine, make_session_factory
-from node.db import upgrade
-from node.exchange.agreements_cli import registry_of, settings_of, trust_list_of
+from node.exchange.agreements_cli import node_context, registry_of, trust_list_of
 from node.log.exchange_log import LOG
 from node.log.witness import COSIGNED, NOT_SUBMITTED, checkpoint_and_submit
 from node.models import LogEntry
@@ -35,16 +33,11 @@ def log_group() -> None:
 @click.pass_context
 def checkpoint(ctx: click.Context, no_submit: bool) -> None:
     """Sign a checkpoint of the log now and have the registry witness it."""
-    settings = settings_of(ctx)
-    engine = make_engine(settings.database_url)
-    upgrade(engine)
+    settings = node_context(ctx).settings
     client = None if no_submit else registry_of(settings)
     trust_list = None if no_submit else trust_list_of(settings)
-    try:
-        result = checkpoint_and_submit(settings, client, make_session_factory(engine),
-                                       trust_list, datetime.now(UTC))
-    finally:
-        engine.dispose()
+    result = checkpoint_and_submit(settings, client, node_context(ctx).sessions,
+                                   trust_list, datetime.now(UTC))
     if result.size == 0:
         out.print("The log is empty: nothing to checkpoint.")
         return
@@ -61,17 +54,12 @@ def checkpoint(ctx: click.Context, no_submit: bool) -> None:
 @click.pass_context
 def status(ctx: click.Context) -> None:
     """Show the log's size and its latest checkpoint, witnessed or not."""
-    settings = settings_of(ctx)
-    engine = make_engine(settings.database_url)
-    upgrade(engine)
-    try:
-        with make_session_factory(engine)() as session:
-            size = LOG.size(session)
-            latest = LOG.latest_checkpoint(session)
-            counts = {str(kind): int(n) for kind, n in session.execute(
-                select(LogEntry.type, func.count()).group_by(LogEntry.type))}
-    finally:
-        engine.dispose()
+    settings = node_context(ctx).settings
+    with node_context(ctx).session() as session:
+        size = LOG.size(session)
+        latest = LOG.latest_checkpoint(session)
+        counts = {str(kind): int(n) for kind, n in session.execute(
+            select(LogEntry.type, func.count()).group_by(LogEntry.type))}
     out.print(f"Exchange log of [bold]{settings.member_id}[/]: {size} entries")
     if counts:
         table = Table("type", "entries")

@@ -41,10 +41,10 @@ from sqlalchemy.orm import Session
 
 from corridor import pages
 from corridor.clock import now
-from corridor.keystore import KeystoreError, load_signing_key
+from corridor.errors import CorridorError, NotFound
+from corridor.keystore import KeystoreError
 from corridor.log_api import current_audit
-from corridor.pages import FormInvalid, PageForm, Site, load_form
-from corridor.web import CorridorError, NotFound
+from corridor.pages import FormInvalid, PageForm, Site, load_form, page_message
 from node.data.policy_store import cursor_key, get_policy
 from node.db import db
 from node.exchange.agreement_sync import push
@@ -54,7 +54,7 @@ from node.exchange.registry_client import RegistryError, client_for
 from node.log.exchange_log import LOG
 from node.models import Agreement as AgreementRow
 from node.models import User
-from node.settings import NodeSettings, current_settings
+from node.settings import NodeSettings, current_settings, current_signing_key
 from node.web.users import ACCOUNTS, can_audit, can_decide
 from policies.agreements import ACTIVE, APPROVED, PROVIDER, REQUESTED, REQUESTER, Agreement
 from policies.errors import PolicyError
@@ -248,8 +248,9 @@ def _refused(error: Exception, render: Callable[[str, int], ResponseReturnValue]
     db.session().rollback()
     if isinstance(error, NotFound):
         abort(404, description=error.detail)
-    status = error.status if isinstance(error, CorridorError) else 422
-    return render(f"Nothing was recorded: {error}", status)
+    if isinstance(error, CorridorError):
+        return render(f"Nothing was recorded: {page_message(error)}", error.status)
+    return render(f"Nothing was recorded: {error}", 422)
 
 
 def _sign(agreement_id: str, action: str, *, reason: str | None,
@@ -260,7 +261,7 @@ def _sign(agreement_id: str, action: str, *, reason: str | None,
     :raises CorridorError: no such agreement, or it changed meanwhile.
     """
     settings, session = current_settings(), db.session()
-    row = act(session, me=settings.member_id, key=load_signing_key(settings.keys_dir),
+    row = act(session, me=settings.member_id, key=current_signing_key(),
               keys_dir=settings.keys_dir, agreement_id=agreement_id, action=action,
               now=now(), terms=terms, reason=reason)
     session.commit()
@@ -328,7 +329,7 @@ def _preview(session: Session, row: AgreementRow, settings: NodeSettings) -> Pre
     preview = Preview(lines=plan.explain())
     try:
         result = exporter_for(db.engine, dataset, plan, provider=settings.member_id,
-                              key=load_signing_key(settings.keys_dir), now=current,
+                              key=current_signing_key(), now=current,
                               cursor_key=cursor_key(settings.keys_dir),
                               recipient=row.requester, agreement=row.id
                               ).write(cast(BinaryIO, _NullSink()))

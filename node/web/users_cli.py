@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from corridor.users_cli import users_group
-from node.db import upgrade
-from node.settings import load_settings
 from node.web.users import ACCOUNTS
 
 users = users_group(
-    service="node", accounts=ACCOUNTS, load_settings=load_settings, upgrade=upgrade,
+    service="node", accounts=ACCOUNTS,
     help="Accounts for the node's web pages (owner, auditor, admin).",
     role_help="owner and admin decide requests; auditor and admin read the exchange log.")

@@ -86,3 +86,29 @@ def test_openapi_document_is_3_1_and_lists_the_routes(live: Any) -> None:
     assert spec["openapi"] == "3.1.0"
     assert {"/datasets", "/datasets/{name}"} <= set(spec["paths"])
     assert "Dataset" in spec["components"]["schemas"]
+
+
+def test_an_operators_error_answers_503_without_naming_its_files(
+        node_settings: NodeSettings, live_server: Any, caplog: pytest.LogCaptureFixture) -> None:
+    from flask import Blueprint
+
+    from corridor.keystore import KeystoreError
+
+    app = create_app({"CORRIDOR_SETTINGS": node_settings})
+    probe = Blueprint("probe", __name__)
+    secret_path = f"{node_settings.keys_dir}/0123.pem"
+
+    @probe.route("/probe/keys")
+    def keys() -> str:
+        raise KeystoreError(f"{secret_path}: readable by others (mode 644); run 'chmod 600'")
+
+    app.register_blueprint(probe)
+    srv = live_server(app)
+    with caplog.at_level("ERROR", logger="corridor.web"):
+        status, headers, body = srv.request("GET", "/probe/keys")
+    assert status == 503
+    assert headers["Content-Type"] == "application/problem+json"
+    assert json.loads(body) == {"type": "about:blank", "title": "Signing keys unavailable",
+                                "status": 503}
+    assert secret_path not in body.decode()
+    assert any(secret_path in r.getMessage() for r in caplog.records)  # the operator's copy

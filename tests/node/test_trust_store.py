@@ -86,3 +86,19 @@ def test_tampered_stored_copy_is_not_trusted(store: TrustStore) -> None:
     store.path.write_text(text[:-4] + ("AAAA" if not text.endswith("AAAA") else "BBBB"))
     with pytest.raises(TrustListRejected):
         store.current()
+
+
+def test_one_store_verifies_the_file_again_only_when_it_was_replaced(
+        store: TrustStore) -> None:
+    store.update(signed(1), NOW)
+    first = store.current()
+    assert first is not None and store.current() is first  # unchanged file: no re-verification
+    # Another worker's refresher replaces the file: this store sees the new list.
+    other = TrustStore(store.directory)
+    other.update(signed(2), NOW)
+    assert store.current().version == 2  # type: ignore[union-attr]
+    # A file altered in place (same path, new bytes) is verified again, and refused.
+    forged = signed(3, key=SigningKey.generate(), name="Land of the Leopard (forged)")
+    store.path.write_text(forged, encoding="ascii")
+    with pytest.raises(TrustListRejected):
+        store.current()

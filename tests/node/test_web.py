@@ -21,6 +21,7 @@ from corridor.db import make_engine, make_session_factory
 from corridor.keystore import load_signing_key, public_keys
 from crypto.keys import KeySet, SigningKey
 from node.app import create_app
+from node.cli import node as node_command
 from node.data.importer import Importer
 from node.data.policy_store import set_policy
 from node.exchange.agreements import STORE, restore, store_view
@@ -28,7 +29,6 @@ from node.models import Agreement as AgreementRow
 from node.models import User
 from node.settings import NodeSettings
 from node.web.users import UserError, add_user, authenticate, remove_user
-from node.web.users_cli import users
 from policies.agreements import next_event, replay
 
 pytestmark = pytest.mark.storage
@@ -531,23 +531,23 @@ def test_accounts_are_checked(node: NodeSettings) -> None:
 
 def test_users_cli_adds_and_lists(node: NodeSettings) -> None:
     runner = CliRunner()
-    obj = {"dir": node.directory}
-    added = runner.invoke(users, ["add", "kim", "--role", "admin", "--password-stdin"],
-                          input="a long enough secret\n", obj=obj)
+    at = ["--dir", str(node.directory), "users"]
+    added = runner.invoke(node_command, [*at, "add", "kim", "--role", "admin", "--password-stdin"],
+                          input="a long enough secret\n")
     assert added.exit_code == 0, added.output
-    prompted = runner.invoke(users, ["add", "lee", "--role", "auditor"],
-                             input="another long secret\nanother long secret\n", obj=obj)
+    prompted = runner.invoke(node_command, [*at, "add", "lee", "--role", "auditor"],
+                             input="another long secret\nanother long secret\n")
     assert prompted.exit_code == 0, prompted.output
     assert "another long secret" not in prompted.output  # hidden input
-    short = runner.invoke(users, ["add", "max", "--role", "owner", "--password-stdin"],
-                          input="too short\n", obj=obj)
+    short = runner.invoke(node_command, [*at, "add", "max", "--role", "owner", "--password-stdin"],
+                          input="too short\n")
     assert short.exit_code == 1
-    listed = runner.invoke(users, ["list"], obj=obj)
+    listed = runner.invoke(node_command, [*at, "list"])
     assert listed.exit_code == 0
     assert re.search(r"kim\s+admin", listed.output) and re.search(r"lee\s+auditor", listed.output)
     assert "max" not in listed.output
     with database(node) as session:
         assert authenticate(session, "kim", "a long enough secret", now=T0) is not None
-    removed = runner.invoke(users, ["remove", "kim"], obj=obj)
+    removed = runner.invoke(node_command, [*at, "remove", "kim"])
     assert removed.exit_code == 0
-    assert "kim" not in runner.invoke(users, ["list"], obj=obj).output
+    assert "kim" not in runner.invoke(node_command, [*at, "list"]).output

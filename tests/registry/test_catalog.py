@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from corridor.db import make_engine
-from corridor.web import BadRequest, Conflict, CorridorError, Forbidden, NotFound
+from corridor.errors import BadRequest, Conflict, CorridorError, Forbidden, NotFound
 from crypto.canonical import canonical_json
 from crypto.jws import sign_compact, verify_compact
 from crypto.keys import KeySet, SigningKey
