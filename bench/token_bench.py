@@ -20,24 +20,18 @@ from __future__ import annotations
 import argparse
 import logging
 import tempfile
-import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-from werkzeug.serving import make_server
 
-from corridor.db import make_engine, make_session_factory
 from corridor.keystore import load_signing_key
 from crypto.keys import KeySet, SigningKey
 from crypto.tokens import issue_access_token, verify_access_token
+from deploy.federation import LoopbackFederation
 from node.exchange.oauth_client import TokenClient
-from registry.app import create_app
-from registry.cli import init_registry
-from registry.members import record_join_request, set_status, verify_join_request
-from registry.trust import publish_trust_list
 
 
 def rate(fn: Callable[[], object], seconds: float) -> float:
@@ -49,28 +43,6 @@ def rate(fn: Callable[[], object], seconds: float) -> float:
             fn()
         n += 50
     return n / elapsed
-
-
-def join(registry_dir: Path, url: str, member_id: str, key: SigningKey) -> None:
-    """Admit a member directly in the registry database."""
-    from crypto.canonical import canonical_json
-    from crypto.jws import sign_compact
-    from registry.members import JOIN_TYP
-    from registry.settings import load_settings
-
-    settings = load_settings(registry_dir)
-    now = datetime.now(UTC)
-    claims = {"member_id": member_id, "name": member_id, "country": member_id[:2].upper(),
-              "node_url": "http://127.0.0.1:9", "keys": KeySet([key.public_key]).to_jwks(),
-              "iat": int(now.timestamp())}
-    request = verify_join_request(sign_compact(canonical_json(claims), key, typ=JOIN_TYP),
-                                  now=now, development=True)
-    with make_session_factory(make_engine(settings.database_url))() as session:
-        record_join_request(session, request, now)
-        set_status(session, member_id, "active", now)
-        publish_trust_list(session, key=load_signing_key(settings.keys_dir), registry_url=url,
-                           ttl=3600, now=now, reason="bench")
-        session.commit()
 
 
 def main() -> None:
@@ -96,26 +68,22 @@ def main() -> None:
                   args.seconds)
 
     with tempfile.TemporaryDirectory(prefix="corridor-token-bench-") as tmp:
-        server = make_server("127.0.0.1", 0, lambda e, s: [], threaded=True)
-        url = f"http://127.0.0.1:{server.server_port}"
-        settings = init_registry(Path(tmp) / "registry", "Bench registry", url,
-                                 development=True)
-        server.app = create_app({"CORRIDOR_SETTINGS": settings})
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        join(settings.directory, settings.issuer, "ru-lotl", client_key)
-        join(settings.directory, settings.issuer, "cn-ntlnp", SigningKey.generate())
+        # The loopback federation the demo and the tests use: a registry, two members.
+        net = LoopbackFederation.start(Path(tmp), name="Bench registry")
+        for member_id, country in (("ru-lotl", "RU"), ("cn-ntlnp", "CN")):
+            net.add_node(member_id, member_id, country)
+            net.admit(member_id)
+        url = net.registry_server.url
+        client_key = load_signing_key(net.nodes["ru-lotl"].keys_dir)
         http = httpx.Client(timeout=10)
-        clock = [datetime.now(UTC)]
 
         def issue() -> None:
             # A fresh client each call: no caching, one full token request every time.
-            clock[0] += timedelta(microseconds=1)
             TokenClient(url, f"{url}/oauth/token", "ru-lotl", client_key, http=http,
                         clock=lambda: datetime.now(UTC)).token("cn-ntlnp", "node:read")
 
         issued = rate(issue, args.seconds)
-        server.shutdown()
+        net.stop()
 
     print(f"(ref) Ed25519 verify (cryptography)   {ref:10,.0f} /s   {1e6 / ref:8.1f} us")
     print(f"(a)   access-token verify at a node   {verify:10,.0f} /s   {1e6 / verify:8.1f} us"

@@ -12,7 +12,6 @@ web pages.
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 import shutil
@@ -33,15 +32,16 @@ from sqlalchemy.orm import Session, sessionmaker
 from audit.checks import reconcile, verify_log
 from audit.sources import HttpSource
 from corridor.db import make_engine, make_session_factory
-from corridor.keystore import load_signing_key, public_keys
+from corridor.keystore import load_signing_key
 from corridor.outbound import partner_client
 from corridor.tlog import LogEntry
 from crypto.package_check import verify_package
+from deploy.federation import LoopbackFederation
 from deploy.loopback import LoopbackServer
-from node.app import create_app as create_node_app
-from node.cli import dataset_summary, generate_and_import, init_node
+from node.cli import dataset_summary, generate_and_import
 from node.data.catalog import catalog_entry, sign_entry
 from node.data.datasets import current_datasets
+from node.data.importer import ImportResult
 from node.data.policy_store import get_policy
 from node.exchange.agreement_sync import file_request, push, refresh_one, sync_agreements
 from node.exchange.agreements import act
@@ -52,9 +52,6 @@ from node.log.witness import COSIGNED, checkpoint_and_submit
 from node.models import Dataset, Observation
 from node.settings import NodeSettings, load_settings
 from node.web.users import add_user
-from registry.app import create_app as create_registry_app
-from registry.cli import anchor_document, change_member_status, init_registry
-from registry.models import MEMBER_ACTIVE
 from registry.settings import RegistrySettings
 from registry.users import add_user as add_registry_user
 from registry.witness import sign_registry_checkpoint
@@ -84,20 +81,33 @@ REQUESTER, PROVIDER = "ru-lotl", "cn-ntlnp"
 
 @dataclass
 class Federation:
-    """The running demo: servers, settings and what the story produced."""
+    """The running demo: its loopback federation and what the story produced."""
 
     root: Path
-    servers: dict[str, LoopbackServer] = field(default_factory=dict)
-    nodes: dict[str, NodeSettings] = field(default_factory=dict)
+    net: LoopbackFederation | None = None
     logins: dict[str, tuple[str, str]] = field(default_factory=dict)
     facts: list[tuple[str, str]] = field(default_factory=list)
-    registry: RegistrySettings | None = None
     auditor: tuple[str, str] = ("auditor", "")
+
+    @property
+    def servers(self) -> dict[str, LoopbackServer]:
+        """Each service's server, by member id and ``"registry"``."""
+        return {} if self.net is None else self.net.servers
+
+    @property
+    def nodes(self) -> dict[str, NodeSettings]:
+        """Each node's settings, by member id."""
+        return {} if self.net is None else self.net.nodes
+
+    @property
+    def registry(self) -> RegistrySettings | None:
+        """The registry's settings, once it runs."""
+        return None if self.net is None else self.net.registry
 
     def stop(self) -> None:
         """Stop every server and close the demo's database engines."""
-        for server in self.servers.values():
-            server.stop()
+        if self.net is not None:
+            self.net.stop()
         for engine in _ENGINES.values():
             engine.dispose()
         _ENGINES.clear()
@@ -144,35 +154,27 @@ def step(text: str) -> None:
 
 def _start(fed: Federation, *, observations: int, seed: int) -> None:
     """Registry and nodes up, data imported, members admitted, trust lists synced."""
-    registry_server = LoopbackServer()
-    registry = init_registry(fed.root / "registry", "NEASPEC demo registry", registry_server.url,
-                             development=True)
-    registry_server.mount(create_registry_app({"CORRIDOR_SETTINGS": registry}))
-    fed.servers["registry"], fed.registry = registry_server, registry
-    anchor = fed.root / "registry" / "anchor.json"
-    anchor.write_text(json.dumps(anchor_document(registry), indent=2))
-    step(f"The registry runs at {registry_server.url}; its anchor (the key nodes pin) is "
-         f"{anchor.name}.")
+    net = fed.net = LoopbackFederation.start(fed.root, name="NEASPEC demo registry")
+    step(f"The registry runs at {net.registry_server.url}; its anchor (the key nodes pin) is "
+         f"{net.anchor.name}.")
     for member in MEMBERS:
-        server = LoopbackServer()
-        node_dir = fed.root / member.member_id
-        settings = init_node(node_dir, member.member_id, member.name, member.country,
-                             server.url, registry_url=registry.issuer, anchor=anchor)
-        results = generate_and_import(settings, node_dir / "demo-data", side=member.side,
-                                      observations=observations, seed=seed,
-                                      bird_counts=member.bird_counts)
-        server.mount(create_node_app({"CORRIDOR_SETTINGS": settings}))
-        fed.servers[member.member_id], fed.nodes[member.member_id] = server, settings
+        results: list[ImportResult] = []
+
+        def generate(settings: NodeSettings, member: DemoMember = member,
+                     results: list[ImportResult] = results) -> None:
+            results.extend(generate_and_import(
+                settings, settings.directory / "demo-data", side=member.side,
+                observations=observations, seed=seed, bird_counts=member.bird_counts))
+
+        settings = net.add_node(member.member_id, member.name, member.country,
+                                prepare=generate)
         held = "; ".join(f"{r.name} ({', '.join(f'{n:,} {k}' for k, n in r.counts.items())})"
                          for r in results)
-        step(f"{member.name} ({member.member_id}) runs at {server.url} and holds {held}.")
+        step(f"{member.name} ({member.member_id}) runs at {net.servers[member.member_id].url} "
+             f"and holds {held}.")
         fed.logins[member.member_id] = _owner_login(settings)
-        client_for(settings).join(name=member.name, country=member.country,
-                                  node_url=server.url, keys=public_keys(settings.keys_dir))
-        change_member_status(registry, member.member_id, MEMBER_ACTIVE, datetime.now(UTC))
-    for settings in fed.nodes.values():
-        TrustStore(settings.directory).update(client_for(settings).trust_list(),
-                                              datetime.now(UTC))
+        net.admit(member.member_id)
+    net.sync()
     step("Both parks joined the registry with signed requests; the operator admitted them; "
          "each node verified and stored the signed trust list.")
 
@@ -314,7 +316,8 @@ def _audit(fed: Federation) -> None:
         session.commit()
         checkpoint = sign_registry_checkpoint(session, load_signing_key(registry.keys_dir), now)
         assert checkpoint is not None
-    anchor = fed.root / "registry" / "anchor.json"
+    assert fed.net is not None
+    anchor = fed.net.anchor
     entries: dict[str, list[LogEntry]] = {}
     with httpx.Client() as http:
         for name, server in fed.servers.items():

@@ -8,7 +8,6 @@ PostgreSQL answers on 127.0.0.1:5432).
 
 from __future__ import annotations
 
-import json
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -25,12 +24,10 @@ from click.testing import CliRunner, Result
 
 from corridor.keystore import load_signing_key
 from deploy.cli import main
+from deploy.federation import LoopbackFederation
 from deploy.loopback import LoopbackServer
-from node.app import create_app as create_node_app
 from node.exchange.oauth_client import TokenClient
 from node.settings import load_settings as load_node_settings
-from registry.app import create_app as create_registry_app
-from registry.cli import anchor_document, init_registry
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -153,30 +150,46 @@ def run_cli(*args: str | Path) -> Result:
 
 @dataclass
 class Federation:
-    """A registry and two nodes (ru-lotl, cn-ntlnp) served on loopback, driven by the CLI."""
+    """:class:`deploy.federation.LoopbackFederation` (a registry and ru-lotl and cn-ntlnp on
+    loopback), driven by the CLI, with a clock per node that the test moves by hand."""
 
-    root: Path
-    registry_dir: Path
-    registry: Any
-    nodes: dict[str, Path]
-    servers: dict[str, Any]
+    net: LoopbackFederation
     clocks: dict[str, FakeClock]
-    anchor: Path
-    start_server: Callable[[], Any]
+
+    @property
+    def root(self) -> Path:
+        """The directory holding every service's directory."""
+        return self.net.root
+
+    @property
+    def registry_dir(self) -> Path:
+        """The registry's directory."""
+        return self.net.registry.directory
+
+    @property
+    def registry(self) -> Any:
+        """The registry's server (``.url``, ``.request()``, ``.stop()``)."""
+        return self.net.registry_server
+
+    @property
+    def anchor(self) -> Path:
+        """The registry's anchor file."""
+        return self.net.anchor
+
+    @property
+    def nodes(self) -> dict[str, Path]:
+        """Each node's directory, by member id."""
+        return {member_id: s.directory for member_id, s in self.net.nodes.items()}
+
+    @property
+    def servers(self) -> dict[str, Any]:
+        """Each service's server, by member id and ``"registry"``."""
+        return self.net.servers
 
     def add_node(self, member_id: str, name: str, country: str) -> Path:
         """Create, configure and serve one more node (not yet a member)."""
-        server = self.start_server()
-        directory = self.root / member_id
-        result = run_cli("node", "--dir", directory, "init", "--member-id", member_id,
-                         "--name", name, "--country", country, "--url", server.url,
-                         "--registry", self.registry.url, "--anchor", self.anchor)
-        assert result.exit_code == 0, result.output
         self.clocks[member_id] = FakeClock()
-        server.mount(create_node_app({"CORRIDOR_SETTINGS": load_node_settings(directory),
-                                      "CORRIDOR_CLOCK": self.clocks[member_id]}))
-        self.nodes[member_id], self.servers[member_id] = directory, server
-        return directory
+        return self.net.add_node(member_id, name, country, clock=self.clocks[member_id]).directory
 
     def node(self, member_id: str, *args: str | Path) -> Result:
         """Run ``corridor node --dir <that node> ARGS``."""
@@ -219,17 +232,10 @@ FEDERATION_MEMBERS = {"ru-lotl": ("Land of the Leopard National Park", "RU"),
 @pytest.fixture
 def federation(tmp_path: Path, live_server: Any, database_url: str,
                monkeypatch: pytest.MonkeyPatch) -> Iterator[Federation]:
-    registry_server = live_server()
-    registry_dir = tmp_path / "registry"
     # Each service gets its own database; on PostgreSQL the registry uses the test schema.
-    settings = init_registry(registry_dir, "NEASPEC Registry", registry_server.url,
-                             development=True, database_url=database_url)
-    registry_server.mount(create_registry_app({"CORRIDOR_SETTINGS": settings}))
-    anchor = tmp_path / "anchor.json"
-    anchor.write_text(json.dumps(anchor_document(settings)))
-
-    fed = Federation(tmp_path, registry_dir, registry_server, {}, {"registry": registry_server},
-                     {}, anchor, live_server)
+    fed = Federation(LoopbackFederation.start(tmp_path, name="NEASPEC Registry",
+                                              database_url=database_url,
+                                              start_server=live_server), {})
     for member_id, (name, country) in FEDERATION_MEMBERS.items():
         fed.add_node(member_id, name, country)
     yield fed
