@@ -1,7 +1,7 @@
 """Connections to partner nodes that cannot be turned inward.
 
 A node URL in the trust list was checked when its member joined (no IP
-literals, no site-local names; see ``registry.members.check_node_url``), but
+literals, no site-local names; see ``registry.membership.members.check_node_url``), but
 the name is the member's own DNS: it can later resolve to ``10.0.0.5`` or
 ``127.0.0.1`` and make every partner's node send requests into its own
 network (server-side request forgery by DNS rebinding).

@@ -52,9 +52,9 @@ from node.log.witness import COSIGNED, checkpoint_and_submit
 from node.models import Dataset, Observation
 from node.settings import NodeSettings, load_settings
 from node.web.users import add_user
+from registry.log.witness import sign_registry_checkpoint
 from registry.settings import RegistrySettings
-from registry.users import add_user as add_registry_user
-from registry.witness import sign_registry_checkpoint
+from registry.web.users import add_user as add_registry_user
 
 out = Console(highlight=False)
 

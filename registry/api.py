@@ -13,11 +13,18 @@ from flask_smorest import Blueprint
 from corridor.errors import TooManyRequests
 from crypto.keys import KeySet
 from registry import context
-from registry.agreements_api import agreements_blueprint
-from registry.auth import current_client, require_token
-from registry.catalog_api import catalog_blueprint
-from registry.extensions import db
-from registry.members import add_key, record_join_request, retire_key, verify_join_request
+from registry.db import db
+from registry.exchange.agreements_api import agreements_blueprint
+from registry.exchange.auth import current_client, require_token
+from registry.exchange.catalog_api import catalog_blueprint
+from registry.log.witness_api import witness_blueprint
+from registry.membership.members import (
+    add_key,
+    record_join_request,
+    retire_key,
+    verify_join_request,
+)
+from registry.membership.trust import current_trust_list, publish_trust_list
 from registry.schemas import (
     JoinRequestSchema,
     JWKSSchema,
@@ -26,9 +33,7 @@ from registry.schemas import (
     NewKeySchema,
     TrustListSchema,
 )
-from registry.trust import current_trust_list, publish_trust_list
-from registry.users import ACCOUNTS
-from registry.witness_api import witness_blueprint
+from registry.web.users import ACCOUNTS
 
 #: Join requests one client address may file per :data:`JOIN_WINDOW`.
 JOIN_LIMIT = 10

@@ -11,11 +11,11 @@ from flask import Flask
 from corridor.keystore import load_signing_key
 from corridor.web import service_app
 from registry import api as api_views
-from registry import web
-from registry.extensions import db
-from registry.oauth import init_oauth
+from registry.db import db
+from registry.exchange.oauth import init_oauth
+from registry.log.witness import start_checkpointer
 from registry.settings import RegistrySettings, load_settings
-from registry.witness import start_checkpointer
+from registry.web import pages
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -26,7 +26,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     :class:`RegistrySettings`), optionally ``CORRIDOR_CLOCK`` (a callable
     returning an aware datetime, for tests) and ``CORRIDOR_CHECKPOINTER`` (true
     when serving: sign the log's checkpoint every ``checkpoint_interval``
-    seconds in a background thread, see :func:`registry.witness.start_checkpointer`),
+    seconds in a background thread, see :func:`registry.log.witness.start_checkpointer`),
     plus any Flask setting.
     """
     config = dict(config or {})
@@ -44,7 +44,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
                            proxies=settings.proxies)
     app.extensions["corridor_signing_key"] = load_signing_key(settings.keys_dir)
     init_oauth(app)
-    web.init_app(app, api)  # the auditor's log API (/log/...) and pages
+    pages.init_app(app, api)  # the auditor's log API (/log/...) and pages
     if checkpointer:
         app.extensions["corridor_checkpointer"] = start_checkpointer(
             settings.database_url, app.extensions["corridor_signing_key"],

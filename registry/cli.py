@@ -1,7 +1,7 @@
 """``corridor registry``: set up and run the registry, decide on members.
 
 ``log`` and ``witness`` (the exchange log, members' cosigned checkpoints) live in
-:mod:`registry.log_cli`.
+:mod:`registry.log.cli`.
 """
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ from crypto.keys import KeySet
 from crypto.trustlist import ANCHOR_TYP
 from registry.app import create_app
 from registry.db import upgrade
-from registry.log_cli import log, witness
-from registry.members import check_node_url, list_members, member_kids, set_status
+from registry.log.cli import log, witness
+from registry.membership.members import check_node_url, list_members, member_kids, set_status
+from registry.membership.trust import publish_trust_list
 from registry.models import MEMBER_ACTIVE, MEMBER_SUSPENDED
 from registry.settings import CONFIG_FILE, RegistrySettings, load_settings, render_config
-from registry.trust import publish_trust_list
-from registry.users_cli import users
+from registry.web.users_cli import users
 
 
 def registry_context(ctx: click.Context) -> ServiceContext[RegistrySettings]:

@@ -28,7 +28,7 @@ NOT_OURS = {
     # an httpx transport error (a refused address is a failed connection) and an
     # OAuth2 error that authlib renders as RFC 6749 JSON at the token endpoint.
     "corridor.outbound.InwardAddress",
-    "registry.oauth.InvalidTargetError",
+    "registry.exchange.oauth.InvalidTargetError",
     # Internal signals that never leave the module that raises them.
     "node.data.validation.FieldProblem",
     "corridor.pages.FormInvalid",

@@ -40,8 +40,8 @@ from node.log.exchange_log import LOG as NODE_LOG
 from node.web.users import ACCOUNTS as NODE_ACCOUNTS
 from registry.app import create_app as create_registry_app
 from registry.cli import init_registry
-from registry.log import LOG as REGISTRY_LOG
-from registry.users import ACCOUNTS as REGISTRY_ACCOUNTS
+from registry.log.exchange_log import LOG as REGISTRY_LOG
+from registry.web.users import ACCOUNTS as REGISTRY_ACCOUNTS
 from tests.conftest import FakeClock
 
 pytestmark = pytest.mark.storage

@@ -3,7 +3,7 @@
 ``registry`` is a :class:`RegistryHarness`: a registry directory made by
 ``init_registry`` (its database is the test database, SQLite or PostgreSQL),
 its app with a settable clock, served over real HTTP, plus helpers that
-create and admit members through :mod:`registry.members` and publish the
+create and admit members through :mod:`registry.membership.members` and publish the
 trust list as the operator's CLI does, and that forge client assertions
 byte by byte the way an attacker would.
 """
@@ -32,11 +32,16 @@ from crypto.keys import KeySet, SigningKey
 from crypto.tokens import ASSERTION_TYPE, CLIENT_ASSERTION_TYP, new_jti
 from registry.app import create_app
 from registry.cli import init_registry
-from registry.members import JOIN_TYP, record_join_request, set_status, verify_join_request
+from registry.exchange.oauth import init_oauth
+from registry.membership.members import (
+    JOIN_TYP,
+    record_join_request,
+    set_status,
+    verify_join_request,
+)
+from registry.membership.trust import publish_trust_list
 from registry.models import MEMBER_ACTIVE, MEMBER_PENDING
-from registry.oauth import init_oauth
 from registry.settings import RegistrySettings
-from registry.trust import publish_trust_list
 
 
 def b64(data: bytes) -> str:
@@ -120,7 +125,7 @@ class RegistryHarness:
         """The registry's public keys, as a node pins them."""
         return KeySet([self.key.public_key])
 
-    # -- members, through registry.members and registry.trust ------------
+    # -- members, through registry.membership.members and registry.membership.trust ------------
 
     def add_member(self, member_id: str, *, status: str = MEMBER_ACTIVE) -> Institution:
         """File a signed join request for ``member_id``, then set its status."""

@@ -32,10 +32,10 @@ from node.data.datasets import get_dataset
 from node.data.importer import Importer
 from node.exchange.oauth_client import TokenClient
 from node.models import Dataset
-from registry.catalog import BBox, get_entry, publish_entry, search
-from registry.catalog_api import catalog_blueprint
 from registry.db import upgrade
-from registry.members import set_status
+from registry.exchange.catalog import BBox, get_entry, publish_entry, search
+from registry.exchange.catalog_api import catalog_blueprint
+from registry.membership.members import set_status
 from registry.models import (
     MEMBER_ACTIVE,
     MEMBER_PENDING,

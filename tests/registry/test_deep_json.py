@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from corridor.web import MAX_JSON_DEPTH, json_depth
-from registry.witness_api import MAX_BODY as WITNESS_MAX_BODY
+from registry.log.witness_api import MAX_BODY as WITNESS_MAX_BODY
 
 if TYPE_CHECKING:
     from tests.registry.conftest import RegistryHarness

@@ -15,7 +15,7 @@ import pytest
 
 from crypto.jws import sign_compact
 from crypto.keys import KeySet, SigningKey
-from registry.members import JOIN_TYP
+from registry.membership.members import JOIN_TYP
 from registry.models import MemberKey
 from tests.registry.test_registry_log import size
 

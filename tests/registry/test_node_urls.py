@@ -20,7 +20,7 @@ from flask.testing import FlaskClient
 from crypto.jws import sign_compact
 from crypto.keys import KeySet, SigningKey
 from registry.app import create_app
-from registry.members import JOIN_TYP, InvalidNodeUrl, InvalidRequest, check_node_url
+from registry.membership.members import JOIN_TYP, InvalidNodeUrl, InvalidRequest, check_node_url
 from registry.models import Member
 
 if TYPE_CHECKING:

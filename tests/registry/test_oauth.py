@@ -26,7 +26,7 @@ from crypto.tokens import (
     verify_access_token,
 )
 from node.exchange.oauth_client import TokenClient, TokenError
-from registry.auth import current_client, require_token
+from registry.exchange.auth import current_client, require_token
 from registry.models import (
     MEMBER_ACTIVE,
     MEMBER_PENDING,

@@ -22,9 +22,9 @@ from deploy.cli import main
 from node.data.catalog import catalog_entry, sign_entry
 from node.models import Dataset
 from policies.agreements import Agreement, next_event, replay
-from registry.catalog import publish_entry
-from registry.log import LOG
-from registry.members import JOIN_TYP, KEY_PROOF_TYP
+from registry.exchange.catalog import publish_entry
+from registry.log.exchange_log import LOG
+from registry.membership.members import JOIN_TYP, KEY_PROOF_TYP
 from registry.models import (
     MEMBER_ACTIVE,
     MEMBER_PENDING,

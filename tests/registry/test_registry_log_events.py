@@ -86,7 +86,7 @@ def test_revoking_an_unknown_token_answers_200_and_leaves_no_entry(
     reg = registry
     ru = reg.add_member("ru-lotl")
     start = size(reg)
-    with caplog.at_level(logging.INFO, logger="registry.oauth"):
+    with caplog.at_level(logging.INFO, logger="registry.exchange.oauth"):
         response = reg.revoke(ru, token)
     assert (response.status_code, response.json()) == (200, {})  # RFC 7009 §2.2
     assert size(reg) == start

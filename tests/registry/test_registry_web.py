@@ -17,9 +17,9 @@ from corridor.tlog import REGISTRY_NAME, REGISTRY_ORIGIN, LogEvent, node_origin
 from crypto.checkpoint import Checkpoint, add_signature, sign_note
 from crypto.keys import SigningKey
 from deploy.cli import main
-from registry.log import LOG
+from registry.log.exchange_log import LOG
 from registry.models import User, WitnessedCheckpoint, WitnessRefusal
-from registry.users import add_user
+from registry.web.users import add_user
 
 pytestmark = pytest.mark.storage
 

@@ -29,11 +29,8 @@ from crypto.keys import KeySet, SigningKey
 from crypto.merkle import MerkleLog
 from deploy.cli import main
 from registry.app import create_app
-from registry.log import LOG
-from registry.models import MEMBER_SUSPENDED, LogCheckpoint, MemberKey, WitnessedCheckpoint
-from registry.models import WitnessRefusal as Refusal
-from registry.settings import SettingsError, load_settings
-from registry.witness import (
+from registry.log.exchange_log import LOG
+from registry.log.witness import (
     FORKED,
     INCONSISTENT,
     SHRUNK,
@@ -41,7 +38,10 @@ from registry.witness import (
     Submission,
     start_checkpointer,
 )
-from registry.witness import submit as witness_submit
+from registry.log.witness import submit as witness_submit
+from registry.models import MEMBER_SUSPENDED, LogCheckpoint, MemberKey, WitnessedCheckpoint
+from registry.models import WitnessRefusal as Refusal
+from registry.settings import SettingsError, load_settings
 
 if TYPE_CHECKING:
     from tests.registry.conftest import Institution, RegistryHarness

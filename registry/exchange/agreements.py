@@ -41,9 +41,9 @@ from policies.agreements import (
     last_day,
 )
 from policies.errors import PolicyError
-from registry.catalog import get_entry
-from registry.log import LOG
-from registry.members import active_keys
+from registry.exchange.catalog import get_entry
+from registry.log.exchange_log import LOG
+from registry.membership.members import active_keys
 from registry.models import MEMBER_ACTIVE, Member
 from registry.models import Agreement as AgreementRow
 from registry.models import AgreementEvent as AgreementEventRow

@@ -33,8 +33,8 @@ from crypto.errors import InvalidKey, InvalidSignature
 from crypto.jws import verify_compact
 from policies.policy import MAX_DAYS, PURPOSES
 from policies.taxonomy import names_for, normalise
-from registry.log import LOG
-from registry.members import active_keys
+from registry.log.exchange_log import LOG
+from registry.membership.members import active_keys
 from registry.models import MEMBER_ACTIVE, CatalogEntry, CatalogTaxon, Member
 
 __all__ = [

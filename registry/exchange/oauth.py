@@ -38,7 +38,7 @@ problem+json documents that also carry the RFC 6749 ``error`` and
 Wiring: ``create_app`` calls :func:`init_oauth` once the ``ProblemApi`` is
 attached (its problem+json handlers then cover these routes too)::
 
-    from registry.oauth import init_oauth
+    from registry.exchange.oauth import init_oauth
     ...
     init_oauth(app)
 
@@ -93,10 +93,10 @@ from crypto.tokens import (
     verify_client_assertion,
 )
 from registry import context
-from registry.agreements import fetchable
-from registry.extensions import db
-from registry.log import LOG, append_refusal
-from registry.members import active_keys
+from registry.db import db
+from registry.exchange.agreements import fetchable
+from registry.log.exchange_log import LOG, append_refusal
+from registry.membership.members import active_keys
 from registry.models import MEMBER_ACTIVE, IssuedToken, Member, UsedAssertion
 
 __all__ = [

@@ -8,7 +8,7 @@ on port 443, or a loopback address when the registry runs in development
 mode, so that no member can point other members' nodes into their own
 networks.
 
-Every change is appended to the registry's exchange log (:data:`registry.log.LOG`)
+Every change is appended to the registry's exchange log (:data:`registry.log.exchange_log.LOG`)
 in the transaction that makes it: ``member.joined``, ``member.status``,
 ``member.key_added`` and ``member.key_rotated``.
 """
@@ -35,7 +35,7 @@ from corridor.web import MAX_JSON_DEPTH, json_depth
 from crypto.errors import InvalidKey, InvalidSignature
 from crypto.jws import verify_compact
 from crypto.keys import KeySet, VerifyKey
-from registry.log import LOG
+from registry.log.exchange_log import LOG
 from registry.models import (
     MEMBER_ACTIVE,
     MEMBER_PENDING,

@@ -48,7 +48,7 @@ from crypto.checkpoint import (
 )
 from crypto.keys import KeySet, SigningKey
 from crypto.merkle import EMPTY_ROOT, InvalidProof, verify_consistency
-from registry.log import LOG
+from registry.log.exchange_log import LOG
 from registry.models import LogCheckpoint, WitnessedCheckpoint, WitnessRefusal
 
 __all__ = [

@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 
 from crypto.keys import KeySet, SigningKey
 from crypto.trustlist import MemberEntry, sign_trust_list
-from registry.log import LOG
-from registry.members import active_keys
+from registry.log.exchange_log import LOG
+from registry.membership.members import active_keys
 from registry.models import MEMBER_ACTIVE, Member, TrustListVersion
 
 

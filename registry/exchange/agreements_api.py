@@ -8,9 +8,9 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from registry import context
-from registry.agreements import append_events, file_request, of_member, party_view, view
-from registry.auth import current_client, require_token
-from registry.extensions import db
+from registry.db import db
+from registry.exchange.agreements import append_events, file_request, of_member, party_view, view
+from registry.exchange.auth import current_client, require_token
 from registry.schemas import (
     AgreementEventsSchema,
     AgreementListSchema,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from corridor.users_cli import users_group
-from registry.users import ACCOUNTS
+from registry.web.users import ACCOUNTS
 
 users = users_group(
     service="registry", accounts=ACCOUNTS,

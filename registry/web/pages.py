@@ -2,7 +2,7 @@
 
 Server-rendered (Flask + Jinja, autoescaped), with the node's layout,
 sign-in and headers (:mod:`corridor.pages`). Every page needs a registry
-account (:mod:`registry.users`, roles auditor and admin) and none changes
+account (:mod:`registry.web.users`, roles auditor and admin) and none changes
 anything: members are admitted on the CLI, checkpoints are cosigned by the
 witness API.
 
@@ -31,11 +31,11 @@ from corridor.tlog import REGISTRY_NAME, REGISTRY_ORIGIN, node_origin
 from crypto.errors import InvalidKey
 from crypto.keys import VerifyKey
 from registry import context
-from registry.extensions import db
-from registry.log import LOG
+from registry.db import db
+from registry.log.exchange_log import LOG
 from registry.models import MemberKey, User, WitnessedCheckpoint, WitnessRefusal
 from registry.settings import RegistrySettings
-from registry.users import ACCOUNTS
+from registry.web.users import ACCOUNTS
 
 __all__ = ["SESSION_COOKIE", "bp", "csrf", "init_app"]
 

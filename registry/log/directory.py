@@ -7,7 +7,7 @@ from pathlib import Path
 from corridor.config import SettingsError
 from corridor.keystore import KeystoreError, public_keys
 from corridor.service_directory import ServiceDirectory, ServiceDirectoryError, TrustedKeys
-from registry.log import LOG
+from registry.log.exchange_log import LOG
 from registry.settings import CONFIG_FILE, load_settings
 
 __all__ = ["open_directory"]

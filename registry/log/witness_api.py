@@ -13,7 +13,7 @@
   more than 65 hashes, bad base64, or a note that does not verify with the
   member's keys and origin; 409 stale ``old_size`` (``size`` in the problem
   says the registry's) or a checkpoint inconsistent with the cosigned one
-  (kept as evidence, see :mod:`registry.witness`).
+  (kept as evidence, see :mod:`registry.log.witness`).
 """
 
 from __future__ import annotations
@@ -32,11 +32,11 @@ from crypto.checkpoint import MAX_NOTE_SIZE
 from crypto.merkle import HASH_SIZE, MAX_TREE_SIZE
 from crypto.tokens import WITNESS_SCOPE
 from registry import context
-from registry.auth import current_client, require_token
-from registry.extensions import db
-from registry.log import log_refusal
-from registry.members import active_keys
-from registry.witness import Submission, latest, submit
+from registry.db import db
+from registry.exchange.auth import current_client, require_token
+from registry.log.exchange_log import log_refusal
+from registry.log.witness import Submission, latest, submit
+from registry.membership.members import active_keys
 
 __all__ = ["MAX_BODY", "MAX_PROOF", "witness_blueprint"]
 

@@ -24,8 +24,9 @@ from sqlalchemy.exc import IntegrityError
 
 from corridor.errors import BadRequest, Conflict, CorridorError
 from registry import context
-from registry.auth import current_client, require_token
-from registry.catalog import (
+from registry.db import db
+from registry.exchange.auth import current_client, require_token
+from registry.exchange.catalog import (
     MAX_ENTRY_SIZE,
     MAX_PER_PAGE,
     BBox,
@@ -34,8 +35,7 @@ from registry.catalog import (
     publish_entry,
     search,
 )
-from registry.extensions import db
-from registry.log import log_refusal
+from registry.log.exchange_log import log_refusal
 
 catalog_blueprint = Blueprint(
     "catalog", __name__, url_prefix="/catalog",

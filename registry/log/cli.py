@@ -18,9 +18,9 @@ from rich.table import Table
 from corridor.cli_context import ServiceContext, service_context
 from corridor.console import out
 from corridor.keystore import load_signing_key
-from registry.log import LOG
+from registry.log.exchange_log import LOG
+from registry.log.witness import refusals, sign_registry_checkpoint, witnessed
 from registry.settings import RegistrySettings
-from registry.witness import refusals, sign_registry_checkpoint, witnessed
 
 __all__ = ["log", "witness"]
 

@@ -38,7 +38,7 @@ from crypto.errors import InvalidSignature
 from crypto.keys import KeySet
 from crypto.tokens import REGISTRY_AUDIENCE, AccessClaims, verify_access_token
 from registry import context
-from registry.extensions import db
+from registry.db import db
 from registry.models import MEMBER_ACTIVE, IssuedToken, Member
 
 __all__ = ["current_claims", "current_client", "require_token"]
