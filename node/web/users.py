@@ -40,8 +40,6 @@ __all__ = [
     "authenticate",
     "can_audit",
     "can_decide",
-    "get_user",
-    "list_users",
     "remove_user",
 ]
 
@@ -72,17 +70,6 @@ def authenticate(session: Session, username: str, password: str, *,
     """
     user: User | None = ACCOUNTS.authenticate(session, username, password, now=now)
     return user
-
-
-def get_user(session: Session, username: str) -> User | None:
-    """The account named ``username``, if it (still) exists."""
-    user: User | None = ACCOUNTS.get(session, username)
-    return user
-
-
-def list_users(session: Session) -> list[User]:
-    """Every account, by username."""
-    return ACCOUNTS.all(session)
 
 
 def remove_user(session: Session, username: str) -> None:

@@ -26,8 +26,6 @@ __all__ = [
     "ROLES",
     "UserError",
     "add_user",
-    "list_users",
-    "remove_user",
 ]
 
 ROLES = ("auditor", "admin")
@@ -44,16 +42,3 @@ def add_user(session: Session, username: str, password: str, role: str, *,
     """
     user: User = ACCOUNTS.add(session, username, password, role, now=now)
     return user
-
-
-def list_users(session: Session) -> list[User]:
-    """Every account, by username."""
-    return ACCOUNTS.all(session)
-
-
-def remove_user(session: Session, username: str) -> None:
-    """Delete an account (the caller commits); its sessions end at their next request.
-
-    :raises UserError: no such user.
-    """
-    ACCOUNTS.remove(session, username)
