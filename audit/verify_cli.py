@@ -1,6 +1,6 @@
 """``corridor verify``: a recipient's or auditor's offline check of a data package.
 
-The checks themselves are :func:`crypto.package_check.verify_package`; this
+The checks themselves are :func:`crypto.package_check.check_package`; this
 command finds the keys (a trust list, optionally checked against the registry
 anchor, or a JWKS file), prints each check as it passes and exits 1 naming the
 first that fails. Nothing leaves the machine.
@@ -17,9 +17,9 @@ import click
 
 from corridor.anchor import AnchorError, read_anchor
 from corridor.console import err, fail, out
+from corridor.package_reader import verify_package
 from crypto.errors import InvalidKey
 from crypto.keys import KeySet
-from crypto.package_check import verify_package
 from crypto.trustlist import TrustList, TrustListRejected, load_trusted
 
 __all__ = ["verify"]

@@ -60,14 +60,18 @@ class ServiceContext(Generic[S]):
                 fail(str(e))
         return self._settings
 
-    @property
-    def engine(self) -> Engine:
-        """The database engine, its schema at the newest revision."""
+    def migrate(self) -> Engine:
+        """Open the database and bring its schema to the newest revision (once per run)."""
         if self._engine is None:
             engine = make_engine(self.settings.database_url)
             self._migrate(engine)
             self._engine = engine
         return self._engine
+
+    @property
+    def engine(self) -> Engine:
+        """The database engine, its schema at the newest revision (:meth:`migrate`)."""
+        return self.migrate()
 
     @property
     def sessions(self) -> sessionmaker[Session]:

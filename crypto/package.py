@@ -16,8 +16,8 @@ contradict the central directory, or several end records; a strict profile
 leaves no room for a second reading, and a changed byte anywhere in the file
 is refused (the property tests flip every byte of a package).
 
-Everything here is pure: bytes in, values out; :mod:`crypto.package_check` does the
-reading.
+Everything here is pure: bytes in, values out; :mod:`crypto.package_check`
+reads a stream it is handed, and :mod:`corridor.package_reader` opens the file.
 """
 
 from __future__ import annotations

@@ -13,8 +13,9 @@ The checks, in order, each printed as it passes (DESIGN.md §2 invariant 3, §7)
    and SHA-256;
 5. nothing else is in the zip.
 
-Nothing is extracted and nothing leaves the machine: the keys come from a
-trust list (optionally checked against the registry anchor) or a JWKS file.
+Nothing is extracted. The checks read an open, seekable stream they are
+handed and open nothing themselves: :func:`corridor.package_reader.verify_package`
+opens the file, ``corridor verify`` finds the keys.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, BinaryIO
 
 from crypto.errors import InvalidSignature
@@ -52,7 +52,7 @@ from crypto.package import (
 )
 from crypto.trustlist import TrustList
 
-__all__ = ["VerifyReport", "verify_package"]
+__all__ = ["VerifyReport", "check_package"]
 
 #: Largest ``datapackage.json`` read into memory, in bytes.
 MAX_DESCRIPTOR_BYTES = 16 * 1024 * 1024
@@ -69,7 +69,7 @@ _ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, Valu
 
 @dataclass
 class VerifyReport:
-    """What :func:`verify_package` found.
+    """What :func:`check_package` found.
 
     :ivar ok: every check passed.
     :ivar checks: one line per passed check, in order.
@@ -98,12 +98,14 @@ class _Digest:
     content: bytes | None  # kept for the descriptor and its signature only
 
 
-def verify_package(path: Path, keys: KeySet | TrustList, *,
-                   on_check: Callable[[str], None] | None = None) -> VerifyReport:
-    """Verify the package at ``path`` with ``keys`` (or any member key of a trust list).
+def check_package(source: BinaryIO, name: str, keys: KeySet | TrustList, *,
+                  on_check: Callable[[str], None] | None = None) -> VerifyReport:
+    """Verify the package read from ``source`` (seekable; ``name`` labels it in messages)
+    with ``keys`` (or any member key of a trust list).
 
-    Never raises for a bad package: the report says what failed.
-    ``on_check`` is called with each check's line as it passes.
+    Never raises for a bad package, nor for a stream that fails to read: the
+    report says what failed. ``on_check`` is called with each check's line as
+    it passes.
     """
     report = VerifyReport()
 
@@ -113,13 +115,12 @@ def verify_package(path: Path, keys: KeySet | TrustList, *,
             on_check(line)
 
     try:
-        with path.open("rb") as fh:
-            _PackageCheck(fh, path.name, keys, report, passed).run()
+        _PackageCheck(source, name, keys, report, passed).run()
     except _Failed as e:
         report.failure = str(e)
         return report
     except OSError as e:
-        report.failure = f"{path.name}: cannot read ({e.strerror or e})"
+        report.failure = f"{name}: cannot read ({e.strerror or e})"
         return report
     report.ok = True
     return report

@@ -34,8 +34,8 @@ from audit.sources import HttpSource
 from corridor.db import make_engine, make_session_factory
 from corridor.keystore import load_signing_key
 from corridor.outbound import partner_client
+from corridor.package_reader import verify_package
 from corridor.tlog import LogEntry
-from crypto.package_check import verify_package
 from deploy.federation import LoopbackFederation
 from deploy.loopback import LoopbackServer
 from node.cli import dataset_summary, generate_and_import

@@ -435,7 +435,7 @@ def _log_key_event(ctx: click.Context, type_: str, **fields: str) -> None:
 def serve(ctx: click.Context, host: str, port: int) -> None:
     """Serve the node's API (development server; use gunicorn node.wsgi:app in production)."""
     settings = node_context(ctx).settings
-    node_context(ctx).engine  # noqa: B018 (the schema is brought up to date before serving)
+    node_context(ctx).migrate()  # the schema is brought up to date before serving
     app = create_app({"CORRIDOR_SETTINGS": settings})
     start_refresher(settings)
     run_simple(host, port, app, threaded=True)

@@ -192,6 +192,7 @@ def current_signing_key() -> SigningKey:
     Read once per app and again only when the key directory changes
     (:class:`corridor.keystore.KeyFiles`), not on every request.
     """
-    keys: KeyFiles = current_app.extensions.setdefault(
-        "corridor_keys", KeyFiles(current_settings().keys_dir))
+    keys: KeyFiles | None = current_app.extensions.get("corridor_keys")
+    if keys is None:
+        keys = current_app.extensions["corridor_keys"] = KeyFiles(current_settings().keys_dir)
     return keys.signing_key()

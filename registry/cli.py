@@ -200,7 +200,7 @@ def suspend(ctx: click.Context, member_id: str) -> None:
 def serve(ctx: click.Context, host: str, port: int) -> None:
     """Serve the registry (development server; use gunicorn registry.wsgi:app in production)."""
     settings = registry_context(ctx).settings
-    registry_context(ctx).engine  # noqa: B018 (the schema is brought up to date before serving)
+    registry_context(ctx).migrate()  # the schema is brought up to date before serving
     app = create_app({"CORRIDOR_SETTINGS": settings, "CORRIDOR_CHECKPOINTER": True})
     run_simple(host, port, app, threaded=True)
 

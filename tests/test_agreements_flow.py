@@ -27,7 +27,7 @@ import pytest
 import yaml
 
 from corridor.keystore import load_signing_key
-from crypto.package_check import verify_package
+from corridor.package_reader import verify_package
 from crypto.tokens import issue_access_token, new_jti
 from node.exchange.fetch import FetchRefused, fetch_package
 from node.exchange.refresher import exchange_agreements, start_refresher

@@ -31,10 +31,10 @@ from sqlalchemy.orm import Session
 from corridor.errors import CorridorError
 from corridor.files import written_whole
 from corridor.outbound import read_capped
+from corridor.package_reader import verify_package
 from corridor.web import MAX_JSON_DEPTH, json_depth
 from crypto.canonical import canonical_json
 from crypto.package import content_digest, resource_entries
-from crypto.package_check import verify_package
 from crypto.trustlist import TrustList
 from node.exchange.agreements import bounded, local
 from node.exchange.oauth_client import TokenError

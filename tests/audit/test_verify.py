@@ -29,6 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from audit.verify_cli import verify
+from corridor.package_reader import verify_package
 from corridor.package_writer import PackageWriter
 from crypto.jws import sign_detached
 from crypto.keys import KeySet, SigningKey
@@ -39,7 +40,7 @@ from crypto.package import (
     ZIP_EXTERNAL_ATTR,
     sign_descriptor,
 )
-from crypto.package_check import VerifyReport, verify_package
+from crypto.package_check import VerifyReport, check_package
 from crypto.trustlist import ANCHOR_TYP, MemberEntry, TrustList, load_trusted, sign_trust_list
 
 KEY = SigningKey.generate()
@@ -149,6 +150,21 @@ def test_valid_package_passes_every_check_in_order(tmp_path: Path) -> None:
     observations = report.descriptor["resources"][1]
     assert observations["rows"] == 200 and observations["bytes"] == len(OBSERVATIONS)
     assert report.descriptor["resources"][0]["schema"].endswith("deployments-table-schema.json")
+
+
+def test_the_checks_read_a_stream_they_are_handed_and_open_nothing(tmp_path: Path) -> None:
+    data = VALID
+    in_memory = check_package(io.BytesIO(data), "in-memory.zip", KEYS)
+    on_disk = check(tmp_path, data)
+    assert in_memory.ok and on_disk.ok and in_memory.checks == on_disk.checks
+    damaged = check_package(io.BytesIO(data[:-40]), "in-memory.zip", KEYS)
+    assert not damaged.ok and damaged.failure.startswith("in-memory.zip")  # type: ignore[union-attr]
+
+
+def test_an_unreadable_file_is_a_failure_not_an_exception(tmp_path: Path) -> None:
+    report = verify_package(tmp_path / "missing.zip", KEYS)
+    assert not report.ok
+    assert report.failure == "missing.zip: cannot read (No such file or directory)"
 
 
 def test_descriptor_is_written_and_signed_as_returned(tmp_path: Path) -> None:

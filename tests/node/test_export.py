@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from corridor.db import make_engine
 from corridor.keystore import load_signing_key, public_keys
-from crypto.package_check import verify_package
+from corridor.package_reader import verify_package
 from node.cli import generate_and_import, init_node
 from node.data.datasets import get_dataset
 from node.data.importer import Importer

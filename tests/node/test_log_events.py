@@ -34,11 +34,11 @@ from sqlalchemy.orm import Session
 
 from corridor.db import make_engine, make_session_factory
 from corridor.keystore import load_signing_key, public_keys
+from corridor.package_reader import verify_package
 from corridor.tlog import node_origin
 from crypto.checkpoint import Checkpoint, verify_note
 from crypto.keys import KeySet, SigningKey
 from crypto.package import content_digest, resource_entries
-from crypto.package_check import verify_package
 from crypto.tokens import AccessClaims
 from deploy.cli import main as corridor_command
 from node.cli import generate_and_import
