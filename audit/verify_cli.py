@@ -1,6 +1,8 @@
-"""``corridor verify``: a recipient's or auditor's offline check of a data package.
+"""``corridor verify``: a recipient's or auditor's offline check of a data package or counts.
 
-The checks themselves are :func:`crypto.package_check.check_package`; this
+A ``.json`` file is a signed counts result (:func:`corridor.counts_reader.check_counts`:
+signature, signer, and with ``--agreement``/``--recipient`` whose it is); anything
+else is a package (:func:`crypto.package_check.check_package`). This
 command finds the keys (a trust list, optionally checked against the registry
 anchor, or a JWKS file), prints each check as it passes and exits 1 naming the
 first that fails. Nothing leaves the machine.
@@ -17,6 +19,7 @@ import click
 
 from corridor.anchor import AnchorError, read_anchor
 from corridor.console import err, fail, out
+from corridor.counts_reader import check_counts, read_counts
 from corridor.package_reader import verify_package
 from crypto.errors import InvalidKey
 from crypto.keys import KeySet
@@ -37,11 +40,18 @@ __all__ = ["verify"]
 @click.option("--anchor", "anchor_path", metavar="FILE",
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="The registry anchor: check the trust list against it first.")
+@click.option("--agreement", default=None,
+              help="Counts results: it must be this agreement's.")
+@click.option("--recipient", default=None,
+              help="Counts results: it must be addressed to this member.")
 def verify(package: Path, trust_list_path: Path | None, jwks_path: Path | None,
-           anchor_path: Path | None) -> None:
-    """Check a data package offline: signature, each file's size and SHA-256, safe paths.
+           anchor_path: Path | None, agreement: str | None, recipient: str | None) -> None:
+    """Check a data package or a counts result (FILE.json) offline.
 
-    Prints each check as it passes; exits 1 naming the first that fails.
+    Packages: signature, each file's size and SHA-256, safe paths. Counts
+    results: the provider's signature over the canonical result, and whose
+    result it is. Prints each check as it passes; exits 1 naming the first
+    that fails.
     """
     if (trust_list_path is None) == (jwks_path is None):
         raise click.UsageError("give exactly one of --trust-list or --key")
@@ -53,11 +63,33 @@ def verify(package: Path, trust_list_path: Path | None, jwks_path: Path | None,
     else:
         assert jwks_path is not None
         keys = _jwks(jwks_path)
+    if package.suffix.lower() == ".json":
+        _verify_counts(package, keys, agreement=agreement, recipient=recipient)
+        return
     report = verify_package(package, keys, on_check=_print_check)
     if not report.ok:
         err.print(f"FAILED: {report.failure}", markup=False, highlight=False)
         sys.exit(1)
     out.print(f"OK: {package.name} is complete and signed", markup=False)
+
+
+def _verify_counts(path: Path, keys: KeySet | TrustList, *, agreement: str | None,
+                   recipient: str | None) -> None:
+    try:
+        document = read_counts(path)
+    except ValueError as e:
+        fail(str(e))
+    report = check_counts(document, keys, agreement=agreement, recipient=recipient,
+                          on_check=_print_check)
+    if not report.ok or report.result is None:
+        err.print(f"FAILED: {report.failure}", markup=False, highlight=False)
+        sys.exit(1)
+    result = report.result
+    index = (result.get("log") or {}).get("index")
+    out.print(f"OK: {path.name} is a counts result signed by {result['provider']} for "
+              f"{result.get('recipient')} under {result.get('agreement') or 'its own policy'} "
+              f"(dataset {result['dataset']['name']} v{result['dataset']['version']}, plan "
+              f"{result['plan']['digest'][:19]}…, log index {index})", markup=False)
 
 
 def _print_check(line: str) -> None:

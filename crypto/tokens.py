@@ -33,9 +33,11 @@ from crypto.keys import KeySet, SigningKey
 
 __all__ = [
     "ACCESS_TOKEN_TYP",
+    "AGREEMENT_SCOPES",
     "ASSERTION_TYPE",
     "CLIENT_ASSERTION_TYP",
     "CLOCK_LEEWAY",
+    "COUNTS_SCOPE",
     "FETCH_SCOPE",
     "MAX_ACCESS_TOKEN_TTL",
     "MAX_JTI_LENGTH",
@@ -57,6 +59,10 @@ ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 REGISTRY_AUDIENCE = "registry"
 #: Scope of a token that fetches one agreement's package from its provider.
 FETCH_SCOPE = "agreement:fetch"
+#: Scope of a token that asks one agreement's provider for signed counts (DESIGN.md §9).
+COUNTS_SCOPE = "agreement:counts"
+#: The scopes that act under one agreement: their tokens carry an ``agreement`` claim.
+AGREEMENT_SCOPES = frozenset({FETCH_SCOPE, COUNTS_SCOPE})
 #: Scope of a token that submits a member's own log checkpoints to the registry's witness.
 WITNESS_SCOPE = "witness:submit"
 

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from audit.checks import reconcile, verify_log
 from audit.sources import HttpSource
+from corridor.cli_context import ServiceContext
 from corridor.db import make_engine, make_session_factory
 from corridor.keystore import load_signing_key
 from corridor.outbound import partner_client
@@ -41,17 +42,23 @@ from deploy.loopback import LoopbackServer
 from node.cli import dataset_summary, generate_and_import
 from node.data.catalog import catalog_entry, sign_entry
 from node.data.datasets import current_datasets
+from node.data.demo_data import border_line
 from node.data.importer import ImportResult
 from node.data.policy_store import get_policy
+from node.db import upgrade
 from node.exchange.agreement_sync import file_request, push, refresh_one, sync_agreements
 from node.exchange.agreements import act
 from node.exchange.fetch import FetchRefused, fetch_package
+from node.exchange.joint_cli import run_joint_count
+from node.exchange.joint_output import write_csv, write_geojson, write_map
 from node.exchange.registry_client import RegistryClient, client_for
 from node.exchange.trust_store import TrustStore
 from node.log.witness import COSIGNED, checkpoint_and_submit
 from node.models import Dataset, Observation
 from node.settings import NodeSettings, load_settings
 from node.web.users import add_user
+from policies.counts import CAMTRAP_METRICS, Query
+from policies.suppression import derived
 from registry.log.witness import sign_registry_checkpoint
 from registry.settings import RegistrySettings
 from registry.web.users import add_user as add_registry_user
@@ -59,6 +66,8 @@ from registry.web.users import add_user as add_registry_user
 out = Console(highlight=False)
 
 CATS = ["Panthera pardus orientalis", "Panthera tigris altaica"]
+#: The grid of the demo's joint count, in degrees (the cats' sensitivity allows 0.1°).
+JOINT_CELL = "0.1"
 
 
 @dataclass(frozen=True)
@@ -136,6 +145,7 @@ def demo(directory: Path | None, observations: int, seed: int, keep: bool) -> No
     try:
         _start(fed, observations=observations, seed=seed)
         _story(fed)
+        _joint_count(fed)
         _audit(fed)
         _summary(fed, time.monotonic() - started)
         if keep:
@@ -294,6 +304,84 @@ def _story(fed: Federation) -> None:
     step(f"ru-lotl tried again and was refused: {refused}")
     fed.facts += [("agreement", f"{agreement_id}: requested, narrowed, accepted, fetched, "
                                 "revoked"), ("refusal", refused)]
+
+
+def _aggregate_agreement(fed: Federation, requester: str, provider: str) -> str:
+    """An active aggregate-tier agreement: ``requester`` may ask ``provider`` for counts."""
+    asking, giving = fed.nodes[requester], fed.nodes[provider]
+    ask_client, give_client = client_for(asking), client_for(giving)
+    now = datetime.now(UTC)
+    with _session(giving) as session:
+        dataset = _camtrap(session)
+        policy, _ = get_policy(session, dataset.name)
+        entry = catalog_entry(dataset, member_id=provider, country=giving.country, contact=None,
+                              tiers=("aggregate", "generalized"), now=now, policy=policy)
+    give_client.publish(sign_entry(entry, give_client.key))
+    terms = {"provider": provider, "dataset": entry["id"], "purpose": "joint-monitoring",
+             "tier": "aggregate", "until": (now + timedelta(days=365)).date().isoformat()}
+    with _session(asking) as session:
+        agreement_id = file_request(session, ask_client, key=ask_client.key,
+                                    keys_dir=asking.keys_dir, terms=terms,
+                                    justification="Joint count of the cats on both sides",
+                                    now=now).id
+    with _session(giving) as session:
+        sync_agreements(session, give_client, _trust(giving), now)
+        row = act(session, me=provider, key=give_client.key, keys_dir=giving.keys_dir,
+                  agreement_id=agreement_id, action="approve", now=now,
+                  reason="Summary counts under our thresholds")
+        session.commit()
+        push(session, give_client, row)
+    with _session(asking) as session:
+        refresh_one(session, ask_client, _trust(asking), agreement_id, now)
+        row = act(session, me=requester, key=ask_client.key, keys_dir=asking.keys_dir,
+                  agreement_id=agreement_id, action="accept", now=now)
+        session.commit()
+        push(session, ask_client, row)
+    with _session(giving) as session:
+        sync_agreements(session, give_client, _trust(giving), now)
+    return agreement_id
+
+
+def _joint_count(fed: Federation) -> None:
+    """Aggregate agreements each way, then the joint count of the cats across the border."""
+    to_cn = _aggregate_agreement(fed, REQUESTER, PROVIDER)
+    to_ru = _aggregate_agreement(fed, PROVIDER, REQUESTER)
+    step(f"Each park granted the other aggregate access (counts only, no record): {to_cn} "
+         f"and {to_ru}.")
+    ru = fed.nodes[REQUESTER]
+    with _session(ru) as session:
+        own = _camtrap(session).name
+    query = Query.build(metrics=CAMTRAP_METRICS, taxa=CATS, cell_size=JOINT_CELL, unit="year",
+                        first="2023", last="2024")
+    out_dir = fed.root / "joint-count"
+    context = ServiceContext(ru.directory, load_settings, upgrade)
+    try:
+        result = run_joint_count(context, query, agreements=[to_cn], own=own,
+                                 work=out_dir / "sources")
+    finally:
+        context.close()
+    sources = result.sources
+    write_csv(out_dir / "counts.csv", sources, result.joint)
+    write_geojson(out_dir / "cells.geojson", sources, result.joint)
+    write_map(out_dir / "map.png", sources, result.joint, border=border_line(),
+              title="Amur leopard and tiger, joint RAI 2023-2024 (0.1° cells)")
+    step(f"ru-lotl ran the joint count: signed counts from cn-ntlnp (verified) and from its "
+         f"own node, merged on the {JOINT_CELL}° grid, per year.")
+    for name, released in [*sources.items(), ("joint", result.joint)]:
+        for row in released.totals:
+            values = derived(row, released.kind)
+            taxon = values["taxon"].split()[1]
+            if "suppressed" in values:
+                out.print(f"    {name:<9} {taxon:<7} {values['period']}  suppressed")
+                continue
+            out.print(f"    {name:<9} {taxon:<7} {values['period']}  {values['events']:>5,} events"
+                      f"  {values['camera_days']:>9,.0f} camera-days  RAI {values['rai']:6.2f}"
+                      f"  {values['cameras']:>4} cameras", markup=False)
+    suppressed = sum(1 for r in result.joint.counts if "suppressed" in r)
+    step(f"{suppressed} of {len(result.joint.counts)} joint cell rows are suppressed (fewer "
+         "than 3 events or cameras at a source, or protecting such a cell); the map and "
+         f"table are in {out_dir}.")
+    fed.facts.append(("joint", f"{out_dir / 'counts.csv'}, {out_dir / 'map.png'}"))
 
 
 def _audit(fed: Federation) -> None:

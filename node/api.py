@@ -13,6 +13,7 @@ from node.data.schemas import DatasetListSchema, DatasetSchema, JWKSSchema, WhoA
 from node.db import db
 from node.exchange.agreements_api import blp as agreement_packages
 from node.exchange.auth import authorize
+from node.exchange.counts_api import blp as agreement_counts
 from node.exchange.trust_store import current_trust_store
 from node.settings import current_settings
 
@@ -67,4 +68,4 @@ class NodeKeys(MethodView):
         return public_keys(current_settings().keys_dir).to_jwks()
 
 
-BLUEPRINTS = [blp, partners, agreement_packages]
+BLUEPRINTS = [blp, partners, agreement_packages, agreement_counts]

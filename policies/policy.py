@@ -24,6 +24,7 @@ from typing import Any
 
 from crypto.canonical import canonical_json
 from policies.errors import PolicyError
+from policies.grid import PERIOD_UNITS
 from policies.sensitivity import CATEGORIES, default_profile
 from policies.taxonomy import accepted_name, normalise
 from policies.vocabulary import (
@@ -178,7 +179,12 @@ _POLICY_KEYS = ("tiers", "sensitivity", "embargo_days", "purposes", "partners",
                 "max_duration_days")
 _REQUIRED_POLICY_KEYS = ("tiers", "purposes", "partners")
 _TIER_KEYS = ("aggregate_only", "default_precision", "coarsen_time", "withhold_fields",
-              "pseudonymize_individuals", "apply_sensitivity", "release_effort")
+              "pseudonymize_individuals", "apply_sensitivity", "release_effort", "min_events",
+              "min_cameras", "count_periods")
+#: Disclosure defaults of every tier's counts (DESIGN.md §9).
+DEFAULT_MIN_EVENTS = 3
+DEFAULT_MIN_CAMERAS = 3
+_MAX_THRESHOLD = 1000
 _DEFAULT_MAX_DURATION = 730
 
 
@@ -192,6 +198,11 @@ class Tier:
     cameras (and survey events) without a released record too: effort that
     camera-days and zero counts need, which also tells where nothing of the
     released taxa was seen; off by default.
+
+    ``min_events``, ``min_cameras`` and ``count_periods`` are the disclosure
+    rules of the joint counts served under the tier (:mod:`policies.suppression`):
+    cells with fewer independent events or cameras are suppressed, and only
+    the period units listed can be asked for.
     """
 
     name: str
@@ -203,6 +214,9 @@ class Tier:
     pseudonymize_individuals: bool = False
     apply_sensitivity: bool = True
     release_effort: bool = False
+    min_events: int = DEFAULT_MIN_EVENTS
+    min_cameras: int = DEFAULT_MIN_CAMERAS
+    count_periods: tuple[str, ...] = PERIOD_UNITS
 
     def withheld(self, resource: str) -> frozenset[str]:
         """Fields of ``resource`` this tier withholds (empty if none)."""
@@ -218,6 +232,9 @@ class Tier:
             "pseudonymize_individuals": self.pseudonymize_individuals,
             "apply_sensitivity": self.apply_sensitivity,
             "release_effort": self.release_effort,
+            "min_events": self.min_events,
+            "min_cameras": self.min_cameras,
+            "count_periods": list(self.count_periods),
         }
 
 
@@ -330,6 +347,17 @@ def _load_tier(name: str, rules: Any) -> Tier:
                             f"{where}.pseudonymize_individuals")
     sensitivity = _boolean(tier.get("apply_sensitivity", True), f"{where}.apply_sensitivity")
     effort = _boolean(tier.get("release_effort", False), f"{where}.release_effort")
+    min_events = _threshold(tier.get("min_events", DEFAULT_MIN_EVENTS), f"{where}.min_events")
+    min_cameras = _threshold(tier.get("min_cameras", DEFAULT_MIN_CAMERAS),
+                             f"{where}.min_cameras")
+    periods = _string_set(tier.get("count_periods", list(PERIOD_UNITS)),
+                          f"{where}.count_periods")
+    for unit in periods:
+        if unit not in PERIOD_UNITS:
+            raise PolicyError(f"{where}.count_periods", f"unknown period {unit!r}; allowed: "
+                                                        + ", ".join(PERIOD_UNITS))
+    if not periods:
+        raise PolicyError(f"{where}.count_periods", "offer at least one period unit")
 
     if aggregate_only:
         # An aggregate-only tier releases no rows, so row rules in it are a
@@ -349,7 +377,15 @@ def _load_tier(name: str, rules: Any) -> Tier:
     return Tier(name=name, aggregate_only=aggregate_only, default_precision=precision,
                 coarsen_time=coarsen, withhold_fields=MappingProxyType(withhold),
                 pseudonymize_individuals=pseudonymize, apply_sensitivity=sensitivity,
-                release_effort=effort)
+                release_effort=effort, min_events=min_events, min_cameras=min_cameras,
+                count_periods=tuple(u for u in PERIOD_UNITS if u in periods))
+
+
+def _threshold(value: Any, where: str) -> int:
+    number = _integer(value, where)
+    if not 1 <= number <= _MAX_THRESHOLD:
+        raise PolicyError(where, f"must be a whole number from 1 to {_MAX_THRESHOLD}")
+    return number
 
 
 def _withhold(value: Any, where: str) -> dict[str, frozenset[str]]:

@@ -145,6 +145,11 @@ _BORDER = (
 )
 
 
+def border_line() -> list[tuple[float, float]]:
+    """The simplified border as (longitude, latitude) points, south to north (for maps)."""
+    return [(lon, lat) for lat, lon in _BORDER]
+
+
 def border_longitude(lat: float) -> float:
     """Longitude of the simplified border line at ``lat`` (Russia east, China west)."""
     if lat <= _BORDER[0][0]:

@@ -261,14 +261,14 @@ def bounded(text: str | None) -> str | None:
 
 
 def log_refusal(session: Session, *, claims: AccessClaims, agreement_id: str,
-                error: CorridorError, now: datetime) -> int:
-    """Log a package request refused after its token verified (``fetch.refused``).
+                error: CorridorError, now: datetime, kind: str = "fetch.refused") -> int:
+    """Log a package (or counts) request refused after its token verified (``kind``).
 
     Only callers holding a valid token reach this: refusals of unauthenticated
     requests are not logged, so strangers cannot grow the log. The caller commits.
     """
     reason = str(error.detail or error.title)[:MAX_LOGGED_REASON]
-    return LOG.append(session, "fetch.refused", now, member=claims.client_id,
+    return LOG.append(session, kind, now, member=claims.client_id,
                       agreement=agreement_id[:ID_LENGTH], status=error.status, reason=reason,
                       token_jti=claims.jti)
 

@@ -103,8 +103,8 @@ class TokenClient:
     def token(self, audience: str, scope: str, *, agreement: str | None = None) -> str:
         """An access token for ``audience`` (a member id or ``registry``) with ``scope``.
 
-        ``agreement`` (with scope ``agreement:fetch``) asks for a token that
-        fetches that agreement's package from its provider ``audience``.
+        ``agreement`` (with scope ``agreement:fetch`` or ``agreement:counts``)
+        asks for a token that acts under that agreement at its provider ``audience``.
 
         Served from the cache while more than :data:`REFRESH_MARGIN` of its
         lifetime is left, otherwise fetched from the registry.

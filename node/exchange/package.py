@@ -260,7 +260,7 @@ class Progress:
         self.rows[resource] = self.rows.get(resource, 0) + rows
 
 
-def _stored_names(engine: Engine, dataset_id: int) -> list[str]:
+def stored_names(engine: Engine, dataset_id: int) -> list[str]:
     """The distinct scientific names as written in the dataset's observations."""
     obs = table_of(Observation)
     with engine.connect() as conn:
@@ -335,7 +335,7 @@ class CamtrapExporter:
         self.since = Cursor.decode(since, cursor_key) if since else None
         if self.since is not None:
             self.since.check(scope=self.scope, dataset=dataset, basis=plan.basis_digest())
-        self.names = _stored_names(engine, dataset.id)
+        self.names = stored_names(engine, dataset.id)
         self.sensitive_names = [n for n in self.names
                                 if plan.precision_of(n) is not None or plan.is_dropped(n)]
         self.progress = Progress()

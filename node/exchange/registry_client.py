@@ -19,7 +19,7 @@ from corridor.keystore import load_signing_key
 from crypto.canonical import canonical_json
 from crypto.jws import sign_compact
 from crypto.keys import KeySet, SigningKey
-from crypto.tokens import FETCH_SCOPE, REGISTRY_AUDIENCE, WITNESS_SCOPE
+from crypto.tokens import COUNTS_SCOPE, FETCH_SCOPE, REGISTRY_AUDIENCE, WITNESS_SCOPE
 from node.exchange.oauth_client import TokenClient
 from node.settings import NodeSettings
 
@@ -152,6 +152,10 @@ class RegistryClient:
     def fetch_token(self, provider: str, agreement_id: str) -> str:
         """A token to fetch ``agreement_id``'s package from ``provider``."""
         return self.tokens.token(provider, FETCH_SCOPE, agreement=agreement_id)
+
+    def counts_token(self, provider: str, agreement_id: str) -> str:
+        """A token to ask ``provider`` for signed counts under ``agreement_id``."""
+        return self.tokens.token(provider, COUNTS_SCOPE, agreement=agreement_id)
 
     # --- witnessing the exchange log (DESIGN.md §10) -------------------------------------
 

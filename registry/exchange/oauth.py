@@ -8,10 +8,10 @@ are refused. Endpoints:
 
 * ``POST /oauth/token``: token request; parameters ``grant_type``,
   ``audience`` (``registry`` or the member id of another active member),
-  ``scope`` (from :data:`SCOPES`) and, with scope :data:`FETCH_SCOPE` only,
-  ``agreement`` (an active agreement of which the client is the requester and
-  the audience the provider; the token then carries an ``agreement`` claim);
-  answers RFC 6749 §5.1 / §5.2 JSON.
+  ``scope`` (from :data:`SCOPES`) and, with scope :data:`FETCH_SCOPE` or
+  :data:`COUNTS_SCOPE` only, ``agreement`` (an active agreement of which the
+  client is the requester and the audience the provider; the token then
+  carries an ``agreement`` claim); answers RFC 6749 §5.1 / §5.2 JSON.
 * ``POST /oauth/introspect``: RFC 7662, for the token's audience or client.
 * ``POST /oauth/revoke``: RFC 7009, a client revokes its own tokens.
 * ``GET /.well-known/oauth-authorization-server``: RFC 8414 metadata.
@@ -80,8 +80,10 @@ from crypto.errors import InvalidSignature
 from crypto.jws import ALGORITHM
 from crypto.keys import KeySet
 from crypto.tokens import (
+    AGREEMENT_SCOPES,
     ASSERTION_TYPE,
     CLOCK_LEEWAY,
+    COUNTS_SCOPE,
     FETCH_SCOPE,
     REGISTRY_AUDIENCE,
     WITNESS_SCOPE,
@@ -130,7 +132,7 @@ MEMBER_AUDIENCE = "<member>"
 SCOPES: Mapping[str, frozenset[str]] = MappingProxyType({
     REGISTRY_AUDIENCE: frozenset({"catalog:read", "catalog:write", "keys:write",
                                   "agreements:read", "agreements:write", WITNESS_SCOPE}),
-    MEMBER_AUDIENCE: frozenset({"node:read", FETCH_SCOPE}),
+    MEMBER_AUDIENCE: frozenset({"node:read", FETCH_SCOPE, COUNTS_SCOPE}),
 })
 
 _EXTENSION = "corridor_oauth"
@@ -306,8 +308,8 @@ def resolve_target(session: Session, client_id: str, *, audience: str | None,
         at that audience.
     :raises InvalidScopeError: scope missing, malformed, or not allowed for
         the audience.
-    :raises InvalidRequestError: ``agreement`` given without :data:`FETCH_SCOPE`
-        or the other way round.
+    :raises InvalidRequestError: ``agreement`` given without an agreement scope
+        (:data:`FETCH_SCOPE`, :data:`COUNTS_SCOPE`) or the other way round.
     """
     if not audience:
         raise InvalidTargetError(description="audience is required ('registry' or a member id)")
@@ -324,12 +326,14 @@ def resolve_target(session: Session, client_id: str, *, audience: str | None,
     if not all(requested) or not allowed.issuperset(requested):
         raise InvalidScopeError(
             description=f"allowed scopes for this audience: {' '.join(sorted(allowed))}")
-    if (FETCH_SCOPE in requested) != bool(agreement):
-        raise InvalidRequestError(description=f"scope {FETCH_SCOPE} goes with an agreement "
-                                              "parameter, and only it")
+    bound = AGREEMENT_SCOPES.intersection(requested)
+    if bool(bound) != bool(agreement):
+        raise InvalidRequestError(description="scopes " + " and ".join(sorted(AGREEMENT_SCOPES))
+                                  + " go with an agreement parameter, and only they")
     if agreement:
-        if len(requested) != 1:
-            raise InvalidScopeError(description=f"a {FETCH_SCOPE} token carries no other scope")
+        if len(set(requested)) != 1:
+            raise InvalidScopeError(description=f"a {' '.join(sorted(bound))} token carries no "
+                                                "other scope")
         why_not = fetchable(session, agreement, client=client_id, provider=audience,
                             now=now or datetime.now(UTC))
         if why_not is not None:

@@ -1,0 +1,157 @@
+"""The requester's side of a joint count, and a node's counts of its own data (DESIGN.md §9).
+
+:func:`request_counts` gets an ``agreement:counts`` token from the registry,
+posts the query to the provider, and keeps the answer only if it verifies
+(:func:`corridor.counts_reader.check_counts`: the provider's signature from
+the stored trust list, this agreement, this node as recipient, the protocol
+asked for). The file is written whole or not at all, and the
+``counts.received`` entry names the provider's ``counts.served`` index and
+the content digest, so an auditor can pair them.
+
+:func:`own_counts` is the owner counting its own dataset under one of its
+policy's tiers (``aggregate`` by default), signed with its own key so that
+every number of a joint table traces to a signed node result, and logged as
+``counts.computed``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from corridor.counts_reader import MAX_RESULT_BYTES, CountsReport, check_counts
+from corridor.errors import CorridorError
+from corridor.files import written_whole
+from corridor.outbound import read_capped
+from corridor.tlog import node_origin
+from crypto.canonical import canonical_json
+from crypto.keys import SigningKey
+from crypto.trustlist import TrustList
+from node.data.policy_store import get_policy
+from node.exchange.agreements import local
+from node.exchange.counts import content_digest, count, result_document, sign_result
+from node.exchange.fetch import FetchRefused, _problem
+from node.exchange.oauth_client import TokenError
+from node.exchange.package import dataset_plan
+from node.exchange.registry_client import RegistryClient
+from node.log.exchange_log import LOG
+from policies.counts import Query
+from policies.terms import load_terms
+
+__all__ = ["CountsReceived", "own_counts", "query_document", "request_counts"]
+
+
+@dataclass(frozen=True)
+class CountsReceived:
+    """A counts result received (or computed), verified and written to ``path``."""
+
+    path: Path
+    provider: str
+    agreement: str | None
+    document: Mapping[str, Any]
+    report: CountsReport
+
+
+def query_document(query: Query) -> dict[str, Any]:
+    """The JSON a provider's counts endpoint takes for ``query``."""
+    protocol = query.protocol
+    return {**query.to_json(), "protocol": {
+        "independence_minutes": protocol.independence_minutes,
+        "independence_from": protocol.independence_from,
+        "observation_level": protocol.observation_level}}
+
+
+def request_counts(session: Session, client: RegistryClient, trust_list: TrustList, *,
+                   agreement_id: str, query: Query, out: Path, now: datetime,
+                   http: httpx.Client) -> CountsReceived:
+    """Ask an agreement's provider for counts; verify, keep and log the signed answer.
+
+    :raises FetchRefused: token refused, provider refused (its problem
+        detail), transfer failed, or the answer does not verify; nothing is kept.
+    """
+    row = local(session, agreement_id, client.member_id)
+    if row.requester != client.member_id:
+        raise FetchRefused(f"{agreement_id} is an agreement this node provides, not requested")
+    provider = trust_list.member(row.provider)
+    if provider is None:
+        raise FetchRefused(f"{row.provider} is not an active member in trust list "
+                           f"v{trust_list.version}")
+    try:
+        token = client.counts_token(row.provider, agreement_id)
+    except TokenError as e:
+        raise FetchRefused(f"the registry gave no token: {e.description or e.error}") from e
+    url = provider.node_url.rstrip("/") + f"/agreements/{agreement_id}/counts"
+    try:
+        with http.stream("POST", url, json=query_document(query),
+                         headers={"Authorization": f"Bearer {token}"}) as response:
+            body = read_capped(response, MAX_RESULT_BYTES)
+            if response.status_code != 200:
+                raise FetchRefused(_problem(response, body))
+    except httpx.HTTPError as e:
+        raise FetchRefused(f"the request to {url} failed ({type(e).__name__}: {e})") from e
+    if body is None:
+        raise FetchRefused(f"{row.provider}'s answer is larger than {MAX_RESULT_BYTES:,} bytes")
+    try:
+        document = json.loads(body)
+    except ValueError as e:
+        raise FetchRefused(f"{row.provider}'s answer is not JSON") from e
+    report = check_counts(document, trust_list, agreement=agreement_id,
+                          recipient=client.member_id, protocol=query.protocol.to_json()
+                          if query.kind == "camtrap" else None)
+    if not report.ok or report.result is None:
+        raise FetchRefused(f"the counts result does not verify: {report.failure}")
+    result = report.result
+    if result.get("provider") != row.provider:
+        raise FetchRefused(f"the counts result is signed by {result.get('provider')}, "
+                           f"not by the provider {row.provider}")
+    with written_whole(out) as part:
+        part.write_bytes(canonical_json(document))
+    log = result.get("log") or {}
+    served = log.get("index") if isinstance(log, dict) else None
+    LOG.append(session, "counts.received", now, member=row.provider, agreement=agreement_id,
+               served_index=served if type(served) is int else None,
+               content_sha256=content_digest(result),
+               file_sha256="sha256:" + hashlib.sha256(out.read_bytes()).hexdigest())
+    session.commit()
+    return CountsReceived(out, row.provider, agreement_id, document, report)
+
+
+def own_counts(session: Session, engine: Engine, *, me: str, key: SigningKey, keys_dir: Path,
+               trust_list: TrustList, dataset_name: str, query: Query, out: Path,
+               now: datetime, tier: str = "aggregate") -> CountsReceived:
+    """Count this node's own dataset under its policy's ``tier``; sign, verify, keep, log.
+
+    :raises CorridorError: no such dataset or tier, or the rules refuse the query.
+    """
+    policy, _ = get_policy(session, dataset_name)
+    if tier not in policy.tiers:
+        raise CorridorError(f"the policy of {dataset_name} has no tier {tier!r}; it has "
+                            + ", ".join(sorted(policy.tiers)))
+    terms = load_terms({"purpose": "joint-monitoring", "tier": tier})
+    dataset, plan = dataset_plan(session, dataset_name, terms, me, now, keys_dir=keys_dir,
+                                 pseudonym_scope=f"preview:{me}")
+    answer = count(engine, dataset, plan, policy.tiers[tier], query)
+    document = result_document(answer, provider=me, recipient=me, agreement=None,
+                               issued_at=now, log=None)
+    content = content_digest(document)
+    index = LOG.append(session, "counts.computed", now, member=me, dataset=dataset.name,
+                       version=dataset.version, tier=tier, plan_digest=plan.digest(),
+                       content_sha256=content, rows=len(answer.released.counts))
+    document["log"] = {"index": index, "origin": node_origin(me), "content_sha256": content}
+    signed = sign_result(document, key)
+    report = check_counts(signed, trust_list, recipient=me)
+    if not report.ok:
+        raise CorridorError(f"this node's own counts do not verify: {report.failure}")
+    with written_whole(out) as part:
+        part.write_bytes(canonical_json(signed))
+    session.commit()
+    return CountsReceived(out, me, None, signed, report)
