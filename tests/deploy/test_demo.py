@@ -100,5 +100,5 @@ def test_reconcile_finds_a_package_whose_receipt_was_deleted(demo_dir: Path,
     code, text = _audit("reconcile", "--registry", str(root / "registry"),
                         "--node", str(root / "ru-lotl"), "--node", str(root / "cn-ntlnp"))
     assert code == 1, text
-    # The receipt was the recipient's last entry: its signed checkpoint still counts it.
-    assert f"FAILED at entry {index}: the checkpoint covers {index + 1} entries" in text
+    # Entries follow the receipt's (the joint count's): the gap it leaves is named.
+    assert f"FAILED at entry {index}: entry {index} is missing" in text
