@@ -19,6 +19,7 @@ border is the match ledger's job).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -47,12 +48,15 @@ def merge(results: Sequence[Released]) -> Released:
     for other in results[1:]:
         _same(first, other)
     kind = first.kind
+    effort = _sum_rows([r.effort for r in results], ("cell", "period"), kind)
+    counts = _sum_rows([r.counts for r in results], ("taxon", "cell", "period"), kind)
     return Released(
         kind=kind, query=dict(first.query), protocol=dict(first.protocol),
-        effort=_sum_rows([r.effort for r in results], ("cell", "period"), kind),
-        counts=_sum_rows([r.counts for r in results], ("taxon", "cell", "period"), kind),
-        effort_totals=_sum_rows([r.effort_totals for r in results], ("period",), kind),
-        totals=_sum_rows([r.totals for r in results], ("taxon", "period"), kind),
+        effort=effort, counts=counts,
+        effort_totals=_recount(_sum_rows([r.effort_totals for r in results], ("period",), kind),
+                               effort, ("period",)),
+        totals=_recount(_sum_rows([r.totals for r in results], ("taxon", "period"), kind),
+                        counts, ("taxon", "period")),
         explanation=(f"merged from {len(results)} results: events, effort and detections summed "
                      "per cell, period and taxon; RAI and occupancy recomputed from the sums; "
                      "suppressed at any source stays suppressed",))
@@ -91,9 +95,19 @@ def _sum_rows(sources: Sequence[Sequence[Mapping[str, Any]]], keys: tuple[str, .
             for name in additive:
                 if name == "max":
                     held[name] = max(held.get(name, 0), row.get(name, 0))
-                elif name in row or name in held:
-                    held[name] = held.get(name, 0) + row.get(name, 0)
+                elif name in row and name in held:
+                    held[name] += row[name]
+                else:  # a figure some source did not release: a partial sum is no joint figure
+                    held.pop(name, None)
     return tuple(merged[k] for k in sorted(merged, key=_sort_key))
+
+
+def _recount(totals: Sequence[dict[str, Any]], rows: Sequence[Mapping[str, Any]],
+             keys: tuple[str, ...]) -> tuple[dict[str, Any], ...]:
+    """Totals with ``cells`` counted on the merged grid: a border cell of two sources is one."""
+    cells = Counter(tuple(r[k] for k in keys) for r in rows)
+    return tuple({**t, "cells": cells[tuple(t[k] for k in keys)]} if "cells" in t else t
+                 for t in totals)
 
 
 def _sort_key(key: tuple[Any, ...]) -> tuple[str, ...]:

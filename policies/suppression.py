@@ -307,6 +307,10 @@ def release(tally: Tally, rules: Disclosure) -> Released:
                             total[name] = len(tally.individuals.get((taxon, period), ()))
                     elif name == "max":
                         total[name] = max(r[name] for _, r in group)
+                    elif name in ("cameras_detected", "sites_detected") and suppressed:
+                        # protecting cells have one detected at least: the total minus the
+                        # released cells would tell a small cell's "none detected", so 0 events
+                        continue
                     elif name in group[0][1]:
                         total[name] = sum(r[name] for _, r in group)
             totals.append(total)
@@ -365,13 +369,13 @@ def _protect(group: Iterable[tuple[Any, Mapping[str, Any]]], primary: set[Any], 
     Assume the worst: that they also know which cells were suppressed for
     being small (``field_name`` in ``[floor, threshold - 1]``) and which to
     protect them (at least ``threshold``); ``free`` fields are only known to
-    be at least their given floor, and ``unbounded`` primary cells (suppressed
-    for another reason) only at least ``floor``. The group is safe when no
-    suppressed cell's value is pinned down by those bounds and the sum (a
-    cell whose own bounds already pin it, such as "fewer than 1", is not the
-    total's doing). Released
-    cells are added smallest first until it is safe; if none is left, only
-    the primary cells are suppressed and the total is withheld instead.
+    be at least their given floor; ``unbounded`` primary cells (suppressed
+    for another reason) are taken as known to be small or not, by their
+    value. The group is safe when no suppressed cell's value is pinned down
+    by those bounds and the sum (a cell whose own bounds already pin it, such
+    as "fewer than 1", is not the total's doing). Released cells are added
+    smallest first until it is safe; if none is left, only the primary cells
+    are suppressed and the total is withheld instead.
     """
     free = free or {}
     cells = list(group)
@@ -384,7 +388,9 @@ def _protect(group: Iterable[tuple[Any, Mapping[str, Any]]], primary: set[Any], 
         if name != field_name:
             return (free[name], _UNBOUNDED)
         if key in (unbounded or ()):
-            return (floor, _UNBOUNDED)
+            # suppressed for another reason, but the worst case still knows if it is small
+            small = rows[key][field_name] < threshold
+            return (floor, threshold - 1) if small else (threshold, _UNBOUNDED)
         return (floor, threshold - 1) if key in primary else (threshold, _UNBOUNDED)
 
     def safe() -> bool:
@@ -392,11 +398,17 @@ def _protect(group: Iterable[tuple[Any, Mapping[str, Any]]], primary: set[Any], 
             limits = {k: bounds(k, name) for k in suppressed}
             total = sum(rows[k][name] for k in suppressed)
             low_sum = sum(lo for lo, _ in limits.values())
-            high_sum = sum(hi for _, hi in limits.values())
+            # the others' highest sum, kept finite where it is: inf - inf would be nan
+            finite_high = sum(hi for _, hi in limits.values() if hi != _UNBOUNDED)
+            unbounded_count = sum(1 for _, hi in limits.values() if hi == _UNBOUNDED)
             for lo, hi in limits.values():
                 if lo == hi:
                     continue  # known from its own bounds whatever the total says
-                low = max(lo, total - (high_sum - hi))
+                if unbounded_count > (hi == _UNBOUNDED):
+                    others_high = _UNBOUNDED
+                else:
+                    others_high = finite_high - (hi if hi != _UNBOUNDED else 0)
+                low = max(lo, total - others_high)
                 high = min(hi, total - (low_sum - lo))
                 if low >= high:
                     return False
