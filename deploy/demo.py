@@ -37,24 +37,27 @@ from corridor.keystore import load_signing_key
 from corridor.outbound import partner_client
 from corridor.package_reader import verify_package
 from corridor.tlog import LogEntry
-from deploy.federation import LoopbackFederation
+from deploy.federation import (
+    LoopbackFederation,
+    agree,
+    camtrap_dataset,
+    publish_camtrap,
+    stored_trust_list,
+)
 from deploy.loopback import LoopbackServer
 from node.cli import dataset_summary, generate_and_import
-from node.data.catalog import catalog_entry, sign_entry
 from node.data.datasets import current_datasets
 from node.data.demo_data import border_line
 from node.data.importer import ImportResult
-from node.data.policy_store import get_policy
 from node.db import upgrade
-from node.exchange.agreement_sync import file_request, push, refresh_one, sync_agreements
+from node.exchange.agreement_sync import push
 from node.exchange.agreements import act
 from node.exchange.fetch import FetchRefused, fetch_package
 from node.exchange.joint_cli import run_joint_count
 from node.exchange.joint_output import write_csv, write_geojson, write_map
 from node.exchange.registry_client import RegistryClient, client_for
-from node.exchange.trust_store import TrustStore
 from node.log.witness import COSIGNED, checkpoint_and_submit
-from node.models import Dataset, Observation
+from node.models import Observation
 from node.settings import NodeSettings, load_settings
 from node.web.users import add_user
 from policies.counts import CAMTRAP_METRICS, Query
@@ -214,14 +217,10 @@ def _sessions(settings: NodeSettings | RegistrySettings) -> sessionmaker[Session
     return make_session_factory(_ENGINES[settings.database_url])
 
 
-def _camtrap(session: Session) -> Dataset:
-    return next(d for d in current_datasets(session) if d.profile == "camtrap-dp")
-
-
 def _held_rows(settings: NodeSettings) -> dict[str, int]:
     """Rows per resource of the node's camera-trap dataset (as counted at import)."""
     with _session(settings) as session:
-        return {k: int(v) for k, v in _camtrap(session).counts.items()}
+        return {k: int(v) for k, v in camtrap_dataset(session).counts.items()}
 
 
 def _story(fed: Federation) -> None:
@@ -229,49 +228,23 @@ def _story(fed: Federation) -> None:
     ru, cn = fed.nodes[REQUESTER], fed.nodes[PROVIDER]
     ru_client, cn_client = client_for(ru), client_for(cn)
     now = datetime.now(UTC)
-    with _session(cn) as session:
-        dataset = _camtrap(session)
-        policy, _ = get_policy(session, dataset.name)
-        entry = catalog_entry(dataset, member_id=PROVIDER, country=cn.country, contact=None,
-                              tiers=("aggregate", "generalized"), now=now, policy=policy)
-    cn_client.publish(sign_entry(entry, cn_client.key))
+    entry = publish_camtrap(cn, _session, now=now)
     step(f"cn-ntlnp published {entry['id']} in the catalog (a description, never rows).")
 
     until = (now + timedelta(days=365)).date().isoformat()
     terms = {"provider": PROVIDER, "dataset": entry["id"], "purpose": "joint-monitoring",
              "tier": "generalized", "until": until}
-    with _session(ru) as session:
-        row = file_request(session, ru_client, key=ru_client.key, keys_dir=ru.keys_dir,
-                           terms=terms,
-                           justification="Joint census of Amur leopards and tigers that "
-                                         "cross the border", now=now)
-        agreement_id = row.id
+    narrowed = {**terms, "taxa": CATS, "until": (now + timedelta(days=180)).date().isoformat()}
+    agreement_id = agree(ru, cn, _session, terms=terms, narrowed=narrowed, now=now,
+                         justification="Joint census of Amur leopards and tigers that cross "
+                                       "the border",
+                         reason="Leopards and tigers only, for six months")
     step(f"ru-lotl asked for {entry['id']} (joint monitoring, generalized tier, until {until}): "
          f"request {agreement_id}.")
-
-    with _session(cn) as session:
-        report = sync_agreements(session, cn_client, _trust(cn), now)
-        assert agreement_id in report.new_requests, report
-        narrowed = {**terms, "taxa": CATS,
-                    "until": (now + timedelta(days=180)).date().isoformat()}
-        row = act(session, me=PROVIDER, key=cn_client.key, keys_dir=cn.keys_dir,
-                  agreement_id=agreement_id, action="narrow", now=now, terms=narrowed,
-                  reason="Leopards and tigers only, for six months")
-        session.commit()
-        push(session, cn_client, row)
     step("cn-ntlnp pulled the request from the registry; its owner narrowed it to leopards "
          f"and tigers until {narrowed['until']} and approved, signing the agreement.")
-
-    with _session(ru) as session:
-        refresh_one(session, ru_client, _trust(ru), agreement_id, now)
-        row = act(session, me=REQUESTER, key=ru_client.key, keys_dir=ru.keys_dir,
-                  agreement_id=agreement_id, action="accept", now=now)
-        session.commit()
-        push(session, ru_client, row)
-    with _session(cn) as session:
-        sync_agreements(session, cn_client, _trust(cn), now)
-    step(f"ru-lotl accepted the narrowed terms (its signature completes the agreement); "
-         f"cn-ntlnp's own copy now says {row.state}.")
+    step("ru-lotl accepted the narrowed terms (its signature completes the agreement); "
+         "cn-ntlnp's own copy now says active.")
 
     received = ru.directory / "received"
     received.mkdir(exist_ok=True)
@@ -286,7 +259,7 @@ def _story(fed: Federation) -> None:
          + ", ".join(f"{result.rows.get(k, 0):,} of {held[k]:,} {k}"
                      for k in ("media", "deployments", "individuals"))
          + " (the rest would tell when other animals passed which camera).")
-    report_ = verify_package(package_path, _trust(ru))
+    report_ = verify_package(package_path, stored_trust_list(ru))
     assert report_.ok, report_.failure
     step(f"ru-lotl verified it offline: {len(report_.checks)} checks passed (signature by "
          f"{report_.signer_member}, every file's SHA-256 and size).")
@@ -308,38 +281,13 @@ def _story(fed: Federation) -> None:
 
 def _aggregate_agreement(fed: Federation, requester: str, provider: str) -> str:
     """An active aggregate-tier agreement: ``requester`` may ask ``provider`` for counts."""
-    asking, giving = fed.nodes[requester], fed.nodes[provider]
-    ask_client, give_client = client_for(asking), client_for(giving)
     now = datetime.now(UTC)
-    with _session(giving) as session:
-        dataset = _camtrap(session)
-        policy, _ = get_policy(session, dataset.name)
-        entry = catalog_entry(dataset, member_id=provider, country=giving.country, contact=None,
-                              tiers=("aggregate", "generalized"), now=now, policy=policy)
-    give_client.publish(sign_entry(entry, give_client.key))
+    entry = publish_camtrap(fed.nodes[provider], _session, now=now)
     terms = {"provider": provider, "dataset": entry["id"], "purpose": "joint-monitoring",
              "tier": "aggregate", "until": (now + timedelta(days=365)).date().isoformat()}
-    with _session(asking) as session:
-        agreement_id = file_request(session, ask_client, key=ask_client.key,
-                                    keys_dir=asking.keys_dir, terms=terms,
-                                    justification="Joint count of the cats on both sides",
-                                    now=now).id
-    with _session(giving) as session:
-        sync_agreements(session, give_client, _trust(giving), now)
-        row = act(session, me=provider, key=give_client.key, keys_dir=giving.keys_dir,
-                  agreement_id=agreement_id, action="approve", now=now,
-                  reason="Summary counts under our thresholds")
-        session.commit()
-        push(session, give_client, row)
-    with _session(asking) as session:
-        refresh_one(session, ask_client, _trust(asking), agreement_id, now)
-        row = act(session, me=requester, key=ask_client.key, keys_dir=asking.keys_dir,
-                  agreement_id=agreement_id, action="accept", now=now)
-        session.commit()
-        push(session, ask_client, row)
-    with _session(giving) as session:
-        sync_agreements(session, give_client, _trust(giving), now)
-    return agreement_id
+    return agree(fed.nodes[requester], fed.nodes[provider], _session, terms=terms, now=now,
+                 justification="Joint count of the cats on both sides",
+                 reason="Summary counts under our thresholds")
 
 
 def _joint_count(fed: Federation) -> None:
@@ -350,7 +298,7 @@ def _joint_count(fed: Federation) -> None:
          f"and {to_ru}.")
     ru = fed.nodes[REQUESTER]
     with _session(ru) as session:
-        own = _camtrap(session).name
+        own = camtrap_dataset(session).name
     query = Query.build(metrics=CAMTRAP_METRICS, taxa=CATS, cell_size=JOINT_CELL, unit="year",
                         first="2023", last="2024")
     out_dir = fed.root / "joint-count"
@@ -395,7 +343,7 @@ def _audit(fed: Federation) -> None:
             add_user(session, user, password, "auditor", now=now)
             session.commit()
         witnessed = checkpoint_and_submit(settings, client_for(settings), _sessions(settings),
-                                          _trust(settings), now)
+                                          stored_trust_list(settings), now)
         assert witnessed.outcome == COSIGNED, witnessed
         step(f"{member_id} signed a checkpoint of its exchange log ({witnessed.size} entries) "
              "and the registry cosigned it as witness.")
@@ -423,15 +371,9 @@ def _audit(fed: Federation) -> None:
     unused = sum(1 for m in result.mismatches if m.kind == "token never used")
     step(f"audit reconcile: {result.served} package served, {result.received} received, "
          f"{result.matched} matched with its receipt and with a token the registry logged"
-         + (f"; {unused} fetch token never used" if unused else "") + ".")
+         + (f"; {unused} agreement token never used" if unused else "") + ".")
     fed.facts.append(("audit", f"{len(entries) + 1} logs verified; {result.matched} of "
                                f"{result.served} packages reconciled"))
-
-
-def _trust(settings: NodeSettings) -> Any:
-    trust_list = TrustStore(settings.directory).current()
-    assert trust_list is not None
-    return trust_list
 
 
 def _fetch(settings: NodeSettings, client: RegistryClient, agreement_id: str,
@@ -439,7 +381,8 @@ def _fetch(settings: NodeSettings, client: RegistryClient, agreement_id: str,
     """Fetch through the node's own code; a refusal comes back as its message."""
     with _session(settings) as session:
         try:
-            return fetch_package(session, client, _trust(settings), agreement_id=agreement_id,
+            return fetch_package(session, client, stored_trust_list(settings),
+                                 agreement_id=agreement_id,
                                  out=path, since=None, now=datetime.now(UTC),
                                  http=partner_client(development=True))
         except FetchRefused as e:

@@ -14,24 +14,35 @@ Not for production: there, each service runs under gunicorn (``deploy/``).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session
 
 from corridor.keystore import public_keys
+from crypto.trustlist import TrustList
 from deploy.loopback import LoopbackServer
 from node.app import create_app as create_node_app
 from node.cli import init_node
+from node.data.catalog import catalog_entry, sign_entry
+from node.data.datasets import current_datasets
+from node.data.policy_store import get_policy
+from node.exchange.agreement_sync import file_request, push, refresh_one, sync_agreements
+from node.exchange.agreements import act
 from node.exchange.registry_client import client_for
 from node.exchange.trust_store import TrustStore
+from node.models import PROFILE_CAMTRAP, Dataset
 from node.settings import NodeSettings
 from registry.app import create_app as create_registry_app
 from registry.cli import anchor_document, change_member_status, init_registry
 from registry.models import MEMBER_ACTIVE
 from registry.settings import RegistrySettings
 
-__all__ = ["ANCHOR_FILE", "LoopbackFederation"]
+__all__ = ["ANCHOR_FILE", "LoopbackFederation", "agree", "camtrap_dataset",
+           "publish_camtrap", "stored_trust_list"]
 
 #: The registry's anchor, written in the registry's directory.
 ANCHOR_FILE = "anchor.json"
@@ -117,3 +128,70 @@ class LoopbackFederation:
         """Stop every server."""
         for server in self.servers.values():
             server.stop()
+
+
+# --- one agreement, as both parties' code makes it --------------------------------------
+
+#: How a caller opens a session on a node's database.
+SessionOf = Callable[[NodeSettings], Session]
+
+
+def camtrap_dataset(session: Session) -> Dataset:
+    """The node's current camera-trap dataset."""
+    return next(d for d in current_datasets(session) if d.profile == PROFILE_CAMTRAP)
+
+
+def stored_trust_list(settings: NodeSettings) -> TrustList:
+    """The node's stored trust list (it has synced)."""
+    trust_list = TrustStore(settings.directory).current()
+    assert trust_list is not None, f"{settings.member_id} has no trust list; sync first"
+    return trust_list
+
+
+def publish_camtrap(settings: NodeSettings, session_of: SessionOf, *,
+                    now: datetime) -> dict[str, Any]:
+    """Publish the node's camera-trap dataset in the catalog (tiers aggregate, generalized)."""
+    client = client_for(settings)
+    with session_of(settings) as session:
+        dataset = camtrap_dataset(session)
+        policy, _ = get_policy(session, dataset.name)
+        entry = catalog_entry(dataset, member_id=settings.member_id, country=settings.country,
+                              contact=None, tiers=("aggregate", "generalized"), now=now,
+                              policy=policy)
+    client.publish(sign_entry(entry, client.key))
+    return entry
+
+
+def agree(asking: NodeSettings, giving: NodeSettings, session_of: SessionOf, *,
+          terms: Mapping[str, Any], justification: str, reason: str, now: datetime,
+          narrowed: Mapping[str, Any] | None = None) -> str:
+    """File ``terms``, have ``giving`` approve (or narrow to ``narrowed``), accept; the id.
+
+    Every step goes through the nodes' own code and the registry, as the CLI
+    would: the request is filed and pushed, the provider pulls and signs its
+    decision, the requester pulls it and signs the acceptance, the provider
+    syncs. Returns the id of the agreement, active on both sides.
+    """
+    ask_client, give_client = client_for(asking), client_for(giving)
+    with session_of(asking) as session:
+        agreement_id = file_request(session, ask_client, key=ask_client.key,
+                                    keys_dir=asking.keys_dir, terms=dict(terms),
+                                    justification=justification, now=now).id
+    with session_of(giving) as session:
+        report = sync_agreements(session, give_client, stored_trust_list(giving), now)
+        assert agreement_id in report.new_requests, report
+        row = act(session, me=giving.member_id, key=give_client.key, keys_dir=giving.keys_dir,
+                  agreement_id=agreement_id, action="narrow" if narrowed else "approve",
+                  now=now, terms=dict(narrowed) if narrowed else None, reason=reason)
+        session.commit()
+        push(session, give_client, row)
+    with session_of(asking) as session:
+        refresh_one(session, ask_client, stored_trust_list(asking), agreement_id, now)
+        row = act(session, me=asking.member_id, key=ask_client.key, keys_dir=asking.keys_dir,
+                  agreement_id=agreement_id, action="accept", now=now)
+        session.commit()
+        push(session, ask_client, row)
+    with session_of(giving) as session:
+        sync_agreements(session, give_client, stored_trust_list(giving), now)
+    assert row.state == "active", f"{agreement_id} is {row.state}, not active"
+    return agreement_id
