@@ -335,6 +335,8 @@ def reconcile(registry: Sequence[LogEntry], nodes: Mapping[str, Sequence[LogEntr
         for served in _events(entries, "package.served"):
             result.served += 1
             _match_served(result, provider, served, nodes, received, tokens, used)
+        # A counts token is used by the counts it served (DESIGN.md §9).
+        used.update(e.get("token_jti") for e in _events(entries, "counts.served"))
     for provider, entries in nodes.items():
         result.mismatches.extend(_unfinished(provider, entries))
     for (provider, recipient, index), event in received.items():
@@ -348,8 +350,9 @@ def reconcile(registry: Sequence[LogEntry], nodes: Mapping[str, Sequence[LogEntr
         if jti not in used and token.get("audience") in nodes:
             result.mismatches.append(Mismatch(
                 "token never used", f"registry entry {token.get('index')}",
-                f"fetch token {jti} for {token.get('member')} at {token.get('audience')} "
-                f"(agreement {token.get('agreement')}) served no package", serious=False))
+                f"agreement token {jti} for {token.get('member')} at {token.get('audience')} "
+                f"(agreement {token.get('agreement')}) served no package or counts",
+                serious=False))
     return result
 
 

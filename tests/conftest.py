@@ -142,6 +142,18 @@ class FakeClock:
         return datetime.now(UTC) + self.offset
 
 
+def ok(result: Result) -> str:
+    """The output of a CLI run that must succeed (its output is the failure message)."""
+    assert result.exit_code == 0, result.output
+    return str(result.output)
+
+
+def fail(result: Result) -> str:
+    """The output of a CLI run that must fail."""
+    assert result.exit_code != 0, result.output
+    return str(result.output)
+
+
 def run_cli(*args: str | Path) -> Result:
     """Run the ``corridor`` CLI in-process."""
     result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)

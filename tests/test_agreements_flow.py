@@ -36,6 +36,7 @@ from node.exchange.trust_store import TrustStore
 from node.settings import load_settings as load_node_settings
 from policies.agreements import verify_document
 from registry.settings import load_settings as load_registry_settings
+from tests.conftest import fail, ok
 
 pytestmark = pytest.mark.storage
 
@@ -52,16 +53,6 @@ POLICY = {
 TODAY = datetime.now(UTC).date()
 UNTIL = (TODAY + timedelta(days=300)).isoformat()
 NARROWED_UNTIL = (TODAY + timedelta(days=200)).isoformat()
-
-
-def ok(result: Any) -> str:
-    assert result.exit_code == 0, result.output
-    return str(result.output)
-
-
-def fail(result: Any) -> str:
-    assert result.exit_code != 0, result.output
-    return str(result.output)
 
 
 def agreement_id(output: str) -> str:

@@ -22,7 +22,7 @@ import yaml
 from corridor.db import make_engine, make_session_factory
 from node.log.exchange_log import LOG
 from node.settings import load_settings
-from tests.conftest import run_cli
+from tests.conftest import fail, ok, run_cli
 
 pytestmark = pytest.mark.storage
 
@@ -40,16 +40,6 @@ UNTIL = (datetime.now(UTC).date() + timedelta(days=200)).isoformat()
 MALLARD = "Anas platyrhynchos"
 QUERY = {"metrics": ["effort", "events", "rai", "occupancy"], "taxa": [MALLARD],
          "cell_size": "1", "period": {"unit": "month", "from": "2020-05", "to": "2020-08"}}
-
-
-def ok(result: Any) -> str:
-    assert result.exit_code == 0, result.output
-    return str(result.output)
-
-
-def fail(result: Any) -> str:
-    assert result.exit_code != 0, result.output
-    return str(result.output)
 
 
 @pytest.fixture

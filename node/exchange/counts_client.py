@@ -37,10 +37,8 @@ from crypto.canonical import canonical_json
 from crypto.keys import SigningKey
 from crypto.trustlist import TrustList
 from node.data.policy_store import get_policy
-from node.exchange.agreements import local
 from node.exchange.counts import content_digest, count, result_document, sign_result
-from node.exchange.fetch import FetchRefused, _problem
-from node.exchange.oauth_client import TokenError
+from node.exchange.fetch import FetchRefused, problem_line, requested_from
 from node.exchange.package import dataset_plan
 from node.exchange.registry_client import RegistryClient
 from node.log.exchange_log import LOG
@@ -78,24 +76,15 @@ def request_counts(session: Session, client: RegistryClient, trust_list: TrustLi
     :raises FetchRefused: token refused, provider refused (its problem
         detail), transfer failed, or the answer does not verify; nothing is kept.
     """
-    row = local(session, agreement_id, client.member_id)
-    if row.requester != client.member_id:
-        raise FetchRefused(f"{agreement_id} is an agreement this node provides, not requested")
-    provider = trust_list.member(row.provider)
-    if provider is None:
-        raise FetchRefused(f"{row.provider} is not an active member in trust list "
-                           f"v{trust_list.version}")
-    try:
-        token = client.counts_token(row.provider, agreement_id)
-    except TokenError as e:
-        raise FetchRefused(f"the registry gave no token: {e.description or e.error}") from e
+    row, provider, token = requested_from(session, client, trust_list, agreement_id,
+                                          token=client.counts_token)
     url = provider.node_url.rstrip("/") + f"/agreements/{agreement_id}/counts"
     try:
         with http.stream("POST", url, json=query_document(query),
                          headers={"Authorization": f"Bearer {token}"}) as response:
             body = read_capped(response, MAX_RESULT_BYTES)
             if response.status_code != 200:
-                raise FetchRefused(_problem(response, body))
+                raise FetchRefused(problem_line(response, body))
     except httpx.HTTPError as e:
         raise FetchRefused(f"the request to {url} failed ({type(e).__name__}: {e})") from e
     if body is None:

@@ -35,14 +35,16 @@ from corridor.package_reader import verify_package
 from corridor.web import MAX_JSON_DEPTH, json_depth
 from crypto.canonical import canonical_json
 from crypto.package import content_digest, resource_entries
-from crypto.trustlist import TrustList
+from crypto.trustlist import MemberEntry, TrustList
 from node.exchange.agreements import bounded, local
 from node.exchange.oauth_client import TokenError
 from node.exchange.registry_client import RegistryClient
 from node.log.exchange_log import LOG
+from node.models import Agreement as AgreementRow
 from node.models import Receipt
 
-__all__ = ["FetchRefused", "FetchResult", "fetch_package", "last_cursor"]
+__all__ = ["FetchRefused", "FetchResult", "fetch_package", "last_cursor", "problem_line",
+           "requested_from"]
 
 CHUNK = 64 * 1024
 #: Largest refusal (problem+json) read from a provider; a longer one is not read.
@@ -88,19 +90,10 @@ def fetch_package(session: Session, client: RegistryClient, trust_list: TrustLis
     :raises FetchRefused: token refused, provider refused (its problem detail),
         transfer failed, or the package does not verify; nothing is kept.
     """
-    row = local(session, agreement_id, client.member_id)
-    if row.requester != client.member_id:
-        raise FetchRefused(f"{agreement_id} is an agreement this node provides, not requested")
-    provider = trust_list.member(row.provider)
-    if provider is None:
-        raise FetchRefused(f"{row.provider} is not an active member in trust list "
-                           f"v{trust_list.version}")
+    row, provider, token = requested_from(session, client, trust_list, agreement_id,
+                                          token=client.fetch_token)
     if since is None and resume:
         since = last_cursor(session, agreement_id)
-    try:
-        token = client.fetch_token(row.provider, agreement_id)
-    except TokenError as e:
-        raise FetchRefused(f"the registry gave no token: {e.description or e.error}") from e
     with written_whole(out) as part:
         digest, size = _download(http, provider.node_url.rstrip("/")
                                  + f"/agreements/{agreement_id}/package", token, since, part,
@@ -132,6 +125,31 @@ def fetch_package(session: Session, client: RegistryClient, trust_list: TrustLis
     return FetchResult(out, digest, size, receipt.rows, receipt.cursor, since, receipt.id)
 
 
+def requested_from(session: Session, client: RegistryClient, trust_list: TrustList,
+                   agreement_id: str, *, token: Callable[[str, str], str]
+                   ) -> tuple[AgreementRow, MemberEntry, str]:
+    """An agreement this node requested, its provider's trust-list entry, and a token.
+
+    ``token(provider, agreement_id)`` asks the registry for the token the
+    call needs (:meth:`RegistryClient.fetch_token`, :meth:`RegistryClient.counts_token`).
+
+    :raises NotFound: no such agreement here.
+    :raises FetchRefused: this node is its provider, the provider is not an
+        active member, or the registry gave no token.
+    """
+    row = local(session, agreement_id, client.member_id)
+    if row.requester != client.member_id:
+        raise FetchRefused(f"{agreement_id} is an agreement this node provides, not requested")
+    provider = trust_list.member(row.provider)
+    if provider is None:
+        raise FetchRefused(f"{row.provider} is not an active member in trust list "
+                           f"v{trust_list.version}")
+    try:
+        return row, provider, token(row.provider, agreement_id)
+    except TokenError as e:
+        raise FetchRefused(f"the registry gave no token: {e.description or e.error}") from e
+
+
 def _served_index(meta: Mapping[str, Any]) -> int | None:
     """The provider's log index of this package, if its signed descriptor states one."""
     index = meta.get("log_index")
@@ -154,7 +172,7 @@ def _download(http: httpx.Client, url: str, token: str, since: str | None, part:
         with http.stream("GET", url, params=params,
                          headers={"Authorization": f"Bearer {token}"}) as response:
             if response.status_code != 200:
-                raise FetchRefused(_problem(response, read_capped(response, MAX_PROBLEM)))
+                raise FetchRefused(problem_line(response, read_capped(response, MAX_PROBLEM)))
             with part.open("wb") as fh:
                 for chunk in response.iter_bytes(CHUNK):
                     fh.write(chunk)
@@ -168,7 +186,7 @@ def _download(http: httpx.Client, url: str, token: str, since: str | None, part:
     return sha.hexdigest(), size
 
 
-def _problem(response: httpx.Response, content: bytes | None) -> str:
+def problem_line(response: httpx.Response, content: bytes | None) -> str:
     """The provider's refusal in one line (RFC 9457 detail when there is one).
 
     :param content: the body, or ``None`` if it was longer than :data:`MAX_PROBLEM`.

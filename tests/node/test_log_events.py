@@ -63,6 +63,7 @@ from node.settings import NodeSettings
 from node.settings import load_settings as load_node_settings
 from policies.agreements import AgreementError, event_digest, next_event
 from registry.settings import load_settings as load_registry_settings
+from tests.conftest import ok
 
 pytestmark = pytest.mark.storage
 
@@ -423,11 +424,6 @@ def test_a_witness_refusal_is_kept_with_the_checkpoint(node: NodeSettings) -> No
 
 
 # --- two nodes and a registry on loopback -------------------------------------------------
-
-
-def ok(result: Any) -> str:
-    assert result.exit_code == 0, result.output
-    return str(result.output)
 
 
 def settings_of(fed: Federation, member: str) -> NodeSettings:
