@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import sqlite3
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_FLOOR, Decimal
 from pathlib import Path
 
 import pytest
@@ -36,7 +41,7 @@ def test_the_demo_runs_the_agreement_story_end_to_end(tmp_path: Path) -> None:
 def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished demo federation's directories (servers stopped, databases kept)."""
     root = tmp_path_factory.mktemp("audit") / "demo"
-    result = CliRunner().invoke(main, ["demo", "--dir", str(root), "--observations", "500"],
+    result = CliRunner().invoke(main, ["demo", "--dir", str(root), "--observations", "2000"],
                                 catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return root
@@ -102,3 +107,146 @@ def test_reconcile_finds_a_package_whose_receipt_was_deleted(demo_dir: Path,
     assert code == 1, text
     # Entries follow the receipt's (the joint count's): the gap it leaves is named.
     assert f"FAILED at entry {index}: entry {index} is missing" in text
+
+
+CATS = ("Panthera pardus orientalis", "Panthera tigris altaica")
+YEARS = ("2023", "2024")
+
+Key = tuple[str, str, str]  # (taxon, cell, year)
+
+
+def _cell(latitude: float, longitude: float) -> str:
+    """The 0.1° cell named by its south-west corner, in decimal arithmetic."""
+    def corner(value: float) -> Decimal:
+        return (Decimal(repr(value)) * 10).to_integral_value(ROUND_FLOOR) / 10
+
+    return f"N{corner(latitude)}E{corner(longitude)}@0.1"
+
+
+def _raw_counts(db: Path) -> tuple[dict[Key, dict[str, float]], dict[str, set[str]]]:
+    """Per (taxon, cell, year): events, camera-days and cameras, straight from a node's database;
+    and per year, the cameras that ran.
+
+    Independent events: records of a cat at one deployment, 30 minutes or more
+    after that deployment's previous record of the cat. Computed here without
+    any of Corridor's code, from the stored Camtrap DP text columns.
+    """
+    with sqlite3.connect(db) as conn:
+        (dataset,) = conn.execute("SELECT id FROM datasets WHERE profile = 'camtrap-dp' "
+                                  "AND current").fetchone()
+        deployments = conn.execute(
+            "SELECT deploymentID, coalesce(locationID, deploymentID), latitude, longitude, "
+            "deploymentStart, deploymentEnd FROM deployments WHERE dataset_id = ?",
+            (dataset,)).fetchall()
+        records = conn.execute(
+            "SELECT deploymentID, scientificName, eventStart FROM observations "
+            "WHERE dataset_id = ? AND observationType = 'animal' AND observationLevel = 'event'",
+            (dataset,)).fetchall()
+    seconds: dict[tuple[str, str], float] = defaultdict(float)
+    sites: dict[tuple[str, str], set[str]] = defaultdict(set)
+    place: dict[str, tuple[str, str]] = {}
+    for deployment, site, lat, lon, start, end in deployments:
+        cell = _cell(lat, lon)
+        place[deployment] = (cell, site)
+        began, ended = datetime.fromisoformat(start), datetime.fromisoformat(end)
+        for year in YEARS:
+            low = datetime(int(year), 1, 1, tzinfo=UTC)
+            high = datetime(int(year) + 1, 1, 1, tzinfo=UTC)
+            overlap = (min(ended, high) - max(began, low)).total_seconds()
+            if overlap > 0:
+                seconds[(cell, year)] += overlap
+                sites[(cell, year)].add(site)
+    times: dict[tuple[str, str], list[datetime]] = defaultdict(list)
+    for deployment, taxon, start in records:
+        if taxon in CATS:
+            times[(deployment, taxon)].append(datetime.fromisoformat(start).astimezone(UTC))
+    events: dict[Key, int] = defaultdict(int)
+    detected: dict[Key, set[str]] = defaultdict(set)
+    for (deployment, taxon), moments in times.items():
+        last: datetime | None = None
+        for moment in sorted(moments):
+            if (last is None or moment - last >= timedelta(minutes=30)) \
+                    and str(moment.year) in YEARS:
+                key = (taxon, place[deployment][0], str(moment.year))
+                events[key] += 1
+                detected[key].add(place[deployment][1])
+            last = moment
+    cells = {(taxon, cell, year): {"events": events.get((taxon, cell, year), 0),
+                                   "camera_days": seconds[(cell, year)] / 86400,
+                                   "cameras": len(sites[(cell, year)]),
+                                   "detected": len(detected.get((taxon, cell, year), ()))}
+             for taxon in CATS for cell, year in seconds}
+    cameras: dict[str, set[str]] = defaultdict(set)
+    for (_, year), found in sites.items():
+        cameras[year] |= found
+    return cells, cameras
+
+
+def _check_released(row: dict[str, str], raw: dict[str, float]) -> None:
+    """A released row carries the raw figures; RAI is events per 100 camera-days."""
+    assert int(row["events"]) == raw["events"], row
+    assert float(row["camera_days"]) == pytest.approx(raw["camera_days"], abs=1e-3), row
+    assert float(row["rai"]) == pytest.approx(100 * raw["events"] / raw["camera_days"],
+                                              abs=1e-3), row
+    assert int(row["cameras"]) == raw["cameras"], row
+
+
+def test_the_demo_joint_count_equals_the_two_raw_databases(demo_dir: Path) -> None:
+    with (demo_dir / "joint-count" / "counts.csv").open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    raw = {"ru-lotl": _raw_counts(demo_dir / "ru-lotl" / "node.db"),
+           "cn-ntlnp": _raw_counts(demo_dir / "cn-ntlnp" / "node.db")}
+    released = 0
+    for source, (cells, cameras) in raw.items():
+        got = {(r["taxon"], r["cell"], r["period"]): r for r in rows
+               if r["source"] == source and r["level"] == "cell"}
+        assert set(got) == set(cells), source  # every cell with effort, none dropped
+        for key, figures in cells.items():
+            row = got[key]
+            if figures["events"] < 3 or figures["cameras"] < 3:  # the owners' thresholds
+                assert row["suppressed"] and row["events"] == "", row
+            elif row["suppressed"]:  # secondary: protects a small cell from subtraction
+                assert "protects" in row["suppressed"], row
+            else:
+                _check_released(row, figures)
+                assert int(row["cameras_detected"]) == figures["detected"], row
+                released += 1
+        for taxon in CATS:
+            for year in YEARS:
+                (total,) = [r for r in rows if (r["source"], r["level"], r["taxon"],
+                                                r["period"]) == (source, "total", taxon, year)]
+                mine = [f for (t, _, y), f in cells.items() if (t, y) == (taxon, year)]
+                _check_released(total, {
+                    "events": sum(f["events"] for f in mine),
+                    "camera_days": sum(f["camera_days"] for f in mine),
+                    "cameras": len(cameras[year])})
+    assert released >= 10  # the demo's thresholds leave real cells to compare
+
+    joint = {(r["taxon"], r["cell"], r["period"]): r for r in rows
+             if r["source"] == "joint" and r["level"] == "cell"}
+    assert set(joint) == set(raw["ru-lotl"][0]) | set(raw["cn-ntlnp"][0])
+    for key, row in joint.items():
+        parts = [(source, cells[key]) for source, (cells, _) in raw.items() if key in cells]
+        sides = [r for r in rows if r["level"] == "cell" and r["source"] != "joint"
+                 and (r["taxon"], r["cell"], r["period"]) == key]
+        if any(side["suppressed"] for side in sides):
+            assert row["suppressed"] and row["events"] == "", row  # suppressed stays so
+            continue
+        _check_released(row, {"events": sum(f["events"] for _, f in parts),
+                              "camera_days": sum(f["camera_days"] for _, f in parts),
+                              "cameras": sum(f["cameras"] for _, f in parts)})
+    for taxon in CATS:
+        for year in YEARS:
+            (total,) = [r for r in rows if (r["source"], r["level"], r["taxon"],
+                                            r["period"]) == ("joint", "total", taxon, year)]
+            mine = [f for cells, _ in raw.values() for (t, _, y), f in cells.items()
+                    if (t, y) == (taxon, year)]
+            _check_released(total, {
+                "events": sum(f["events"] for f in mine),
+                "camera_days": sum(f["camera_days"] for f in mine),
+                "cameras": sum(len(c[year]) for _, c in raw.values())})
+    assert (demo_dir / "joint-count" / "map.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    drawn = json.loads((demo_dir / "joint-count" / "cells.geojson").read_text())
+    assert {f["properties"]["cell"] for f in drawn["features"]} == {c for _, c, _ in joint}
+    drawn_from = {s for f in drawn["features"] for s in f["properties"]["sources"]}
+    assert drawn_from == {"ru-lotl", "cn-ntlnp"}  # the map shows both sides
