@@ -297,8 +297,11 @@ def release(tally: Tally, rules: Disclosure) -> Released:
                     count_rows.append(row)
             total_ok = total_ok and period in released_effort_totals
             total: dict[str, Any] = {"taxon": taxon, "period": period, "cells": len(group)}
+            events = sum(r[event_field] for _, r in group)
             if not total_ok:
                 total["suppressed"] = "protects suppressed cells"
+            elif events < rules.min_events:  # a total is a cell too: the union of its cells
+                total["suppressed"] = f"fewer than {rules.min_events} {event_field} in all"
             else:
                 for name in (sites_field, effort_field, event_field,
                              *COUNT_FIELDS[kind][1:]):

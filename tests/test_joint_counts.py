@@ -20,8 +20,10 @@ import pytest
 import yaml
 
 from corridor.db import make_engine, make_session_factory
+from node.app import create_app
 from node.log.exchange_log import LOG
 from node.settings import load_settings
+from node.web.users import ACCOUNTS
 from tests.conftest import fail, ok, run_cli
 
 pytestmark = pytest.mark.storage
@@ -36,6 +38,7 @@ POLICY = {
     "partners": ["*"],
     "max_duration_days": 365,
 }
+PASSWORD = "correct horse battery"  # the owner who signs in to the request page
 UNTIL = (datetime.now(UTC).date() + timedelta(days=200)).isoformat()
 MALLARD = "Anas platyrhynchos"
 QUERY = {"metrics": ["effort", "events", "rai", "occupancy"], "taxa": [MALLARD],
@@ -43,8 +46,8 @@ QUERY = {"metrics": ["effort", "events", "rai", "occupancy"], "taxa": [MALLARD],
 
 
 @pytest.fixture
-def agreement(federation: Federation, camtrap_example: Path, tmp_path: Path) -> str:
-    """An active aggregate agreement: ru-lotl may ask cn-ntlnp for counts."""
+def requested(federation: Federation, camtrap_example: Path, tmp_path: Path) -> str:
+    """A request for aggregate access that cn-ntlnp holds, undecided: ru-lotl asks for counts."""
     fed = federation
     fed.join_and_admit()
     ok(fed.node("cn-ntlnp", "import", "camtrap-dp", camtrap_example, "--name", "example"))
@@ -58,10 +61,17 @@ def agreement(federation: Federation, camtrap_example: Path, tmp_path: Path) -> 
     match = re.search(r"ru-lotl\.[0-9a-f]{16}", filed)
     assert match, filed
     ok(fed.node("cn-ntlnp", "sync"))
-    ok(fed.node("cn-ntlnp", "decide", match.group(0), "approve", "--reason", "counts only"))
-    ok(fed.node("ru-lotl", "request", "accept", match.group(0)))
-    ok(fed.node("cn-ntlnp", "sync"))
     return match.group(0)
+
+
+@pytest.fixture
+def agreement(federation: Federation, requested: str) -> str:
+    """An active aggregate agreement: ru-lotl may ask cn-ntlnp for counts."""
+    fed = federation
+    ok(fed.node("cn-ntlnp", "decide", requested, "approve", "--reason", "counts only"))
+    ok(fed.node("ru-lotl", "request", "accept", requested))
+    ok(fed.node("cn-ntlnp", "sync"))
+    return requested
 
 
 def _expected(example: Path) -> dict[tuple[str, str], tuple[int, int]]:
@@ -225,3 +235,42 @@ def test_revoked_agreement_serves_no_counts(federation: Federation, agreement: s
     ok(fed.node("cn-ntlnp", "revoke", agreement, "--reason", "no more"))
     status, problem = _post(fed, agreement, counts, QUERY)
     assert status in (401, 403), problem
+
+
+def test_the_owner_sees_the_counts_before_approving(federation: Federation, requested: str,
+                                                   camtrap_example: Path) -> None:
+    """``request show`` and the request page show the counts the partner would get."""
+    fed = federation
+    shown = " ".join(ok(fed.node("cn-ntlnp", "request", "show", requested, "--offline")).split())
+    assert "What approval would release" in shown
+    assert "No row package" in shown  # the aggregate tier releases no record
+    # The most detailed query the rules allow: every taxon, 0.1° cells, per month.
+    assert "The counts the partner would get" in shown and "per 0.1° cell and month" in shown
+    found = re.search(r"; ([\d,]+) of ([\d,]+) cell rows suppressed", shown)
+    assert found, shown
+    suppressed, cells = (int(g.replace(",", "")) for g in found.groups())
+    assert 0 < suppressed <= cells
+    assert MALLARD in shown
+
+    settings = load_settings(fed.nodes["cn-ntlnp"])
+    engine = make_engine(settings.database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            ACCOUNTS.add(session, "olga", PASSWORD, "owner", now=datetime.now(UTC))
+            session.commit()
+    finally:
+        engine.dispose()
+    client = create_app({"CORRIDOR_SETTINGS": settings}).test_client()
+    login = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', login)
+    assert token
+    client.post("/login", data={"csrf_token": token.group(1), "username": "olga",
+                                "password": PASSWORD})
+    page = client.get(f"/requests/{requested}").get_data(as_text=True)
+    assert "The counts the partner would get" in page
+    assert f"{suppressed:,} of {cells:,} cell rows are suppressed" in page
+    cell_table = page[page.index('data-level="cell"'):]
+    cell_table = cell_table[:cell_table.index("</table>")]
+    # every suppressed cell row shown says so, with its reason; none is shown as 0
+    assert cell_table.count('class="suppressed"') == min(suppressed, 300)
+    assert "suppressed: fewer than 2 events" in page

@@ -10,7 +10,7 @@ from typing import Any
 import click
 import yaml
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
-from rich.table import Table
+from rich.table import Column, Table
 from sqlalchemy.orm import Session
 
 from corridor.cli_context import ServiceContext, service_context
@@ -22,13 +22,15 @@ from corridor.pages import is_development_url
 from crypto.trustlist import TrustList
 from node.exchange.agreement_sync import file_request, push, refresh_one, sync_agreements
 from node.exchange.agreements import STORE, act, local, restore
+from node.exchange.counts_table import counts_table
 from node.exchange.fetch import FetchRefused, fetch_package
 from node.exchange.oauth_client import TokenError
+from node.exchange.preview import preview
 from node.exchange.registry_client import RegistryClient, RegistryError, client_for
 from node.exchange.trust_store import TrustStore, TrustUnavailable
 from node.models import Agreement as AgreementRow
 from node.settings import NodeSettings
-from policies.agreements import AgreementError
+from policies.agreements import ACTIVE, APPROVED, REQUESTED, AgreementError
 from policies.errors import PolicyError
 from policies.policy import PURPOSES
 
@@ -81,6 +83,42 @@ def show_agreement(session: Session, row: AgreementRow) -> None:
         why = f" - {event.reason}" if event.reason else ""
         out.print(f"    {event.seq}. {event.at:%Y-%m-%d %H:%M} UTC  {event.action:<8} by "
                   f"{event.actor}{why}", markup=False)
+
+
+def show_preview(session: Session, ctx: click.Context, row: AgreementRow) -> None:
+    """Print what approving ``row`` would release (or what it releases): as the request page."""
+    context = node_context(ctx)
+    settings = context.settings
+    try:
+        key = load_signing_key(settings.keys_dir)
+    except KeystoreError as e:
+        fail(str(e))
+    shown = preview(session, context.engine, row, keys_dir=settings.keys_dir, key=key,
+                    provider=settings.member_id, now=datetime.now(UTC))
+    title = "What approval would release" if row.state == REQUESTED else "What it releases"
+    out.print(f"[bold]{title}[/]")
+    if shown.refusal:
+        out.print(f"  Approval would be refused: {shown.refusal}", markup=False)
+        return
+    for number, line in enumerate(shown.lines, 1):
+        out.print(f"  {number}. {line}", markup=False)
+    if not shown.no_rows:
+        table = Table("resource", Column("rows in the package", justify="right"))
+        for resource, rows in shown.rows.items():
+            table.add_row(resource, f"{rows:,}")
+        out.print(table)
+        dropped = "; ".join(f"{why.replace('_', ' ')} {n:,}" for why, n in shown.dropped.items())
+        if dropped:
+            out.print(f"  Observations left out: {dropped}", markup=False)
+        return
+    out.print(f"  No row package: {shown.no_rows}", markup=False)
+    if shown.counts is None or shown.query is None:
+        out.print(f"  No counts to show: {shown.no_counts}", markup=False)
+        return
+    out.print(f"  The counts the partner would get for the most detailed query the rules "
+              f"allow: {shown.query.describe()}; {shown.suppressed:,} of "
+              f"{len(shown.counts.counts):,} cell rows suppressed.", markup=False)
+    out.print(counts_table("Totals", shown.counts))
 
 
 @click.group("request")
@@ -178,6 +216,8 @@ def request_show(ctx: click.Context, agreement_id: str, document_path: Path | No
         except CorridorError as e:
             fail(str(e.detail))
         show_agreement(session, row)
+        if row.provider == settings.member_id and row.state in (REQUESTED, APPROVED, ACTIVE):
+            show_preview(session, ctx, row)
         if document_path is not None:
             try:
                 signed = restore(session, row).signed_document()
@@ -267,9 +307,11 @@ def decide(ctx: click.Context, agreement_id: str, decision: str, narrow_file: Pa
         action = "refuse" if decision == "refuse" else ("narrow" if terms else "approve")
         row = _act(session, settings, agreement_id, action, terms=terms, reason=reason)
         status = _tell_registry(session, settings, row)
-    verb = {"approve": "Approved", "narrow": "Approved with narrowed terms",
-            "refuse": "Refused"}[action]
-    out.print(f"{verb}: {agreement_id} is now [bold]{row.state}[/] ({status}).")
+        verb = {"approve": "Approved", "narrow": "Approved with narrowed terms",
+                "refuse": "Refused"}[action]
+        out.print(f"{verb}: {agreement_id} is now [bold]{row.state}[/] ({status}).")
+        if action != "refuse":
+            show_preview(session, ctx, row)
 
 
 @click.command("revoke")

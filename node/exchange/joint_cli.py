@@ -22,7 +22,6 @@ from typing import Any
 
 import click
 from rich.progress import BarColumn, Progress, TextColumn
-from rich.table import Table
 
 from corridor.cli_context import ServiceContext
 from corridor.console import fail, out
@@ -33,13 +32,14 @@ from corridor.pages import is_development_url
 from node.db import upgrade
 from node.exchange.agreements_cli import registry_of, trust_list_of
 from node.exchange.counts_client import CountsReceived, own_counts, request_counts
+from node.exchange.counts_table import counts_table
 from node.exchange.fetch import FetchRefused
 from node.exchange.joint_output import write_csv, write_geojson, write_map
 from node.settings import NodeSettings, load_settings
 from policies.counts import BIRD_METRICS, CAMTRAP_METRICS, Protocol, Query
 from policies.grid import CELL_SIZES, PERIOD_UNITS, GridError
 from policies.joint import MergeRefused, merge
-from policies.suppression import Released, derived
+from policies.suppression import Released
 
 __all__ = ["JointCount", "joint_count", "run_joint_count"]
 
@@ -109,35 +109,6 @@ def run_joint_count(context: ServiceContext[NodeSettings], query: Query, *,
     return JointCount(received, merge(released))
 
 
-def _table(title: str, released: Released) -> Table:
-    kind = released.kind
-    table = Table(title=title, title_justify="left")
-    columns = (("taxon", "period", "cells", "events", "camera_days", "rai", "cameras",
-                "individuals") if kind == "camtrap"
-               else ("taxon", "period", "cells", "visits", "surveys", "sum", "max"))
-    for name in columns:
-        table.add_column(name.replace("_", "-"), justify="left" if name in ("taxon", "period")
-                         else "right")
-    for row in released.totals:
-        values = derived(row, kind)
-        if "suppressed" in values:
-            table.add_row(values["taxon"], values["period"], str(values.get("cells", "")),
-                          *["suppressed"] + [""] * (len(columns) - 4))
-            continue
-        table.add_row(*[_cell(values.get(name)) for name in columns])
-    return table
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:,.2f}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return str(value)
-
-
 @click.command("joint-count")
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
               default=Path("."), show_default="current directory",
@@ -202,8 +173,8 @@ def joint_count(directory: Path, agreements: tuple[str, ...], own: str | None,
     for name, received in result.received.items():
         out.print(f"  {name}: {received.path} verified ({received.report.checks[0]})")
     for name, released in result.sources.items():
-        out.print(_table(f"{name}", released))
-    out.print(_table("joint (all sources)", result.joint))
+        out.print(counts_table(f"{name}", released))
+    out.print(counts_table("joint (all sources)", result.joint))
     if out_dir is not None:
         rows = write_csv(out_dir / "counts.csv", result.sources, result.joint)
         cells = write_geojson(out_dir / "cells.geojson", result.sources, result.joint)

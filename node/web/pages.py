@@ -19,9 +19,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, BinaryIO, cast
+from typing import Any
 
 from flask import (
     Blueprint,
@@ -45,11 +44,11 @@ from corridor.errors import CorridorError, NotFound
 from corridor.keystore import KeystoreError
 from corridor.log_api import current_audit
 from corridor.pages import FormInvalid, PageForm, Site, load_form, page_message
-from node.data.policy_store import cursor_key, get_policy
+from node.data.policy_store import get_policy
 from node.db import db
 from node.exchange.agreement_sync import push
-from node.exchange.agreements import STORE, act, local, plan_for, restore
-from node.exchange.package import ExportError, exporter_for
+from node.exchange.agreements import STORE, act, local, restore
+from node.exchange.preview import Preview, preview
 from node.exchange.registry_client import RegistryError, client_for
 from node.log.exchange_log import LOG
 from node.models import Agreement as AgreementRow
@@ -296,48 +295,10 @@ def _agreement_or_404(session: Session, agreement_id: str, me: str) -> Agreement
         abort(404, description=e.detail)
 
 
-class _NullSink:
-    """Counts nothing, keeps nothing: an export run only for its row counts."""
-
-    def write(self, data: bytes, /) -> int:
-        return len(data)
-
-    def flush(self) -> None:
-        return None
-
-
-@dataclass
-class Preview:
-    """What approving would release: the plan's lines and the rows per resource."""
-
-    lines: list[str] = field(default_factory=list)
-    refusal: str | None = None
-    no_rows: str | None = None
-    rows: dict[str, int] = field(default_factory=dict)
-    dropped: dict[str, int] = field(default_factory=dict)
-
-
 def _preview(session: Session, row: AgreementRow, settings: NodeSettings) -> Preview:
-    """The plan this node would apply, and a dry run of the package it would send."""
-    current = now()
-    try:
-        dataset, plan, _ = plan_for(session, row, keys_dir=settings.keys_dir, now=current)
-    except PolicyError as e:
-        return Preview(refusal=str(e))
-    except NotFound as e:
-        return Preview(refusal=e.detail or "the dataset is not at this node")
-    preview = Preview(lines=plan.explain())
-    try:
-        result = exporter_for(db.engine, dataset, plan, provider=settings.member_id,
-                              key=current_signing_key(), now=current,
-                              cursor_key=cursor_key(settings.keys_dir),
-                              recipient=row.requester, agreement=row.id
-                              ).write(cast(BinaryIO, _NullSink()))
-    except ExportError as e:
-        preview.no_rows = str(e)
-    else:
-        preview.rows, preview.dropped = dict(result.rows), dict(result.dropped)
-    return preview
+    """The plan this node would apply, and a dry run of what it would release."""
+    return preview(session, db.engine, row, keys_dir=settings.keys_dir,
+                   key=current_signing_key(), provider=settings.member_id, now=now())
 
 
 def terms_rows(terms: Mapping[str, Any], start: date) -> list[tuple[str, str]]:
