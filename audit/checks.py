@@ -19,11 +19,12 @@ the entry checks, or, when the entries agree with their stored hashes but
 not with the signed root (both were rewritten), by bisecting with the
 service's consistency proofs against prefix roots the auditor computes.
 
-:func:`reconcile` matches every ``package.served`` entry with the
-recipient's ``package.received`` entry and with the ``token.issued`` entry of
-the registry, lists every package that started leaving a node without being
-served whole (``package.started`` followed by ``package.unfinished``, or by
-nothing at all), and every fetch token no package was served for.
+:func:`reconcile` matches every ``package.served`` and ``counts.served``
+entry with the recipient's ``package.received`` or ``counts.received`` entry
+and with the ``token.issued`` entry of the registry, lists every package that
+started leaving a node without being served whole (``package.started``
+followed by ``package.unfinished``, or by nothing at all), and every
+agreement token nothing was served for.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from crypto.merkle import InvalidProof, MerkleLog, RootBuilder, leaf_hash, verif
 
 __all__ = [
     "AuditFailure",
+    "Exchanges",
     "LogSource",
     "Mismatch",
     "Reconciliation",
@@ -295,14 +297,41 @@ class Mismatch:
 
 
 @dataclass
-class Reconciliation:
-    """The result of :func:`reconcile`."""
+class Exchanges:
+    """How many exchanges of one kind (packages, counts results) were served, received, matched."""
 
     served: int = 0
     received: int = 0
-    tokens: int = 0
     matched: int = 0
+
+
+#: What an exchange is called in its log entries (``package.served``, ...) and in a report.
+KINDS = {"package": "package", "counts": "counts result"}
+
+
+@dataclass
+class Reconciliation:
+    """The result of :func:`reconcile`: packages, counts results and tokens matched."""
+
+    packages: Exchanges = field(default_factory=Exchanges)
+    counts: Exchanges = field(default_factory=Exchanges)
+    tokens: int = 0
     mismatches: list[Mismatch] = field(default_factory=list)
+
+    @property
+    def served(self) -> int:
+        """Packages served."""
+        return self.packages.served
+
+    @property
+    def received(self) -> int:
+        """Packages received."""
+        return self.packages.received
+
+    @property
+    def matched(self) -> int:
+        """Packages fully matched."""
+        return self.packages.matched
 
     @property
     def ok(self) -> bool:
@@ -316,7 +345,7 @@ def _events(entries: Sequence[LogEntry], type_: str) -> list[dict[str, Any]]:
 
 def reconcile(registry: Sequence[LogEntry], nodes: Mapping[str, Sequence[LogEntry]]) -> \
         Reconciliation:
-    """Match packages served, packages received and tokens issued (module docstring).
+    """Match packages and counts results served and received, and tokens issued.
 
     :param registry: the registry's entries.
     :param nodes: each audited node's entries, by member id.
@@ -325,27 +354,11 @@ def reconcile(registry: Sequence[LogEntry], nodes: Mapping[str, Sequence[LogEntr
     tokens = {t.get("jti"): t for t in _events(registry, "token.issued")
               if t.get("agreement") is not None}
     result.tokens = len(tokens)
-    received: dict[tuple[str, str, int], dict[str, Any]] = {}
-    for member, entries in nodes.items():
-        for event in _events(entries, "package.received"):
-            received[(str(event.get("member")), member, event.get("served_index", -1))] = event
-    result.received = len(received)
     used: set[Any] = set()
-    for provider, entries in nodes.items():
-        for served in _events(entries, "package.served"):
-            result.served += 1
-            _match_served(result, provider, served, nodes, received, tokens, used)
-        # A counts token is used by the counts it served (DESIGN.md §9).
-        used.update(e.get("token_jti") for e in _events(entries, "counts.served"))
+    for kind, tally in (("package", result.packages), ("counts", result.counts)):
+        _reconcile_kind(result, kind, tally, nodes, tokens, used)
     for provider, entries in nodes.items():
         result.mismatches.extend(_unfinished(provider, entries))
-    for (provider, recipient, index), event in received.items():
-        if provider in nodes and not any(
-                e.get("index") == index for e in _events(nodes[provider], "package.served")):
-            result.mismatches.append(Mismatch(
-                "received but not served", f"{recipient} entry {event.get('index')}",
-                f"{recipient} logged a package from {provider} (its entry {index}) that "
-                f"{provider}'s log does not show as served"))
     for jti, token in tokens.items():
         if jti not in used and token.get("audience") in nodes:
             result.mismatches.append(Mismatch(
@@ -354,6 +367,29 @@ def reconcile(registry: Sequence[LogEntry], nodes: Mapping[str, Sequence[LogEntr
                 f"(agreement {token.get('agreement')}) served no package or counts",
                 serious=False))
     return result
+
+
+def _reconcile_kind(result: Reconciliation, kind: str, tally: Exchanges,
+                    nodes: Mapping[str, Sequence[LogEntry]],
+                    tokens: Mapping[Any, Mapping[str, Any]], used: set[Any]) -> None:
+    """Match every ``KIND.served`` with its ``KIND.received`` and its token, both ways."""
+    received: dict[tuple[str, str, int], dict[str, Any]] = {}
+    for member, entries in nodes.items():
+        for event in _events(entries, f"{kind}.received"):
+            received[(str(event.get("member")), member, event.get("served_index", -1))] = event
+    tally.received = len(received)
+    for provider, entries in nodes.items():
+        for served in _events(entries, f"{kind}.served"):
+            tally.served += 1
+            if _match_served(result, kind, provider, served, nodes, received, tokens, used):
+                tally.matched += 1
+    for (provider, recipient, index), event in received.items():
+        if provider in nodes and not any(
+                e.get("index") == index for e in _events(nodes[provider], f"{kind}.served")):
+            result.mismatches.append(Mismatch(
+                "received but not served", f"{recipient} entry {event.get('index')}",
+                f"{recipient} logged a {KINDS[kind]} from {provider} (its entry {index}) that "
+                f"{provider}'s log does not show as served"))
 
 
 def _unfinished(provider: str, entries: Sequence[LogEntry]) -> Iterator[Mismatch]:
@@ -386,10 +422,12 @@ def _unfinished(provider: str, entries: Sequence[LogEntry]) -> Iterator[Mismatch
                 "package.unfinished for it (still streaming, or the service stopped mid-package)")
 
 
-def _match_served(result: Reconciliation, provider: str, served: Mapping[str, Any],
+def _match_served(result: Reconciliation, kind: str, provider: str, served: Mapping[str, Any],
                   nodes: Mapping[str, Sequence[LogEntry]],
                   received: Mapping[tuple[str, str, int], Mapping[str, Any]],
-                  tokens: Mapping[Any, Mapping[str, Any]], used: set[Any]) -> None:
+                  tokens: Mapping[Any, Mapping[str, Any]], used: set[Any]) -> bool:
+    """Check one served exchange against its token and its receipt; True if all match."""
+    what = KINDS[kind]
     recipient = str(served.get("member"))
     where = f"{provider} entry {served.get('index')}"
     ok = True
@@ -398,7 +436,7 @@ def _match_served(result: Reconciliation, provider: str, served: Mapping[str, An
         ok = False
         result.mismatches.append(Mismatch(
             "served without token", where,
-            f"package for {recipient} under {served.get('agreement')} names token "
+            f"{what} for {recipient} under {served.get('agreement')} names token "
             f"{served.get('token_jti')}, which the registry did not log as issued"))
     else:
         used.add(served.get("token_jti"))
@@ -409,19 +447,19 @@ def _match_served(result: Reconciliation, provider: str, served: Mapping[str, An
             result.mismatches.append(Mismatch(
                 "token mismatch", where,
                 f"the token was issued to {actual[0]} for {actual[1]} under {actual[2]}, "
-                f"the package went to {recipient} under {served.get('agreement')}"))
+                f"the {what} went to {recipient} under {served.get('agreement')}"))
     if recipient not in nodes:
         result.mismatches.append(Mismatch(
             "recipient not audited", where,
             f"{recipient}'s log was not given: its receipt is not checked", serious=False))
-        return
+        return False
     receipt = received.get((provider, recipient, int(served.get("index", -1))))
     if receipt is None:
         result.mismatches.append(Mismatch(
             "missing receipt", where,
-            f"{provider} served a package to {recipient} under {served.get('agreement')}, "
+            f"{provider} served a {what} to {recipient} under {served.get('agreement')}, "
             f"and {recipient}'s log has no receipt for it"))
-        return
+        return False
     for key in ("agreement", "content_sha256"):
         if receipt.get(key) != served.get(key):
             ok = False
@@ -429,5 +467,4 @@ def _match_served(result: Reconciliation, provider: str, served: Mapping[str, An
                 "digest mismatch" if key == "content_sha256" else "agreement mismatch", where,
                 f"{key}: served {served.get(key)!r:.80}, received "
                 f"{receipt.get(key)!r:.80} ({recipient} entry {receipt.get('index')})"))
-    if ok:
-        result.matched += 1
+    return ok

@@ -142,7 +142,7 @@ def verify(target: str, anchor: Path | None, since_path: Path | None, save_path:
 def reconcile_command(registry_target: str, node_targets: tuple[str, ...],
                       anchor: Path | None, user: str | None,
                       credentials: Path | None) -> None:
-    """Match packages served, packages received and tokens issued across the logs.
+    """Match packages and counts results served and received, and tokens issued, across logs.
 
     Every log is verified first. Prints every unmatched or mismatched item
     (missing receipt, digest mismatch, package served without a token, token
@@ -180,9 +180,12 @@ def _verified_entries(target: str, creds: Credentials, http: httpx.Client,
 
 def _print_reconciliation(result: Reconciliation) -> None:
     out.print(f"packages served: {result.served}, received: {result.received}, "
-              f"fetch tokens issued: {result.tokens}; fully matched: {result.matched}")
+              f"agreement tokens issued: {result.tokens}; fully matched: {result.matched}")
+    counted = result.counts
+    out.print(f"counts results served: {counted.served}, received: {counted.received}; "
+              f"fully matched: {counted.matched}")
     for m in result.mismatches:
         mark = "[bold red]✗[/]" if m.serious else "·"
         out.print(f"  {mark} {m.kind}: {m.where}: {m.detail}")
-    out.print("[bold green]RECONCILED: every package served is matched[/]" if result.ok
-              else "[bold red]NOT RECONCILED[/]")
+    out.print("[bold green]RECONCILED: every package and counts result served is matched[/]"
+              if result.ok else "[bold red]NOT RECONCILED[/]")

@@ -369,11 +369,15 @@ def _audit(fed: Federation) -> None:
     result = reconcile(registry_entries, entries)
     assert result.ok, result.mismatches
     unused = sum(1 for m in result.mismatches if m.kind == "token never used")
+    counted = result.counts
     step(f"audit reconcile: {result.served} package served, {result.received} received, "
-         f"{result.matched} matched with its receipt and with a token the registry logged"
+         f"{result.matched} matched with its receipt and with a token the registry logged; "
+         f"{counted.served} counts result served, {counted.received} received, "
+         f"{counted.matched} matched"
          + (f"; {unused} agreement token never used" if unused else "") + ".")
     fed.facts.append(("audit", f"{len(entries) + 1} logs verified; {result.matched} of "
-                               f"{result.served} packages reconciled"))
+                               f"{result.served} packages and {counted.matched} of "
+                               f"{counted.served} counts results reconciled"))
 
 
 def _fetch(settings: NodeSettings, client: RegistryClient, agreement_id: str,

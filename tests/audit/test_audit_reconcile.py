@@ -25,13 +25,14 @@ def _token(jti: str, agreement: str = "cn-fesp.1") -> tuple[str, dict[str, Any]]
                              "scope": "agreement:fetch", "agreement": agreement})
 
 
-def _served(jti: str, digest: str = "d1") -> tuple[str, dict[str, Any]]:
-    return ("package.served", {"member": "cn-fesp", "agreement": "cn-fesp.1",
+def _served(jti: str, digest: str = "d1", kind: str = "package") -> tuple[str, dict[str, Any]]:
+    return (f"{kind}.served", {"member": "cn-fesp", "agreement": "cn-fesp.1",
                                "token_jti": jti, "content_sha256": digest})
 
 
-def _received(served_index: int, digest: str = "d1") -> tuple[str, dict[str, Any]]:
-    return ("package.received", {"member": "ru-lotl", "agreement": "cn-fesp.1",
+def _received(served_index: int, digest: str = "d1", kind: str = "package"
+              ) -> tuple[str, dict[str, Any]]:
+    return (f"{kind}.received", {"member": "ru-lotl", "agreement": "cn-fesp.1",
                                  "served_index": served_index, "content_sha256": digest})
 
 
@@ -118,3 +119,48 @@ def test_a_started_package_served_whole_reconciles() -> None:
     result = reconcile(_log(_token("t1")),
                        {"ru-lotl": _log(_started("t1"), served), "cn-fesp": _log(_received(1))})
     assert result.ok and not result.mismatches
+
+
+def _counts_served(jti: str, digest: str = "c1") -> tuple[str, dict[str, Any]]:
+    return _served(jti, digest, kind="counts")
+
+
+def _counts_received(served_index: int, digest: str = "c1") -> tuple[str, dict[str, Any]]:
+    return _received(served_index, digest, kind="counts")
+
+
+def test_counts_results_reconcile_like_packages() -> None:
+    result = reconcile(_log(_token("t1"), _token("t2")),
+                       {"ru-lotl": _log(_served("t1"), _counts_served("t2")),
+                        "cn-fesp": _log(_received(0), _counts_received(1))})
+    assert (result.counts.served, result.counts.received, result.counts.matched) == (1, 1, 1)
+    assert (result.served, result.matched) == (1, 1)
+    assert result.ok and not result.mismatches
+
+
+def test_a_deleted_counts_receipt_is_found() -> None:
+    result = reconcile(_log(_token("t1")),
+                       {"ru-lotl": _log(_counts_served("t1")), "cn-fesp": _log()})
+    assert [m.kind for m in result.mismatches] == ["missing receipt"]
+    assert "counts result" in result.mismatches[0].detail and not result.ok
+
+
+def test_a_counts_result_changed_after_serving_is_found() -> None:
+    result = reconcile(_log(_token("t1")),
+                       {"ru-lotl": _log(_counts_served("t1", "c1")),
+                        "cn-fesp": _log(_counts_received(0, "c2"))})
+    assert [m.kind for m in result.mismatches] == ["digest mismatch"]
+
+
+def test_counts_received_but_never_served_or_without_a_token_are_found() -> None:
+    forged = reconcile(_log(), {"ru-lotl": _log(("request.received", {})),
+                                "cn-fesp": _log(_counts_received(0))})
+    assert [m.kind for m in forged.mismatches] == ["received but not served"]
+    untokened = reconcile(_log(), {"ru-lotl": _log(_counts_served("t9")),
+                                   "cn-fesp": _log(_counts_received(0))})
+    assert [m.kind for m in untokened.mismatches] == ["served without token"]
+    # a package's receipt does not stand in for a counts result's, nor the reverse
+    crossed = reconcile(_log(_token("t1")), {"ru-lotl": _log(_counts_served("t1")),
+                                              "cn-fesp": _log(_received(0))})
+    assert sorted(m.kind for m in crossed.mismatches) == ["missing receipt",
+                                                          "received but not served"]
