@@ -23,10 +23,15 @@ overrides it).
     (b)  all providers in one ``run_joint_count`` (a thread per provider).
     Rounds alternate (b) and every (a), after one untimed warm-up round.
     Budget: b / slowest a <= 1.3 (the joint count costs about as much as its
-    slowest provider). Note that every loopback server runs in this one
-    Python process, so the providers' counting shares one interpreter (GIL)
-    and the machine's cores; real providers each count on their own machine.
-    The sum of the single times is printed to show how much overlapped.
+    slowest provider). By default (--serve processes) each provider is served
+    by its own gunicorn (1 worker, deploy/gunicorn.conf.py) on the port it
+    registered, as real providers each count in their own server; the
+    registry and the requester stay in this process. --serve threads keeps
+    every server in this one Python process (one interpreter, one GIL). Real
+    providers count on their own machines: this machine's cores are shared by
+    every provider, so with more providers than cores the joint count cannot
+    be faster than (providers / cores) x a single one. The sum of the single
+    times is printed to show how much overlapped.
 
 (2) One node, in process, no HTTP: ``node.exchange.counts.count`` over the big
     dataset with the plan of an aggregate joint-monitoring request
@@ -49,19 +54,23 @@ import argparse
 import io
 import logging
 import multiprocessing
+import os
 import shutil
 import sqlite3
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import closing, redirect_stderr
+from contextlib import ExitStack, closing, redirect_stderr
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+import httpx
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
@@ -140,6 +149,52 @@ def pick_year(spans: list[tuple[str | None, str | None]], today: date) -> int:
     return max(years, key=lambda y: (covered(y), y))
 
 
+def serve_in_process(net: LoopbackFederation, member: str, stack: ExitStack) -> None:
+    """Move ``member``'s server out of this process: gunicorn on the same port.
+
+    The node's registered URL is unchanged; the in-process server stops first
+    so that the port is free, and gunicorn is stopped when ``stack`` closes.
+    """
+    server = net.servers.pop(member)
+    url = server.url
+    server.stop()
+    directory = net.nodes[member].directory
+    env = dict(os.environ, CORRIDOR_NODE_DIR=str(directory))
+    errors = stack.enter_context((directory / "gunicorn.log").open("wb"))
+    config = Path(__file__).resolve().parent.parent / "deploy" / "gunicorn.conf.py"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", str(config), "--workers", "1",
+         "--bind", url.removeprefix("http://"), "--access-logfile", "/dev/null",
+         "node.wsgi:app"], env=env, stdout=subprocess.DEVNULL, stderr=errors)
+
+    def stop() -> None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    stack.callback(stop)
+    deadline = time.monotonic() + 30
+    while not answers(f"{url}/.well-known/jwks.json"):
+        if process.poll() is not None:
+            errors.flush()
+            log = (directory / "gunicorn.log").read_text(errors="replace")
+            raise SystemExit(f"gunicorn for {member} exited:\n{log[-2000:]}")
+        if time.monotonic() > deadline:
+            raise SystemExit(f"gunicorn for {member} did not answer on {url} in 30 s")
+        time.sleep(0.2)
+
+
+def answers(url: str) -> bool:
+    """Whether ``url`` answers 200 now."""
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 # ------------------------------------------------------------------ timing
 
 
@@ -164,7 +219,7 @@ def timed(fn: Callable[[], object], cpu: list[float] | None = None) -> float:
 
 
 def fan_out(requester: NodeSettings, agreements: dict[str, str], query: Query, work: Path,
-            runs: int) -> None:
+            runs: int, serve: str) -> None:
     """Measurement (1): every provider alone, and all of them in one joint count."""
     context = ServiceContext(requester.directory, load_settings, upgrade)
     calls = [0]
@@ -198,7 +253,9 @@ def fan_out(requester: NodeSettings, agreements: dict[str, str], query: Query, w
         context.close()
 
     print()
-    print(f"(1) fan-out: {len(agreements)} providers, query {query.describe()}")
+    where = ("each provider in its own gunicorn process" if serve == "processes"
+             else "every server in this process")
+    print(f"(1) fan-out: {len(agreements)} providers ({where}), query {query.describe()}")
     for provider, seconds in alone.items():
         print(line(f"(a)  {provider} alone", seconds))
     slowest = max(alone, key=lambda p: statistics.median(alone[p]))
@@ -213,9 +270,14 @@ def fan_out(requester: NodeSettings, agreements: dict[str, str], query: Query, w
           "uses the largest single min)")
     print(f"ratio b / sum of singles                     min {low / min(sums):8.2f} x   "
           f"median {mid / statistics.median(sums):8.2f} x   (1.0 = no overlap at all)")
-    print(f"CPU seconds of this process (servers included): a single {min(cpu_alone):.3f} to "
+    cores = multiprocessing.cpu_count()
+    servers = ("providers excluded" if serve == "processes" else "servers included")
+    print(f"CPU seconds of this process ({servers}): a single {min(cpu_alone):.3f} to "
           f"{max(cpu_alone):.3f}, the joint {min(cpu_together):.3f} to {max(cpu_together):.3f}; "
-          f"{multiprocessing.cpu_count()} cores, one interpreter")
+          f"{cores} cores")
+    if serve == "processes" and len(agreements) > cores:
+        print(f"bound on this machine: {len(agreements)} providers share {cores} cores, so "
+              f"b / slowest single >= about {len(agreements) / cores:.2f} x here")
 
 
 def one_node(directory: Path, query: Query, runs: int) -> None:
@@ -312,6 +374,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, metavar="N",
                         help="processes generating and importing the data (default: "
                              "%(default)s)")
+    parser.add_argument("--serve", choices=["processes", "threads"], default="processes",
+                        help="serve each provider from its own gunicorn process, or every "
+                             "server in this process (default: %(default)s)")
     parser.add_argument("--skip-fanout", action="store_true",
                         help="run measurement (2) only (no federation is started)")
     args = parser.parse_args()
@@ -325,6 +390,7 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="corridor-joint-bench-"))
     net: LoopbackFederation | None = None
     engines: dict[str, Engine] = {}
+    stack = ExitStack()
 
     def sessions(settings: NodeSettings) -> Session:
         if settings.database_url not in engines:
@@ -379,14 +445,18 @@ def main() -> None:
             for engine in engines.values():
                 engine.dispose()
             engines.clear()
+            if args.serve == "processes":
+                for member in agreements:
+                    serve_in_process(net, member, stack)
             print(f"{len(agreements)} aggregate agreements active; setup took "
                   f"{time.perf_counter() - started:.0f} s", flush=True)
-            fan_out(requester, agreements, query, root / "received", args.runs)
+            fan_out(requester, agreements, query, root / "received", args.runs, args.serve)
         if args.big_observations > 0:
             one_node(big_dir, query, args.runs)
         print(f"\n(total {time.perf_counter() - started:.0f} s on "
               f"{multiprocessing.cpu_count()} cores)")
     finally:
+        stack.close()
         if net is not None:
             net.stop()
         for engine in engines.values():
