@@ -27,7 +27,7 @@ import random
 import uuid
 from bisect import bisect
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from functools import cache
 from itertools import accumulate, pairwise
@@ -56,6 +56,7 @@ __all__ = [
     "Side",
     "border_longitude",
     "camera_count",
+    "cross_border_truth",
     "generate_bird_counts",
     "generate_camtrap",
     "individual_registry",
@@ -359,7 +360,15 @@ _TAXA: tuple[_Taxon, ...] = (
 
 @dataclass(frozen=True)
 class Individual:
-    """A recognised tiger or leopard in the joint (shared) ID catalogue."""
+    """A tiger or leopard of the simulated population, and its name in each park's catalogue.
+
+    ``individual_id`` is the generator's own identity for the animal (``PPO-017``);
+    it never appears in the generated data. Each park names the animals its
+    cameras can record in its own scheme (``ru_id`` such as ``PPO-RU-017``,
+    ``cn_id`` such as ``CN-L07``), numbered in its own order, so the same animal
+    has unrelated names on the two sides, as in the field. Which names belong
+    together is the hidden ground truth (:func:`cross_border_truth`).
+    """
 
     individual_id: str
     scientific_name: str
@@ -368,6 +377,15 @@ class Individual:
     home_range: Literal["ru", "cn", "both"]  # "both": a border crosser
     home_latitude: float
     home_longitude: float
+    ru_id: str | None = None
+    cn_id: str | None = None
+
+    def local_id(self, side: Side) -> str:
+        """This animal's ID in ``side``'s catalogue (it must range on that side)."""
+        local = self.ru_id if side == "ru" else self.cn_id
+        if local is None:
+            raise ValueError(f"{self.individual_id} does not range on the {side} side")
+        return local
 
     @property
     def transboundary(self) -> bool:
@@ -384,6 +402,8 @@ _POPULATIONS = (
     ("PPO", "Panthera pardus orientalis", 12, 6, 7, 8.0),
     ("PTA", "Panthera tigris altaica", 6, 4, 5, 15.0),
 )
+#: The Chinese catalogue's letter per taxon (``CN-L07`` a leopard, ``CN-T03`` a tiger).
+_CN_LETTER = {"PPO": "L", "PTA": "T"}
 _RANGE_KM = {prefix: sd for prefix, _, _, _, _, sd in _POPULATIONS}
 
 
@@ -413,7 +433,38 @@ def individual_registry(seed: int = 2024) -> tuple[Individual, ...]:
                 home_latitude=round(lat, 4),
                 home_longitude=round(lon, 4),
             ))
-    return tuple(out)
+    return tuple(_with_local_ids(out, seed))
+
+
+def _with_local_ids(animals: list[Individual], seed: int) -> list[Individual]:
+    """Give each animal its name in the catalogue of each side it ranges on.
+
+    Each park numbers its own animals per taxon in an order of its own (a
+    separate random stream, so the rest of the data does not change with it).
+    """
+    rng = _rng("local-ids", seed)
+    names: dict[tuple[str, str], str] = {}
+    for prefix, *_ in _POPULATIONS:
+        for side in ("ru", "cn"):
+            ranging = [a.individual_id for a in animals
+                       if a.individual_id.startswith(prefix) and a.home_range in (side, "both")]
+            rng.shuffle(ranging)
+            for number, animal in enumerate(ranging, start=1):
+                names[side, animal] = (f"{prefix}-RU-{number:03d}" if side == "ru"
+                                       else f"CN-{_CN_LETTER[prefix]}{number:02d}")
+    return [replace(a, ru_id=names.get(("ru", a.individual_id)),
+                    cn_id=names.get(("cn", a.individual_id))) for a in animals]
+
+
+def cross_border_truth(seed: int = 2024) -> dict[str, tuple[str, str]]:
+    """The hidden ground truth: each border crosser's RU and CN names, by taxon's animal.
+
+    ``{generator id: (ru local id, cn local id)}`` for every animal that ranges
+    on both sides. Only tests and the demo's final check may use it: the
+    parks learn it by comparing photographs (the match ledger).
+    """
+    return {a.individual_id: (a.local_id("ru"), a.local_id("cn"))
+            for a in individual_registry(seed) if a.transboundary}
 
 
 def _home_centre(home_range: str, rng: random.Random) -> tuple[float, float]:
@@ -682,6 +733,11 @@ class _Sighting:
     detections: int
     first: int
     last: int
+    near_border: bool  # recorded by a camera within NEAR_BORDER_KM of the border
+
+
+#: A park flags the animals its cameras recorded this close to the border (km).
+NEAR_BORDER_KM = 5.0
 
 
 @dataclass(frozen=True)
@@ -690,6 +746,7 @@ class _Card:
 
     deployment_id: str
     folder: str  # "media/<deploymentID>/"
+    near_border: bool
     by_human: tuple[str, str, str, str]  # classificationMethod … classificationProbability
     machine_at: str
 
@@ -734,6 +791,7 @@ class _CamtrapWriter:
         # One expert processes a whole memory card.
         expert = experts[int(self.rng.random() * len(experts))]
         card = _Card(dep.deployment_id, f"media/{dep.deployment_id}/",
+                     dep.location.border_km <= NEAR_BORDER_KM,
                      ("human", expert, fmt(dep.classified_at), ""), fmt(dep.machine_at))
         frame = 0  # the camera's own image counter restarts with each deployment
         for event in events:
@@ -803,9 +861,10 @@ class _CamtrapWriter:
             life_stage = "adult"
             if event.individual is not None:
                 ind = event.individual
-                individual_id, sex, life_stage = ind.individual_id, ind.sex, ind.life_stage
+                individual_id = ind.local_id(self.profile.side)
+                sex, life_stage = ind.sex, ind.life_stage
                 tags = _ID_TAG
-                self._sighted(ind.individual_id, event.ts)
+                self._sighted(individual_id, event.ts, card.near_border)
         elif taxon.guild in _MACHINE_GUILDS and random_() < 0.6:
             classification = ("machine", _MACHINE, card.machine_at,
                               f"{0.55 + 0.44 * random_():.3f}")
@@ -821,14 +880,15 @@ class _CamtrapWriter:
                          *_EMPTY_POSITION, *classification, "", _CUB_COMMENT))
         return rows
 
-    def _sighted(self, individual_id: str, ts: int) -> None:
+    def _sighted(self, individual_id: str, ts: int, near_border: bool) -> None:
         seen = self.sightings.get(individual_id)
         if seen is None:
-            self.sightings[individual_id] = _Sighting(1, ts, ts)
+            self.sightings[individual_id] = _Sighting(1, ts, ts, near_border)
         else:
             seen.detections += 1
             seen.first = min(seen.first, ts)
             seen.last = max(seen.last, ts)
+            seen.near_border = seen.near_border or near_border
 
 
 _SETUP_COMMENT = "Camera set up"
@@ -886,44 +946,65 @@ def _write_deployments(path: Path, deployments: Sequence[_Deployment], clock: _C
 
 
 def _write_individuals(path: Path, registry: Sequence[Individual],
-                       sightings: dict[str, _Sighting], clock: _Clock) -> int:
-    """Individuals recorded in this package, with their catalogue attributes."""
+                       sightings: dict[str, _Sighting], clock: _Clock, side: Side) -> int:
+    """Individuals recorded in this package, under this park's own catalogue IDs."""
     rows = 0
     with path.open("w", encoding="utf-8", newline="") as f:
         out = csv.writer(f, lineterminator="\n")
         out.writerow(INDIVIDUAL_FIELDS)
-        for ind in registry:
-            seen = sightings.get(ind.individual_id)
+        for ind in sorted((i for i in registry if i.ranges_on(side)),
+                          key=lambda i: i.local_id(side)):
+            seen = sightings.get(ind.local_id(side))
             if seen is None:
                 continue
-            note = ("Transboundary: also recorded across the border (shared catalogue ID)"
-                    if ind.transboundary else "")
-            out.writerow((ind.individual_id, ind.scientific_name, ind.sex, ind.life_stage,
-                          "true" if ind.transboundary else "false", clock.format(seen.first),
+            note = (f"Recorded within {NEAR_BORDER_KM:g} km of the border: a candidate for "
+                    "matching with the other side's catalogue" if seen.near_border else "")
+            out.writerow((ind.local_id(side), ind.scientific_name, ind.sex, ind.life_stage,
+                          "true" if seen.near_border else "false", clock.format(seen.first),
                           clock.format(seen.last), seen.detections, note))
             rows += 1
     return rows
 
 
+#: Each park's catalogue scheme, as a pattern and in words.
+_ID_SCHEMES: dict[Side, tuple[str, str]] = {
+    "ru": ("^(PPO|PTA)-RU-[0-9]{3}$",
+           "This park's catalogue ID: PPO-RU-nnn a Far Eastern leopard, PTA-RU-nnn an Amur "
+           "tiger."),
+    "cn": ("^CN-[LT][0-9]{2}$",
+           "This park's catalogue ID: CN-Lnn a Far Eastern leopard, CN-Tnn an Amur tiger."),
+}
+
+
+def _individuals_schema(side: Side) -> dict[str, Any]:
+    """The ``individuals`` resource's table schema, with ``side``'s ID scheme."""
+    pattern, described = _ID_SCHEMES[side]
+    schema: dict[str, Any] = json.loads(json.dumps(_INDIVIDUALS_SCHEMA))
+    schema["fields"][0]["description"] = described
+    schema["fields"][0]["constraints"]["pattern"] = pattern
+    return schema
+
+
 _INDIVIDUALS_SCHEMA: dict[str, Any] = {
     "name": "individuals",
     "title": "Individuals",
-    "description": "Recognised tigers and leopards recorded in this package. IDs come from "
-                   "the catalogue shared by both parks, so one ID is one animal on either "
-                   "side of the border; observations.individualID refers to individualID.",
+    "description": "Recognised tigers and leopards recorded in this package, under this "
+                   "park's own catalogue IDs (the other park names the same animal "
+                   "differently; matches are agreed in Corridor's match ledger); "
+                   "observations.individualID refers to individualID.",
     "missingValues": [""],
     "primaryKey": "individualID",
     "fields": [
         {"name": "individualID", "type": "string",
-         "description": "Catalogue ID: PPO = Far Eastern leopard, PTA = Amur tiger.",
-         "constraints": {"required": True, "unique": True, "pattern": "^(PPO|PTA)-[0-9]{3}$"}},
+         "constraints": {"required": True, "unique": True}},
         {"name": "scientificName", "type": "string", "constraints": {"required": True}},
         {"name": "sex", "type": "string",
          "constraints": {"required": False, "enum": ["female", "male"]}},
         {"name": "lifeStage", "type": "string",
          "constraints": {"required": False, "enum": ["adult", "subadult", "juvenile"]}},
         {"name": "transboundary", "type": "boolean",
-         "description": "Recorded on both sides of the border.",
+         "description": f"Recorded within {NEAR_BORDER_KM:g} km of the border (a candidate "
+                        "for matching across it).",
          "constraints": {"required": True}},
         {"name": "firstSeen", "type": "datetime", "format": "%Y-%m-%dT%H:%M:%S%z",
          "description": "First detection in this package.", "constraints": {"required": True}},
@@ -960,7 +1041,7 @@ def _datapackage(profile: _SideProfile, seed: int, locations: Sequence[_Location
         "format": "csv", "mediatype": "text/csv", "encoding": "utf-8",
         "description": "Custom resource, not part of the Camtrap DP model: the recognised "
                        "individuals recorded in this package.",
-        "schema": _INDIVIDUALS_SCHEMA,
+        "schema": _individuals_schema(profile.side),
     })
     taxonomic = [
         {"scientificName": t.scientific_name, "taxonRank": t.rank,
@@ -1055,7 +1136,7 @@ def generate_camtrap(out_dir: Path, *, side: Side, observations: int = 20_000,
             writer.write_deployment(dep, _plan_events(dep, rows, event_rng))
         writer.finish()
     n_individuals = _write_individuals(out_dir / "individuals.csv", registry,
-                                       writer.sightings, clock)
+                                       writer.sightings, clock, side)
     descriptor = _datapackage(profile, seed, locations, deployments, clock)
     (out_dir / "datapackage.json").write_text(
         json.dumps(descriptor, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -30,6 +30,7 @@ from node.data.demo_data import (
     Side,
     border_longitude,
     camera_count,
+    cross_border_truth,
     generate_bird_counts,
     generate_camtrap,
     individual_registry,
@@ -444,52 +445,70 @@ def test_cats_are_mostly_nocturnal_and_people_diurnal(
         assert night_share(lambda r: r["observationType"] in ("human", "vehicle")) < 0.1
 
 
-def test_registry_is_shared_and_defines_border_crossers() -> None:
+def test_each_park_names_the_same_animals_in_its_own_scheme() -> None:
     registry = individual_registry(2024)
     assert registry == individual_registry(2024)
     assert registry != individual_registry(7)
-    ids = [i.individual_id for i in registry]
-    assert len(ids) == len(set(ids)) == 40
-    assert sum(i.startswith("PPO-") for i in ids) == 25
-    assert sum(i.startswith("PTA-") for i in ids) == 15
-    crossers = [i for i in registry if i.transboundary]
-    assert 0 < len(crossers) < len(registry)
+    assert len({i.individual_id for i in registry}) == 40
+    ru = [i.ru_id for i in registry if i.ru_id]
+    cn = [i.cn_id for i in registry if i.cn_id]
+    assert len(ru) == len(set(ru)) and len(cn) == len(set(cn))
+    assert all(re.fullmatch(r"(PPO|PTA)-RU-\d{3}", i) for i in ru)
+    assert all(re.fullmatch(r"CN-[LT]\d{2}", i) for i in cn)
+    for ind in registry:
+        assert (ind.ru_id is not None) == ind.ranges_on("ru")
+        assert (ind.cn_id is not None) == ind.ranges_on("cn")
+        letter = "L" if ind.scientific_name == "Panthera pardus orientalis" else "T"
+        if ind.cn_id:
+            assert ind.cn_id.startswith(f"CN-{letter}")
+    truth = cross_border_truth(2024)
+    assert set(truth) == {i.individual_id for i in registry if i.transboundary}
+    assert 0 < len(truth) < len(registry)
+    # Unrelated numbering: the two names of one animal do not share a number.
+    assert sum(r[-2:] == c[-2:] for r, c in truth.values()) < len(truth) // 2
     assert {i.home_range for i in registry} == {"ru", "cn", "both"}
 
 
-def test_border_crossers_appear_on_both_sides(
+def test_border_crossers_appear_on_both_sides_under_two_names(
         packages: dict[str, GeneratedPackage],
         observations: dict[str, list[dict[str, str]]]) -> None:
-    registry = {i.individual_id: i for i in individual_registry(2024)}
+    registry = individual_registry(2024)
+    by_local = {side: {i.local_id(side): i for i in registry if i.ranges_on(side)}
+                for side in SIDES}
     seen = {side: {r["individualID"] for r in rows if r["individualID"]}
             for side, rows in observations.items()}
-    crossers = {i for i, ind in registry.items() if ind.transboundary}
-    on_both = seen["ru"] & seen["cn"]
+    assert not seen["ru"] & seen["cn"]  # no name is shared across the border
+    animals = {side: {by_local[side][i].individual_id for i in seen[side]} for side in SIDES}
+    on_both = animals["ru"] & animals["cn"]
+    crossers = set(cross_border_truth(2024))
     assert on_both <= crossers  # nobody else crosses
     assert len(on_both) >= len(crossers) * 3 // 4
     assert any(i.startswith("PPO-") for i in on_both)
     assert any(i.startswith("PTA-") for i in on_both)
     for side in SIDES:
-        assert all(registry[i].ranges_on(side) for i in seen[side])
+        assert seen[side] <= set(by_local[side])
         rows = read_csv(packages[side].path / "individuals.csv")[1]
         assert {r["individualID"] for r in rows} == seen[side]
         detections = Counter(r["individualID"] for r in observations[side] if r["individualID"])
         for row in rows:
-            ind = registry[row["individualID"]]
+            ind = by_local[side][row["individualID"]]
             assert int(row["detections"]) == detections[row["individualID"]]
             assert (row["scientificName"], row["sex"]) == (ind.scientific_name, ind.sex)
-            assert row["transboundary"] == ("true" if ind.transboundary else "false")
+        flagged = {by_local[side][r["individualID"]].individual_id for r in rows
+                   if r["transboundary"] == "true"}
+        assert flagged & on_both  # the border cameras flag crossers for matching
 
 
 def test_identified_cats_carry_their_registry_attributes(
         observations: dict[str, list[dict[str, str]]]) -> None:
-    registry = {i.individual_id: i for i in individual_registry(2024)}
-    for rows in observations.values():
+    registry = individual_registry(2024)
+    for side, rows in observations.items():
+        by_local = {i.local_id(side): i for i in registry if i.ranges_on(side)}
         cats = [r for r in rows if r["scientificName"] in CATS and r["lifeStage"] != "juvenile"]
         identified = [r for r in cats if r["individualID"]]
         assert len(identified) > 0.7 * len(cats)
         for row in identified:
-            ind = registry[row["individualID"]]
+            ind = by_local[row["individualID"]]
             assert row["scientificName"] == ind.scientific_name
             assert row["sex"] == ind.sex and row["lifeStage"] == ind.life_stage
             assert row["classificationMethod"] == "human"
