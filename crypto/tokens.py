@@ -39,6 +39,7 @@ __all__ = [
     "CLOCK_LEEWAY",
     "COUNTS_SCOPE",
     "FETCH_SCOPE",
+    "LINKS_SCOPE",
     "MAX_ACCESS_TOKEN_TTL",
     "MAX_JTI_LENGTH",
     "MAX_TOKEN_SIZE",
@@ -63,6 +64,8 @@ FETCH_SCOPE = "agreement:fetch"
 COUNTS_SCOPE = "agreement:counts"
 #: The scopes that act under one agreement: their tokens carry an ``agreement`` claim.
 AGREEMENT_SCOPES = frozenset({FETCH_SCOPE, COUNTS_SCOPE})
+#: Scope of a token that delivers match-ledger messages to another member's node.
+LINKS_SCOPE = "links:write"
 #: Scope of a token that submits a member's own log checkpoints to the registry's witness.
 WITNESS_SCOPE = "witness:submit"
 

@@ -15,6 +15,7 @@ from node.exchange.agreements_api import blp as agreement_packages
 from node.exchange.auth import authorize
 from node.exchange.counts_api import blp as agreement_counts
 from node.exchange.trust_store import current_trust_store
+from node.links.api import blp as links
 from node.settings import current_settings
 
 blp = Blueprint("datasets", __name__, url_prefix="/datasets",
@@ -68,4 +69,4 @@ class NodeKeys(MethodView):
         return public_keys(current_settings().keys_dir).to_jwks()
 
 
-BLUEPRINTS = [blp, partners, agreement_packages, agreement_counts]
+BLUEPRINTS = [blp, partners, agreement_packages, agreement_counts, links]

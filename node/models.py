@@ -300,6 +300,37 @@ class Receipt(Base):
     served_index: Mapped[int | None] = mapped_column(Integer)
 
 
+class Link(Base):
+    """One entry of the cross-border match ledger: "my animal X is your animal Y".
+
+    ``local_id`` is this node's individual, ``other_id`` the other member's.
+    The signed messages are kept verbatim (compact JWS): the proposal by its
+    proposer, the decision (confirmation or rejection) by the counterpart, a
+    retraction by either; a confirmed link carries both nodes' signatures.
+    ``outbox`` holds this node's messages not yet delivered to the other node.
+    """
+
+    __tablename__ = "links"
+    __table_args__ = (Index(None, "other_member", "other_id"), Index(None, "local_id"))
+
+    link_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    proposer: Mapped[str] = mapped_column(String(40))
+    other_member: Mapped[str] = mapped_column(String(40))
+    local_id: Mapped[str] = mapped_column(String(128))
+    other_id: Mapped[str] = mapped_column(String(128))
+    taxon: Mapped[str] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(16))  # proposed|confirmed|rejected|retracted
+    method: Mapped[str] = mapped_column(String(32))
+    confidence: Mapped[float] = mapped_column(Float)
+    proposal: Mapped[str] = mapped_column(Text)
+    decision: Mapped[str | None] = mapped_column(Text)
+    retraction: Mapped[str | None] = mapped_column(Text)
+    outbox: Mapped[list[str]] = mapped_column(JSON, default=list)
+    delivery_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class User(Base):
     """A person who signs in to the node's web pages."""
 

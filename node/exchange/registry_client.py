@@ -19,7 +19,13 @@ from corridor.keystore import load_signing_key
 from crypto.canonical import canonical_json
 from crypto.jws import sign_compact
 from crypto.keys import KeySet, SigningKey
-from crypto.tokens import COUNTS_SCOPE, FETCH_SCOPE, REGISTRY_AUDIENCE, WITNESS_SCOPE
+from crypto.tokens import (
+    COUNTS_SCOPE,
+    FETCH_SCOPE,
+    LINKS_SCOPE,
+    REGISTRY_AUDIENCE,
+    WITNESS_SCOPE,
+)
 from node.exchange.oauth_client import TokenClient
 from node.settings import NodeSettings
 
@@ -156,6 +162,10 @@ class RegistryClient:
     def counts_token(self, provider: str, agreement_id: str) -> str:
         """A token to ask ``provider`` for signed counts under ``agreement_id``."""
         return self.tokens.token(provider, COUNTS_SCOPE, agreement=agreement_id)
+
+    def links_token(self, member: str) -> str:
+        """A token to deliver match-ledger messages to ``member``'s node."""
+        return self.tokens.token(member, LINKS_SCOPE)
 
     # --- witnessing the exchange log (DESIGN.md §10) -------------------------------------
 

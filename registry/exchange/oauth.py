@@ -85,6 +85,7 @@ from crypto.tokens import (
     CLOCK_LEEWAY,
     COUNTS_SCOPE,
     FETCH_SCOPE,
+    LINKS_SCOPE,
     REGISTRY_AUDIENCE,
     WITNESS_SCOPE,
     AccessClaims,
@@ -132,7 +133,7 @@ MEMBER_AUDIENCE = "<member>"
 SCOPES: Mapping[str, frozenset[str]] = MappingProxyType({
     REGISTRY_AUDIENCE: frozenset({"catalog:read", "catalog:write", "keys:write",
                                   "agreements:read", "agreements:write", WITNESS_SCOPE}),
-    MEMBER_AUDIENCE: frozenset({"node:read", FETCH_SCOPE, COUNTS_SCOPE}),
+    MEMBER_AUDIENCE: frozenset({"node:read", FETCH_SCOPE, COUNTS_SCOPE, LINKS_SCOPE}),
 })
 
 _EXTENSION = "corridor_oauth"
