@@ -30,7 +30,7 @@ from node.data.demo_data import cross_border_truth, individual_registry
 from node.links.messages import LINK_TYP, MESSAGE_TYPE
 from node.log.exchange_log import LOG
 from node.settings import load_settings
-from tests.conftest import fail, ok
+from tests.conftest import fail, ok, run_cli
 
 pytestmark = pytest.mark.storage
 
@@ -261,3 +261,75 @@ def test_post_links_refuses_what_it_cannot_trust(parks: Federation) -> None:
     assert len([e for e in _log(fed, "cn-ntlnp", "link.proposed") if e["link"] == link]) == 1
     refusals = _log(fed, "cn-ntlnp", "link.refused")
     assert len(refusals) >= 10 and all(e["member"] == "ru-lotl" for e in refusals)
+
+
+# --------------------------------------------------------------------- joint count of individuals
+
+
+def _aggregate_agreement(fed: Federation) -> str:
+    """ru-lotl may ask cn-ntlnp for counts of its demo dataset (CLI, default policy)."""
+    dataset = "corridor-demo-cn-ntlnp"
+    ok(fed.node("cn-ntlnp", "publish", dataset, "--tier", "aggregate"))
+    until = (datetime.now(UTC).date() + timedelta(days=200)).isoformat()
+    filed = ok(fed.node("ru-lotl", "request", "create", "--dataset", f"cn-ntlnp/{dataset}",
+                        "--purpose", "joint-monitoring", "--tier", "aggregate", "--until",
+                        until, "--justification", "How many leopards are there"))
+    match = re.search(r"ru-lotl\.[0-9a-f]{16}", filed)
+    assert match, filed
+    ok(fed.node("cn-ntlnp", "sync"))
+    ok(fed.node("cn-ntlnp", "decide", match.group(0), "approve", "--reason", "counts only"))
+    ok(fed.node("ru-lotl", "request", "accept", match.group(0)))
+    ok(fed.node("cn-ntlnp", "sync"))
+    return match.group(0)
+
+
+def test_joint_count_of_individuals_subtracts_confirmed_links(parks: Federation,
+                                                              tmp_path: Path) -> None:
+    fed = parks
+    agreement = _aggregate_agreement(fed)
+    pairs = _pairs(fed, LEOPARD)
+    confirmed = pairs[:2]
+    for ru_id, cn_id in confirmed:
+        link = _link_id(ok(fed.node("ru-lotl", "links", "propose", "cn-ntlnp", ru_id, cn_id,
+                                    "--method", "photo-id", "--confidence", "0.9",
+                                    "--reason", "r")))
+        ok(fed.node("cn-ntlnp", "links", "confirm", link))
+    if len(pairs) > 2:  # a third pair only proposed: not confirmed, so not used
+        ok(fed.node("ru-lotl", "links", "propose", "cn-ntlnp", *pairs[2], "--method",
+                    "photo-id", "--confidence", "0.5", "--reason", "r"))
+    out_dir = tmp_path / "joint"
+    printed = ok(run_cli("joint-count", "--dir", fed.nodes["ru-lotl"], "--agreement", agreement,
+                         "--own", "corridor-demo-ru-lotl", "--taxon", LEOPARD, "--cell", "0.1",
+                         "--unit", "year", "--from", "2023", "--to", "2024", "--individuals",
+                         "--out", out_dir))
+    assert "Distinct individuals across the border" in printed
+    with (out_dir / "individuals.csv").open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["period"] for r in rows] == ["2023", "2024"]
+    for row in rows:
+        assert not row["suppressed"]
+        both = int(row["both"])
+        assert both <= len(confirmed)
+        assert int(row["total"]) == int(row["ru-lotl"]) + int(row["cn-ntlnp"]) - both
+        assert int(row["only ru-lotl"]) == int(row["ru-lotl"]) - both
+        assert len([x for x in row["links"].split(";") if x]) == both, row
+    assert sum(int(r["both"]) for r in rows) >= 1
+    # The provider's signed answer names links, never its animals' ids.
+    signed = (out_dir / "sources" / f"{agreement}.json").read_text(encoding="utf-8")
+    assert '"crossers"' in signed
+    assert not any(cn_id in signed for _, cn_id in pairs)
+
+
+def test_a_crossers_section_needs_the_individuals_metric(parks: Federation) -> None:
+    fed = parks
+    agreement = _aggregate_agreement(fed)
+    token = fed.token_for("ru-lotl", "cn-ntlnp", "agreement:counts", agreement=agreement)
+    query = {"metrics": ["events"], "taxa": [LEOPARD], "cell_size": "0.1",
+             "period": {"unit": "year", "from": "2023", "to": "2023"}, "crossers": True}
+    answer = httpx.post(f"{fed.servers['cn-ntlnp'].url}/agreements/{agreement}/counts",
+                        json=query, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    assert answer.status_code == 422 and "individuals metric" in answer.json()["detail"]
+    query["crossers"] = "yes"
+    answer = httpx.post(f"{fed.servers['cn-ntlnp'].url}/agreements/{agreement}/counts",
+                        json=query, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    assert answer.status_code == 422

@@ -20,12 +20,13 @@ node key as a detached JWS (:mod:`corridor.counts_reader` checks it).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, and_, select
+from sqlalchemy.orm import Session
 
 from corridor.counts_reader import COUNTS_TYP, RESULT_TYPE
 from corridor.db import table_of
@@ -35,6 +36,7 @@ from crypto.keys import SigningKey
 from node.data.policy_store import get_policy
 from node.exchange.package import stored_names
 from node.exchange.release import CamtrapRelease, embargo_clause
+from node.links.ledger import confirmed_links
 from node.models import PROFILE_CAMTRAP, Dataset, Deployment, Event, Observation, Occurrence
 from policies.counts import (
     BirdRecord,
@@ -42,16 +44,19 @@ from policies.counts import (
     Detection,
     Query,
     Survey,
+    Tally,
     tally_birds,
     tally_camtrap,
 )
+from policies.crossers import crossers_section
 from policies.engine import Plan
 from policies.grid import GridError
 from policies.policy import Tier
 from policies.suppression import Disclosure, Released, release
 from policies.taxonomy import accepted_name
 
-__all__ = ["CountsAnswer", "content_digest", "count", "disclosure_for", "sign_result", "tier_of"]
+__all__ = ["CountsAnswer", "content_digest", "count", "crossers_of", "disclosure_for",
+           "linked_individuals", "sign_result", "tier_of"]
 
 #: Rows fetched from the database per round trip while counting.
 BATCH = 10_000
@@ -65,6 +70,7 @@ class CountsAnswer:
     rules: Disclosure
     plan: Plan
     dataset: Dataset
+    tally: Tally | None = None  # the exact counts behind ``released``; never signed or sent
 
 
 def tier_of(session: Any, dataset_name: str, plan: Plan) -> Tier:
@@ -105,7 +111,7 @@ def count(engine: Engine, dataset: Dataset, plan: Plan, tier: Tier, query: Query
     else:
         surveys, records = _surveys(engine, dataset, plan, query)
         tally = tally_birds(query, surveys, records)
-    return CountsAnswer(release(tally, rules), rules, plan, dataset)
+    return CountsAnswer(release(tally, rules), rules, plan, dataset, tally)
 
 
 def _inside(bbox: tuple[float, float, float, float] | None, lat: float, lon: float) -> bool:
@@ -181,11 +187,41 @@ def _surveys(engine: Engine, dataset: Dataset, plan: Plan, query: Query
     return surveys, records
 
 
+def linked_individuals(session: Session, partners: Sequence[str]) -> dict[str, list[str]]:
+    """This node's individuals with a confirmed link to one of ``partners``: id -> link ids."""
+    linked: dict[str, list[str]] = {}
+    for partner in partners:
+        for link in confirmed_links(session, partner):
+            linked.setdefault(link.local_id, []).append(link.link_id)
+    return linked
+
+
+def crossers_of(session: Session, answer: CountsAnswer,
+                partners: Sequence[str]) -> list[dict[str, Any]]:
+    """The crossers section of ``answer`` for the links with ``partners``.
+
+    :raises GridError: the query does not count individuals on camera traps.
+    """
+    query = answer.released.query
+    if (answer.tally is None or answer.released.kind != "camtrap"
+            or "individuals" not in query.get("metrics", ())):
+        raise GridError("the crossers section needs a camera-trap query with the "
+                        "individuals metric")
+    return crossers_section(answer.tally, answer.released,
+                            linked_individuals(session, partners))
+
+
 def result_document(answer: CountsAnswer, *, provider: str, recipient: str | None,
                     agreement: str | None, issued_at: datetime,
-                    log: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The counts result as it is signed (``log``: the ``counts.served`` entry's index, origin)."""
+                    log: Mapping[str, Any] | None,
+                    crossers: Sequence[Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """The counts result as it is signed (``log``: the ``counts.served`` entry's index, origin).
+
+    ``crossers``: the crossers section (:func:`policies.crossers.crossers_section`),
+    when the query asked for it.
+    """
     dataset = answer.dataset
+    extra = {} if crossers is None else {"crossers": [dict(r) for r in crossers]}
     return {
         "type": RESULT_TYPE,
         "provider": provider,
@@ -199,6 +235,7 @@ def result_document(answer: CountsAnswer, *, provider: str, recipient: str | Non
         "disclosure": answer.rules.to_json(),
         "log": dict(log) if log else None,
         **answer.released.to_json(),
+        **extra,
     }
 
 

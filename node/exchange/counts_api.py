@@ -32,7 +32,14 @@ from crypto.tokens import COUNTS_SCOPE
 from node.db import db
 from node.exchange.agreements import authorize_fetch, log_refusal, plan_for
 from node.exchange.auth import MissingScope, authorize, confirm_active
-from node.exchange.counts import content_digest, count, result_document, sign_result, tier_of
+from node.exchange.counts import (
+    content_digest,
+    count,
+    crossers_of,
+    result_document,
+    sign_result,
+    tier_of,
+)
 from node.log.exchange_log import LOG
 from node.settings import current_settings, current_signing_key
 from policies.counts import BIRD_METRICS, CAMTRAP_METRICS, MAX_TAXA, Protocol, Query
@@ -90,6 +97,10 @@ class CountsQuerySchema(_Strict):
     cell_size = fields.String(required=True, validate=validate.OneOf(CELL_SIZES))
     period = fields.Nested(PeriodSchema, required=True)
     protocol = fields.Nested(ProtocolSchema, load_default=dict)
+    crossers = fields.Boolean(load_default=False, truthy={True}, falsy={False},
+                              metadata={"description": "Add the crossers section: per taxon "
+                                        "and period, the confirmed cross-border links whose "
+                                        "animal was seen (policies.crossers)."})
 
     @validates_schema
     def _on_the_grid(self, data: dict[str, Any], **_: Any) -> None:
@@ -142,11 +153,13 @@ class AgreementCounts(MethodView):
                                             now=current)
                 answer = count(db.engine, dataset, plan, tier_of(session, dataset.name, plan),
                                query)
+                crossers = (crossers_of(session, answer, [row.requester])
+                            if data["crossers"] else None)
             except (PolicyError, GridError) as e:
                 raise QueryInvalid(str(e)) from e
             document = result_document(answer, provider=settings.member_id,
                                        recipient=row.requester, agreement=row.id,
-                                       issued_at=current, log=None)
+                                       issued_at=current, log=None, crossers=crossers)
             content = content_digest(document)
             index = LOG.append(session, "counts.served", current, member=claims.subject,
                                agreement=row.id, token_jti=claims.jti,

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -37,12 +37,19 @@ from crypto.canonical import canonical_json
 from crypto.keys import SigningKey
 from crypto.trustlist import TrustList
 from node.data.policy_store import get_policy
-from node.exchange.counts import content_digest, count, result_document, sign_result
+from node.exchange.counts import (
+    content_digest,
+    count,
+    crossers_of,
+    result_document,
+    sign_result,
+)
 from node.exchange.fetch import FetchRefused, problem_line, requested_from
 from node.exchange.package import dataset_plan
 from node.exchange.registry_client import RegistryClient
 from node.log.exchange_log import LOG
 from policies.counts import Query
+from policies.grid import GridError
 from policies.terms import load_terms
 
 __all__ = ["CountsReceived", "own_counts", "query_document", "request_counts"]
@@ -59,18 +66,21 @@ class CountsReceived:
     report: CountsReport
 
 
-def query_document(query: Query) -> dict[str, Any]:
-    """The JSON a provider's counts endpoint takes for ``query``."""
+def query_document(query: Query, *, crossers: bool = False) -> dict[str, Any]:
+    """The JSON a provider's counts endpoint takes for ``query`` (with the crossers section?)."""
     protocol = query.protocol
-    return {**query.to_json(), "protocol": {
+    document = {**query.to_json(), "protocol": {
         "independence_minutes": protocol.independence_minutes,
         "independence_from": protocol.independence_from,
         "observation_level": protocol.observation_level}}
+    if crossers:
+        document["crossers"] = True
+    return document
 
 
 def request_counts(session: Session, client: RegistryClient, trust_list: TrustList, *,
                    agreement_id: str, query: Query, out: Path, now: datetime,
-                   http: httpx.Client) -> CountsReceived:
+                   http: httpx.Client, crossers: bool = False) -> CountsReceived:
     """Ask an agreement's provider for counts; verify, keep and log the signed answer.
 
     :raises FetchRefused: token refused, provider refused (its problem
@@ -80,7 +90,7 @@ def request_counts(session: Session, client: RegistryClient, trust_list: TrustLi
                                           token=client.counts_token)
     url = provider.node_url.rstrip("/") + f"/agreements/{agreement_id}/counts"
     try:
-        with http.stream("POST", url, json=query_document(query),
+        with http.stream("POST", url, json=query_document(query, crossers=crossers),
                          headers={"Authorization": f"Bearer {token}"}) as response:
             body = read_capped(response, MAX_RESULT_BYTES)
             if response.status_code != 200:
@@ -116,8 +126,11 @@ def request_counts(session: Session, client: RegistryClient, trust_list: TrustLi
 
 def own_counts(session: Session, engine: Engine, *, me: str, key: SigningKey, keys_dir: Path,
                trust_list: TrustList, dataset_name: str, query: Query, out: Path,
-               now: datetime, tier: str = "aggregate") -> CountsReceived:
+               now: datetime, tier: str = "aggregate",
+               crossers_with: Sequence[str] | None = None) -> CountsReceived:
     """Count this node's own dataset under its policy's ``tier``; sign, verify, keep, log.
+
+    ``crossers_with``: add the crossers section for the links with these members.
 
     :raises CorridorError: no such dataset or tier, or the rules refuse the query.
     """
@@ -129,8 +142,14 @@ def own_counts(session: Session, engine: Engine, *, me: str, key: SigningKey, ke
     dataset, plan = dataset_plan(session, dataset_name, terms, me, now, keys_dir=keys_dir,
                                  pseudonym_scope=f"preview:{me}")
     answer = count(engine, dataset, plan, policy.tiers[tier], query)
+    crossers = None
+    if crossers_with is not None:
+        try:
+            crossers = crossers_of(session, answer, crossers_with)
+        except GridError as e:
+            raise CorridorError(str(e)) from e
     document = result_document(answer, provider=me, recipient=me, agreement=None,
-                               issued_at=now, log=None)
+                               issued_at=now, log=None, crossers=crossers)
     content = content_digest(document)
     index = LOG.append(session, "counts.computed", now, member=me, dataset=dataset.name,
                        version=dataset.version, tier=tier, plan_digest=plan.digest(),

@@ -30,13 +30,22 @@ from corridor.keystore import load_signing_key
 from corridor.outbound import partner_client
 from corridor.pages import is_development_url
 from node.db import upgrade
+from node.exchange.agreements import local
 from node.exchange.agreements_cli import registry_of, trust_list_of
 from node.exchange.counts_client import CountsReceived, own_counts, request_counts
 from node.exchange.counts_table import counts_table
 from node.exchange.fetch import FetchRefused
-from node.exchange.joint_output import write_csv, write_geojson, write_map
+from node.exchange.joint_output import (
+    individuals_table,
+    write_csv,
+    write_geojson,
+    write_individuals,
+    write_map,
+)
+from node.links.ledger import confirmed_links
 from node.settings import NodeSettings, load_settings
 from policies.counts import BIRD_METRICS, CAMTRAP_METRICS, Protocol, Query
+from policies.crossers import JointIndividuals, joint_individuals
 from policies.grid import CELL_SIZES, PERIOD_UNITS, GridError
 from policies.joint import MergeRefused, merge
 from policies.suppression import Released
@@ -45,12 +54,17 @@ __all__ = ["JointCount", "joint_count", "run_joint_count"]
 
 
 class JointCount:
-    """The outcome of a joint count: each source's verified result, and their merge."""
+    """The outcome of a joint count: each source's verified result, and their merge.
 
-    def __init__(self, received: dict[str, CountsReceived], joint: Released) -> None:
-        """Hold ``received`` (by source name) and the ``joint`` merge."""
+    ``individuals`` is the joint count of individuals when it was asked for.
+    """
+
+    def __init__(self, received: dict[str, CountsReceived], joint: Released,
+                 individuals: JointIndividuals | None = None) -> None:
+        """Hold ``received`` (by source name), the ``joint`` merge and ``individuals``."""
         self.received = received
         self.joint = joint
+        self.individuals = individuals
 
     @property
     def sources(self) -> dict[str, Released]:
@@ -60,10 +74,12 @@ class JointCount:
 
 def run_joint_count(context: ServiceContext[NodeSettings], query: Query, *,
                     agreements: list[str], own: str | None, work: Path,
-                    on_done: Any = None) -> JointCount:
+                    on_done: Any = None, individuals: bool = False) -> JointCount:
     """Query every source in parallel, verify each answer, merge.
 
-    Signed results are written under ``work`` (``<source>.json``).
+    Signed results are written under ``work`` (``<source>.json``). With
+    ``individuals``, every source also sends its crossers section and the
+    joint count of individuals uses this node's confirmed links.
 
     :raises FetchRefused: a provider refused or an answer did not verify.
     :raises MergeRefused: two results were computed differently.
@@ -80,11 +96,13 @@ def run_joint_count(context: ServiceContext[NodeSettings], query: Query, *,
         with sessions() as session:
             received = request_counts(session, client, trust_list, agreement_id=agreement,
                                       query=query, out=work / f"{agreement}.json",
-                                      now=datetime.now(UTC), http=http)
+                                      now=datetime.now(UTC), http=http, crossers=individuals)
         if on_done is not None:
             on_done()
         return received
 
+    with sessions() as session:
+        partners = [local(session, a, settings.member_id).provider for a in agreements]
     received: dict[str, CountsReceived] = {}
     with ThreadPoolExecutor(max_workers=max(1, min(8, len(agreements)))) as pool:
         futures = [pool.submit(ask, a) for a in agreements]
@@ -95,7 +113,8 @@ def run_joint_count(context: ServiceContext[NodeSettings], query: Query, *,
                                   keys_dir=settings.keys_dir, trust_list=trust_list,
                                   dataset_name=own, query=query,
                                   out=work / f"{settings.member_id}-own.json",
-                                  now=datetime.now(UTC))
+                                  now=datetime.now(UTC),
+                                  crossers_with=partners if individuals else None)
             received[settings.member_id] = mine
             if on_done is not None:
                 on_done()
@@ -106,7 +125,48 @@ def run_joint_count(context: ServiceContext[NodeSettings], query: Query, *,
                                    "agreement per provider")
             received[result.provider] = result
     released = [r.report.released() for r in received.values()]
-    return JointCount(received, merge(released))
+    joint = JointCount(received, merge(released))
+    if individuals:
+        with sessions() as session:
+            confirmed = {link.link_id: frozenset({settings.member_id, link.other_member})
+                         for link in confirmed_links(session)}
+        joint.individuals = joint_individuals(
+            {name: crossers_section_of(r) for name, r in received.items()}, confirmed)
+    return joint
+
+
+def crossers_section_of(received: CountsReceived) -> list[dict[str, Any]]:
+    """The verified result's crossers section, checked for shape and against its totals.
+
+    :raises FetchRefused: missing or malformed (the provider signed it, but
+        it is not something the joint count can use).
+    """
+    result = received.document["result"]
+    section = result.get("crossers")
+    who = received.provider
+    if not isinstance(section, list):
+        raise FetchRefused(f"{who}'s result has no crossers section")
+    totals = {(t.get("taxon"), t.get("period")): t for t in result.get("totals", [])}
+    rows: list[dict[str, Any]] = []
+    for row in section:
+        if not isinstance(row, dict) or not all(isinstance(row.get(k), str)
+                                                for k in ("taxon", "period")):
+            raise FetchRefused(f"{who}'s crossers section holds a malformed row")
+        total = totals.get((row["taxon"], row["period"]))
+        if "suppressed" in row:
+            if not isinstance(row["suppressed"], str):
+                raise FetchRefused(f"{who}'s crossers section holds a malformed row")
+        elif (type(row.get("individuals")) is not int
+              or total is None or total.get("individuals") != row["individuals"]
+              or not _strings(row.get("links")) or not _strings(row.get("cells"))):
+            raise FetchRefused(f"{who}'s crossers row for {row['taxon']} {row['period']} is "
+                               "malformed or disagrees with its signed totals")
+        rows.append(row)
+    return rows
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
 @click.command("joint-count")
@@ -134,16 +194,21 @@ def run_joint_count(context: ServiceContext[NodeSettings], query: Query, *,
                                       "of the event.")
 @click.option("--border", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="A GeoJSON LineString of the border, drawn on the map.")
+@click.option("--individuals", is_flag=True,
+              help="Also count distinct individuals across the sources: seen only on one side, "
+                   "on both (confirmed links of this node's match ledger), and in total.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              default=None, help="Write counts.csv, cells.geojson, map.png and the signed "
-                                 "results here.")
+              default=None, help="Write counts.csv, cells.geojson, map.png (and with "
+                                 "--individuals, individuals.csv) and the signed results here.")
 def joint_count(directory: Path, agreements: tuple[str, ...], own: str | None,
                 taxa: tuple[str, ...], metrics: tuple[str, ...], cell_size: str, unit: str,
                 first: str, last: str, independence_minutes: int, independence_from: str,
-                border: Path | None, out_dir: Path | None) -> None:
+                border: Path | None, individuals: bool, out_dir: Path | None) -> None:
     """Count one population across borders: signed counts from every node, merged on one grid."""
     if not agreements and not own:
         raise click.UsageError("give at least one --agreement (or --own DATASET)")
+    if individuals and metrics and "individuals" not in metrics:
+        metrics = (*metrics, "individuals")
     try:
         query = Query.build(metrics=metrics or CAMTRAP_METRICS, taxa=taxa, cell_size=cell_size,
                             unit=unit, first=first, last=last,
@@ -160,7 +225,8 @@ def joint_count(directory: Path, agreements: tuple[str, ...], own: str | None,
                       transient=True) as progress:
             task = progress.add_task("Asking every node", total=len(agreements) + bool(own))
             result = run_joint_count(context, query, agreements=list(agreements), own=own,
-                                     work=work, on_done=lambda: progress.advance(task))
+                                     work=work, on_done=lambda: progress.advance(task),
+                                     individuals=individuals)
     except FetchRefused as e:
         fail(f"joint count stopped: {e}")
     except MergeRefused as e:
@@ -175,7 +241,14 @@ def joint_count(directory: Path, agreements: tuple[str, ...], own: str | None,
     for name, released in result.sources.items():
         out.print(counts_table(f"{name}", released))
     out.print(counts_table("joint (all sources)", result.joint))
+    if result.individuals is not None:
+        out.print(individuals_table(result.individuals))
+        for problem in result.individuals.unused:
+            out.print(f"[yellow]not used:[/] link {problem}", markup=True)
     if out_dir is not None:
+        if result.individuals is not None:
+            write_individuals(out_dir / "individuals.csv", result.individuals)
+            out.print(f"Wrote {out_dir / 'individuals.csv'}.")
         rows = write_csv(out_dir / "counts.csv", result.sources, result.joint)
         cells = write_geojson(out_dir / "cells.geojson", result.sources, result.joint)
         write_map(out_dir / "map.png", result.sources, result.joint, border=line,

@@ -1,4 +1,5 @@
-"""What ``corridor joint-count`` writes: ``counts.csv``, ``cells.geojson`` and ``map.png``.
+"""What ``corridor joint-count`` writes: ``counts.csv``, ``cells.geojson``, ``map.png``
+(and ``individuals.csv``).
 
 Every row of ``counts.csv`` names its source (a member id, or ``joint``), so
 that each number traces to the signed result it came from (kept next to it
@@ -22,12 +23,15 @@ matplotlib.use("Agg")  # no display on servers; must precede pyplot
 import matplotlib.pyplot as plt
 from matplotlib.colors import Normalize
 from matplotlib.patches import Rectangle
+from rich.table import Table
 
 from corridor.files import written_whole
+from policies.crossers import JointIndividuals
 from policies.grid import parse_cell
 from policies.suppression import Released, derived
 
-__all__ = ["CSV_COLUMNS", "write_csv", "write_geojson", "write_map"]
+__all__ = ["CSV_COLUMNS", "individuals_table", "write_csv", "write_geojson", "write_individuals",
+           "write_map"]
 
 CSV_COLUMNS = ("source", "level", "taxon", "cell", "period", "events", "camera_days", "rai",
                "cameras", "cameras_detected", "occupancy", "individuals", "visits", "surveys",
@@ -143,3 +147,37 @@ def write_map(path: Path, sources: Mapping[str, Released], joint: Released, *,
     with written_whole(path) as part:
         fig.savefig(part, format="png", dpi=110)
     plt.close(fig)
+
+
+def _individual_columns(result: JointIndividuals) -> list[str]:
+    return ["taxon", "period", *result.sources, *(f"only {s}" for s in result.sources),
+            "both", "total", "links", "cells", "suppressed"]
+
+
+def write_individuals(path: Path, result: JointIndividuals) -> int:
+    """``individuals.csv``: one row per taxon and period (links and cells ``;``-joined)."""
+    columns = _individual_columns(result)
+    with written_whole(path) as part, part.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, columns, lineterminator="\n")
+        writer.writeheader()
+        for row in result.rows:
+            writer.writerow({c: ";".join(v) if isinstance(v := row.get(c), list) else v
+                             for c in columns})
+    return len(result.rows)
+
+
+def individuals_table(result: JointIndividuals) -> Table:
+    """The joint count of individuals for the terminal: one row per taxon and period."""
+    table = Table(title="Distinct individuals across the border (confirmed links)")
+    names = [*result.sources, *(f"only {s}" for s in result.sources), "both", "total"]
+    for column in ("taxon", "period", *names, "links used"):
+        table.add_column(column, justify="right" if column in names else "left",
+                         overflow="fold")
+    for row in result.rows:
+        if "suppressed" in row:
+            table.add_row(row["taxon"], row["period"], *([""] * len(names)),
+                          f"suppressed: {row['suppressed']}")
+            continue
+        table.add_row(row["taxon"], row["period"], *(str(row[n]) for n in names),
+                      str(len(row["links"])))
+    return table
