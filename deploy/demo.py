@@ -26,7 +26,6 @@ from typing import Any
 import click
 import httpx
 from rich.console import Console
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from audit.checks import reconcile, verify_log
@@ -37,6 +36,7 @@ from corridor.keystore import load_signing_key
 from corridor.outbound import partner_client
 from corridor.package_reader import verify_package
 from corridor.tlog import LogEntry
+from deploy.demo_individuals import individuals_truth, match_crossers
 from deploy.federation import (
     LoopbackFederation,
     agree,
@@ -54,13 +54,13 @@ from node.exchange.agreement_sync import push
 from node.exchange.agreements import act
 from node.exchange.fetch import FetchRefused, fetch_package
 from node.exchange.joint_cli import run_joint_count
-from node.exchange.joint_output import write_csv, write_geojson, write_map
+from node.exchange.joint_output import write_csv, write_geojson, write_individuals, write_map
 from node.exchange.registry_client import RegistryClient, client_for
 from node.log.witness import COSIGNED, checkpoint_and_submit
-from node.models import Observation
 from node.settings import NodeSettings, load_settings
 from node.web.users import add_user
 from policies.counts import CAMTRAP_METRICS, Query
+from policies.crossers import JointIndividuals
 from policies.suppression import derived
 from registry.log.witness import sign_registry_checkpoint
 from registry.settings import RegistrySettings
@@ -100,6 +100,7 @@ class Federation:
     logins: dict[str, tuple[str, str]] = field(default_factory=dict)
     facts: list[tuple[str, str]] = field(default_factory=list)
     auditor: tuple[str, str] = ("auditor", "")
+    seed: int = 2024
 
     @property
     def servers(self) -> dict[str, LoopbackServer]:
@@ -146,6 +147,7 @@ def demo(directory: Path | None, observations: int, seed: int, keep: bool) -> No
     out.print(f"Working in {root} (one sub-directory per service)\n")
     fed = Federation(root)
     try:
+        fed.seed = seed
         _start(fed, observations=observations, seed=seed)
         _story(fed)
         _joint_count(fed)
@@ -297,6 +299,9 @@ def _joint_count(fed: Federation) -> None:
     step(f"Each park granted the other aggregate access (counts only, no record): {to_cn} "
          f"and {to_ru}.")
     ru = fed.nodes[REQUESTER]
+    assert fed.net is not None
+    links = match_crossers(fed.net, _session, proposer=REQUESTER, confirmer=PROVIDER,
+                           seed=fed.seed, step=step)
     with _session(ru) as session:
         own = camtrap_dataset(session).name
     query = Query.build(metrics=CAMTRAP_METRICS, taxa=CATS, cell_size=JOINT_CELL, unit="year",
@@ -305,7 +310,7 @@ def _joint_count(fed: Federation) -> None:
     context = ServiceContext(ru.directory, load_settings, upgrade)
     try:
         result = run_joint_count(context, query, agreements=[to_cn], own=own,
-                                 work=out_dir / "sources")
+                                 work=out_dir / "sources", individuals=True)
     finally:
         context.close()
     sources = result.sources
@@ -330,6 +335,41 @@ def _joint_count(fed: Federation) -> None:
          "than 3 events or cameras at a source, or protecting such a cell); the map and "
          f"table are in {out_dir}.")
     fed.facts.append(("joint", f"{out_dir / 'counts.csv'}, {out_dir / 'map.png'}"))
+    assert result.individuals is not None
+    write_individuals(out_dir / "individuals.csv", result.individuals)
+    _individuals(fed, result.individuals, links)
+
+
+def _individuals(fed: Federation, joint: JointIndividuals, links: Sequence[str]) -> None:
+    """Print the joint count of individuals and check it against the generator's truth."""
+    ru, cn = fed.nodes[REQUESTER], fed.nodes[PROVIDER]
+    truth = individuals_truth(ru, cn, fed.seed)
+    step(f"Counted once across the border: distinct individuals per year from the signed "
+         f"counts and the {len(links)} confirmed links (no camera record changed hands):")
+    wrong = []
+    for row in joint.rows:
+        taxon = row["taxon"].split()[1]
+        if "suppressed" in row:
+            out.print(f"    {taxon:<7} {row['period']}  suppressed ({row['suppressed']})",
+                      markup=False)
+            continue
+        seen_ru, seen_cn = truth.get((row["taxon"], row["period"]), (set(), set()))
+        expected = (len(seen_ru - seen_cn), len(seen_cn - seen_ru), len(seen_ru & seen_cn),
+                    len(seen_ru | seen_cn))
+        got = (row[f"only {REQUESTER}"], row[f"only {PROVIDER}"], row["both"], row["total"])
+        if got != expected:
+            wrong.append(f"{taxon} {row['period']}: {got} != truth {expected}")
+        out.print(f"    {taxon:<7} {row['period']}  only RU {got[0]:>3}  only CN {got[1]:>3}  "
+                  f"both {got[2]:>3}  total {got[3]:>3}  (RU {row[REQUESTER]}, CN "
+                  f"{row[PROVIDER]}, {len(row['cells'])} cells with crossers)", markup=False)
+    if wrong:
+        raise click.ClickException("the joint count of individuals does not match the "
+                                   "generator's truth: " + "; ".join(wrong))
+    step("That equals the generator's hidden truth for the animals the cameras recorded "
+         "(only RU, only CN, both, total).")
+    fed.facts.append(("animals", f"{fed.root / 'joint-count' / 'individuals.csv'} "
+                                 f"({len(links)} confirmed links; matches the generator's "
+                                 "truth)"))
 
 
 def _audit(fed: Federation) -> None:
@@ -412,7 +452,6 @@ def _serve_until_interrupted(fed: Federation) -> None:
 
 def _summary(fed: Federation, seconds: float) -> None:
     """One screen: what each node holds, what was exchanged, what was refused."""
-    individuals: dict[str, set[str]] = {}
     out.print()
     for member in MEMBERS:
         settings = load_settings(fed.root / member.member_id)
@@ -421,19 +460,7 @@ def _summary(fed: Federation, seconds: float) -> None:
             rows = current_datasets(session)
             out.rule(f"[bold]{member.member_id}[/]: what this node holds", align="left")
             out.print(dataset_summary(rows))
-            camtrap = [d for d in rows if d.profile == "camtrap-dp"]
-            if camtrap:
-                individuals[member.member_id] = set(session.scalars(
-                    select(Observation.individualID).distinct().where(
-                        Observation.dataset_id == camtrap[0].id,
-                        Observation.individualID.is_not(None))))
         engine.dispose()
-    if len(individuals) == 2:
-        a, b = individuals.values()
-        shared = sorted(a & b)
-        out.print(f"[bold]{len(shared)}[/] recognised tigers and leopards were photographed on "
-                  f"both sides of the border: {', '.join(shared[:12])}"
-                  + (" ..." if len(shared) > 12 else ""))
     out.rule("[bold]What happened", align="left")
     for label, text in fed.facts:
         out.print(f"  {label:<10} {text}", markup=False)

@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from deploy.cli import main
+from node.data.demo_data import Side, individual_registry
 
 
 def test_the_demo_runs_the_agreement_story_end_to_end(tmp_path: Path) -> None:
@@ -250,3 +251,45 @@ def test_the_demo_joint_count_equals_the_two_raw_databases(demo_dir: Path) -> No
     assert {f["properties"]["cell"] for f in drawn["features"]} == {c for _, c, _ in joint}
     drawn_from = {s for f in drawn["features"] for s in f["properties"]["sources"]}
     assert drawn_from == {"ru-lotl", "cn-ntlnp"}  # the map shows both sides
+
+
+def _animals(db: Path, side: Side) -> dict[tuple[str, str], set[str]]:
+    """(taxon, UTC year) -> the generator's animals behind a node's identified records."""
+    local = {a.local_id(side): a.individual_id for a in individual_registry(2024)
+             if a.ranges_on(side)}
+    seen: dict[tuple[str, str], set[str]] = {}
+    with sqlite3.connect(db) as conn:
+        for individual, taxon, start in conn.execute(
+                "SELECT individualID, scientificName, eventStart FROM observations "
+                "WHERE individualID IS NOT NULL AND observationLevel = 'event'"):
+            year = str(datetime.fromisoformat(start).astimezone(UTC).year)
+            seen.setdefault((taxon, year), set()).add(local[individual])
+    return seen
+
+
+def test_the_demo_counts_each_border_crosser_once(demo_dir: Path) -> None:
+    """individuals.csv equals the raw databases read through the generator's hidden mapping."""
+    ru = _animals(demo_dir / "ru-lotl" / "node.db", "ru")
+    cn = _animals(demo_dir / "cn-ntlnp" / "node.db", "cn")
+    with (demo_dir / "joint-count" / "individuals.csv").open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert {(r["taxon"], r["period"]) for r in rows} == set(ru) | set(cn)
+    crossers = 0
+    for row in rows:
+        a = ru.get((row["taxon"], row["period"]), set())
+        b = cn.get((row["taxon"], row["period"]), set())
+        assert not row["suppressed"], row
+        assert (int(row["ru-lotl"]), int(row["cn-ntlnp"])) == (len(a), len(b))
+        assert int(row["only ru-lotl"]) == len(a - b)
+        assert int(row["only cn-ntlnp"]) == len(b - a)
+        assert int(row["both"]) == len(a & b) == len([x for x in row["links"].split(";") if x])
+        assert int(row["total"]) == len(a | b)
+        crossers += len(a & b)
+    assert crossers >= 4
+    # Both ledgers hold every link with both signatures; no camera record was fetched for it.
+    for member in ("ru-lotl", "cn-ntlnp"):
+        with sqlite3.connect(demo_dir / member / "node.db") as conn:
+            states = dict(conn.execute("SELECT state, count(*) FROM links GROUP BY state"))
+            signed = conn.execute("SELECT count(*) FROM links WHERE state = 'confirmed' AND "
+                                  "proposal IS NOT NULL AND decision IS NOT NULL").fetchone()[0]
+        assert states.get("confirmed") == signed >= 4 and states.get("rejected") == 1
