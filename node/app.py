@@ -19,7 +19,7 @@ from node.db import db
 from node.exchange.trust_store import ANCHOR_FILE
 from node.log.exchange_log import LOG
 from node.settings import NodeSettings, load_settings, secret_key_override
-from node.web import pages
+from node.web import links_pages, pages  # noqa: F401  (links_pages adds its routes to pages.bp)
 from node.web.users import ACCOUNTS
 
 
@@ -52,7 +52,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     # The pages: CSRF is checked by that blueprint alone, the token API has none.
     pages.csrf.init_app(app)
     app.register_blueprint(ui)
-    app.register_blueprint(pages.bp)
+    app.register_blueprint(pages.bp)  # with the ledger's page (links_pages) on it
     return app
 
 

@@ -26,10 +26,12 @@ from crypto.canonical import canonical_json
 from crypto.jws import sign_compact
 from crypto.keys import SigningKey
 from crypto.tokens import LINKS_SCOPE
+from node.app import create_app
 from node.data.demo_data import cross_border_truth, individual_registry
 from node.links.messages import LINK_TYP, MESSAGE_TYPE
 from node.log.exchange_log import LOG
 from node.settings import load_settings
+from node.web.users import ACCOUNTS
 from tests.conftest import fail, ok, run_cli
 
 pytestmark = pytest.mark.storage
@@ -333,3 +335,61 @@ def test_a_crossers_section_needs_the_individuals_metric(parks: Federation) -> N
     answer = httpx.post(f"{fed.servers['cn-ntlnp'].url}/agreements/{agreement}/counts",
                         json=query, headers={"Authorization": f"Bearer {token}"}, timeout=30)
     assert answer.status_code == 422
+
+
+# --------------------------------------------------------------------- the ledger page
+
+
+def _signed_in(fed: Federation, member: str, user: str, role: str) -> Any:
+    """A test client of ``member``'s pages, signed in as a new ``role`` account."""
+    settings = load_settings(fed.nodes[member])
+    engine = make_engine(settings.database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            ACCOUNTS.add(session, user, "correct horse battery", role, now=datetime.now(UTC))
+            session.commit()
+    finally:
+        engine.dispose()
+    client = create_app({"CORRIDOR_SETTINGS": settings}).test_client()
+    client.post("/login", data={"csrf_token": _csrf(client.get("/login")), "username": user,
+                                "password": "correct horse battery"})
+    return client
+
+
+def _csrf(response: Any) -> str:
+    token = re.search(r'name="csrf_token" value="([^"]+)"', response.get_data(as_text=True))
+    assert token, response.get_data(as_text=True)[:500]
+    return token.group(1)
+
+
+def test_the_owner_decides_a_proposal_on_the_ledger_page(parks: Federation) -> None:
+    fed = parks
+    ru_id, cn_id = _pairs(fed, TIGER)[0]
+    link = _link_id(ok(fed.node("ru-lotl", "links", "propose", "cn-ntlnp", ru_id, cn_id,
+                                "--method", "genotype", "--evidence", "sample:RU-2024-17",
+                                "--confidence", "0.95", "--reason", "Same microsatellites")))
+    auditor = _signed_in(fed, "cn-ntlnp", "ivan", "auditor")
+    page = auditor.get("/ledger")
+    assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    assert link in text and "sample:RU-2024-17" in text and "Same microsatellites" in text
+    assert "Confirm</button>" not in text  # auditors see no forms
+    refused = auditor.post(f"/ledger/{link}", data={"csrf_token": _csrf(page),
+                                                    "action": "confirm"})
+    assert refused.status_code == 403
+
+    owner = _signed_in(fed, "cn-ntlnp", "olga", "owner")
+    page = owner.get("/ledger")
+    assert "Confirm</button>" in page.get_data(as_text=True)
+    no_reason = owner.post(f"/ledger/{link}", data={"csrf_token": _csrf(page),
+                                                    "action": "reject"})
+    assert no_reason.status_code == 422 and "Nothing was recorded" in no_reason.get_data(
+        as_text=True)
+    assert owner.post(f"/ledger/{link}", data={"action": "confirm"}).status_code == 400  # CSRF
+    done = owner.post(f"/ledger/{link}", data={"csrf_token": _csrf(page), "action": "confirm"},
+                      follow_redirects=True)
+    assert "is now confirmed, signed and delivered to ru-lotl" in done.get_data(as_text=True)
+    for member in ("ru-lotl", "cn-ntlnp"):
+        assert _listed(fed, member)[link]["state"] == "confirmed"
+    assert owner.post("/ledger/not-a-link", data={"csrf_token": _csrf(page),
+                                                  "action": "confirm"}).status_code == 404

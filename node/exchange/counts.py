@@ -36,8 +36,15 @@ from crypto.keys import SigningKey
 from node.data.policy_store import get_policy
 from node.exchange.package import stored_names
 from node.exchange.release import CamtrapRelease, embargo_clause
-from node.links.ledger import confirmed_links
-from node.models import PROFILE_CAMTRAP, Dataset, Deployment, Event, Observation, Occurrence
+from node.models import (
+    PROFILE_CAMTRAP,
+    Dataset,
+    Deployment,
+    Event,
+    Link,
+    Observation,
+    Occurrence,
+)
 from policies.counts import (
     BirdRecord,
     Camera,
@@ -51,6 +58,7 @@ from policies.counts import (
 from policies.crossers import crossers_section
 from policies.engine import Plan
 from policies.grid import GridError
+from policies.links import CONFIRMED
 from policies.policy import Tier
 from policies.suppression import Disclosure, Released, release
 from policies.taxonomy import accepted_name
@@ -190,9 +198,11 @@ def _surveys(engine: Engine, dataset: Dataset, plan: Plan, query: Query
 def linked_individuals(session: Session, partners: Sequence[str]) -> dict[str, list[str]]:
     """This node's individuals with a confirmed link to one of ``partners``: id -> link ids."""
     linked: dict[str, list[str]] = {}
-    for partner in partners:
-        for link in confirmed_links(session, partner):
-            linked.setdefault(link.local_id, []).append(link.link_id)
+    for local_id, link_id in session.execute(
+            select(Link.local_id, Link.link_id).where(Link.state == CONFIRMED,
+                                                     Link.other_member.in_(partners))
+            .order_by(Link.link_id)):
+        linked.setdefault(local_id, []).append(link_id)
     return linked
 
 

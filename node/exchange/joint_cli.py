@@ -22,6 +22,7 @@ from typing import Any
 
 import click
 from rich.progress import BarColumn, Progress, TextColumn
+from sqlalchemy import select
 
 from corridor.cli_context import ServiceContext
 from corridor.console import fail, out
@@ -42,12 +43,13 @@ from node.exchange.joint_output import (
     write_individuals,
     write_map,
 )
-from node.links.ledger import confirmed_links
+from node.models import Link
 from node.settings import NodeSettings, load_settings
 from policies.counts import BIRD_METRICS, CAMTRAP_METRICS, Protocol, Query
 from policies.crossers import JointIndividuals, joint_individuals
 from policies.grid import CELL_SIZES, PERIOD_UNITS, GridError
 from policies.joint import MergeRefused, merge
+from policies.links import CONFIRMED
 from policies.suppression import Released
 
 __all__ = ["JointCount", "joint_count", "run_joint_count"]
@@ -128,8 +130,10 @@ def run_joint_count(context: ServiceContext[NodeSettings], query: Query, *,
     joint = JointCount(received, merge(released))
     if individuals:
         with sessions() as session:
-            confirmed = {link.link_id: frozenset({settings.member_id, link.other_member})
-                         for link in confirmed_links(session)}
+            confirmed = {link_id: frozenset({settings.member_id, other})
+                         for link_id, other in session.execute(
+                             select(Link.link_id, Link.other_member)
+                             .where(Link.state == CONFIRMED))}
         joint.individuals = joint_individuals(
             {name: crossers_section_of(r) for name, r in received.items()}, confirmed)
     return joint

@@ -24,16 +24,14 @@ from corridor.console import fail, out
 from corridor.errors import CorridorError
 from corridor.keystore import load_signing_key
 from corridor.listing import format_option, print_rows
-from corridor.outbound import partner_client
-from corridor.pages import is_development_url
-from node.exchange.agreements_cli import node_context, registry_of, trust_list_of
+from node.exchange.agreements_cli import node_context, trust_list_of
 from node.links.ledger import (
     decide,
-    deliver,
     get_link,
     list_links,
     propose,
     retract,
+    send,
 )
 from node.links.messages import METHODS, MessageInvalid, read_message
 from node.models import Link
@@ -224,11 +222,7 @@ def _deliver(session: Session, settings: NodeSettings, link: Link) -> bool:
     """Send the link's queued messages now; say what happened. True when none is left."""
     if not link.outbox:
         return True
-    client = registry_of(settings)
-    with partner_client(development=is_development_url(settings.url), timeout=30) as http:
-        result = deliver(session, link, trust_list=trust_list_of(settings),
-                         token=client.links_token, http=http, now=datetime.now(UTC))
-    session.commit()
+    result = send(session, settings, link, trust_list=trust_list_of(settings))
     if result.problem is None:
         out.print(f"  delivered to {link.other_member}.")
         return True

@@ -24,17 +24,21 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from corridor.errors import Conflict, CorridorError, NotFound
+from corridor.keystore import KeystoreError
+from corridor.outbound import partner_client
+from corridor.pages import is_development_url
 from crypto.keys import SigningKey
 from crypto.trustlist import TrustList
 from node.exchange.oauth_client import TokenError
+from node.exchange.registry_client import RegistryError, client_for
 from node.links.messages import (
     LinkMessage,
     MessageInvalid,
@@ -44,6 +48,16 @@ from node.links.messages import (
 )
 from node.log.exchange_log import LOG
 from node.models import Dataset, Individual, Link
+from node.settings import NodeSettings
+from policies.links import (
+    CONFIRMED,
+    LIVE,
+    PROPOSED,
+    REJECTED,
+    RETRACTED,
+    HeldLink,
+    link_refusal,
+)
 from policies.taxonomy import accepted_name
 
 __all__ = [
@@ -66,11 +80,9 @@ __all__ = [
     "propose",
     "receive",
     "retract",
+    "send",
 ]
 
-PROPOSED, CONFIRMED, REJECTED, RETRACTED = "proposed", "confirmed", "rejected", "retracted"
-#: States in which a link holds its two individuals.
-LIVE = (PROPOSED, CONFIRMED)
 _LOGGED = {"propose": "link.proposed", "confirm": "link.confirmed", "reject": "link.rejected",
            "retract": "link.retracted"}
 
@@ -135,28 +147,23 @@ def confirmed_links(session: Session, other: str | None = None) -> Sequence[Link
     return list_links(session, state=CONFIRMED, other=other)
 
 
-def _clash(session: Session, *, local_id: str, other: str, other_id: str) -> Link | None:
-    """A live link that already holds ``local_id`` or ``other``'s ``other_id``."""
-    return session.scalars(select(Link).where(
-        Link.state.in_(LIVE), Link.other_member == other,
-        or_(Link.local_id == local_id, Link.other_id == other_id)).limit(1)).first()
+def _held(session: Session, other: str, *, states: Sequence[str] = LIVE,
+          excluding: str | None = None) -> list[HeldLink]:
+    """The links in ``states`` this node holds with ``other`` (optionally all but one)."""
+    rows = session.scalars(select(Link).where(Link.state.in_(states),
+                                              Link.other_member == other))
+    return [HeldLink(r.link_id, r.local_id, r.other_id, r.state) for r in rows
+            if r.link_id != excluding]
 
 
 def _check_rules(session: Session, *, local_id: str, other: str, other_id: str,
-                 taxon: str) -> None:
-    """Refuse a link this node's ledger cannot hold (unknown animal, two taxa, one-to-two)."""
-    mine = individual_taxon(session, local_id)
-    if mine is None:
-        raise LinkRefused(f"{local_id} is not an individual of this node's current datasets")
-    if accepted_name(taxon) != mine:
-        raise LinkRefused(f"the link would join two taxa: {local_id} is {mine}, the other "
-                          f"animal {taxon}")
-    clash = _clash(session, local_id=local_id, other=other, other_id=other_id)
-    if clash is not None:
-        raise LinkRefused(
-            f"the link would join one animal to two: {clash.local_id} is already "
-            f"{clash.state} as {other}'s {clash.other_id} (link {clash.link_id}); retract "
-            "that link first")
+                 taxon: str, states: Sequence[str] = LIVE, excluding: str | None = None) -> None:
+    """Refuse a link this node's ledger cannot hold (:func:`policies.links.link_refusal`)."""
+    refusal = link_refusal(local_id=local_id, local_taxon=individual_taxon(session, local_id),
+                           other_id=other_id, other_taxon=taxon, other=other,
+                           held=_held(session, other, states=states, excluding=excluding))
+    if refusal is not None:
+        raise LinkRefused(refusal)
 
 
 # --------------------------------------------------------------------- actions
@@ -216,13 +223,9 @@ def decide(session: Session, *, me: str, key: SigningKey, link_id: str, confirm:
     if link.state != PROPOSED:
         raise LinkConflict(f"link {link_id} is {link.state}, not proposed")
     if confirm:
-        clash = session.scalars(select(Link).where(
-            Link.state == CONFIRMED, Link.other_member == link.other_member,
-            Link.link_id != link.link_id,
-            or_(Link.local_id == link.local_id, Link.other_id == link.other_id))).first()
-        if clash is not None:
-            raise LinkRefused(f"the link would join one animal to two: link {clash.link_id} "
-                              "is already confirmed")
+        _check_rules(session, local_id=link.local_id, other=link.other_member,
+                     other_id=link.other_id, taxon=link.taxon, states=(CONFIRMED,),
+                     excluding=link.link_id)
     message = sign_message(key, action="confirm" if confirm else "reject", link=link_id,
                            sender=me, recipient=link.other_member, at=now,
                            proposal=message_digest(link.proposal), reason=reason)
@@ -391,3 +394,25 @@ def _problem(response: httpx.Response) -> str:
     except ValueError:
         return f"HTTP {response.status_code}"
 
+
+
+def send(session: Session, settings: NodeSettings, link: Link, *,
+         trust_list: TrustList) -> Delivery:
+    """Deliver ``link``'s queued messages now, as this node (registry token, partner client).
+
+    Commits what happened (queue, delivery error, a refused proposal's state).
+    """
+    if not link.outbox:
+        return Delivery()
+    try:
+        client = client_for(settings)
+    except (RegistryError, KeystoreError) as e:
+        result = _undelivered(link, f"no registry to get a token from ({e})",
+                              datetime.now(UTC))
+    else:
+        with client.http, partner_client(development=is_development_url(settings.url),
+                                         timeout=30) as http:
+            result = deliver(session, link, trust_list=trust_list, token=client.links_token,
+                             http=http, now=datetime.now(UTC))
+    session.commit()
+    return result

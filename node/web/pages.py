@@ -85,7 +85,8 @@ def flask_settings(url: str | None) -> dict[str, Any]:
 def site(user: User | None) -> Site:
     """The layout's view of this node; the log is linked for auditors and admins."""
     settings = current_settings()
-    nav = [("web.inbox", "Inbox"), ("web.agreements", "Agreements")]
+    nav = [("web.inbox", "Inbox"), ("web.agreements", "Agreements"),
+           ("web.links_page", "Match ledger")]
     if user is not None and can_audit(user):
         nav.append(("web.log_page", "Log"))
     return Site(title=f"Corridor node {settings.member_id}", brand=f"Corridor · {settings.name}",
@@ -156,7 +157,8 @@ def _page_context() -> dict[str, Any]:
     return {"node": current_settings(), "may_decide": user is not None and can_decide(user)}
 
 
-def _require_decider() -> None:
+def require_decider() -> None:
+    """Abort with 403 unless the signed-in account may sign decisions (owner, admin)."""
     if not can_decide(g.user):
         abort(403, description=f"Your role ({g.user.role}) may view agreements but not "
                                "change them. Ask an owner or an admin.")
@@ -207,7 +209,7 @@ def log_page() -> ResponseReturnValue:
 @bp.post("/requests/<agreement_id>/decide")
 def decide(agreement_id: str) -> ResponseReturnValue:
     """Approve, narrow or refuse a request (provider); accept or withdraw (requester)."""
-    _require_decider()
+    require_decider()
     session, me = db.session(), current_settings().member_id
     row = _agreement_or_404(session, agreement_id, me)
     try:
@@ -227,7 +229,7 @@ def decide(agreement_id: str) -> ResponseReturnValue:
 @bp.post("/agreements/<agreement_id>/revoke")
 def revoke(agreement_id: str) -> ResponseReturnValue:
     """Revoke an active agreement this node provides; fetches stop at once."""
-    _require_decider()
+    require_decider()
     _agreement_or_404(db.session(), agreement_id, current_settings().member_id)
     try:
         reason = load_form(ReasonForm(), request.form)["reason"].strip()

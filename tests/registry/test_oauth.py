@@ -171,7 +171,7 @@ def test_metadata_rfc_8414(reg: RegistryHarness) -> None:
         "response_types_supported": [],
         "scopes_supported": ["agreement:counts", "agreement:fetch", "agreements:read",
                              "agreements:write", "catalog:read", "catalog:write", "keys:write",
-                             "node:read",
+                             "links:write", "node:read",
                              "witness:submit"],
         "token_endpoint_auth_methods_supported": ["private_key_jwt"],
         "token_endpoint_auth_signing_alg_values_supported": ["EdDSA"],
@@ -504,7 +504,7 @@ def test_bad_audience_is_invalid_target(reg: RegistryHarness, audience: str,
         "error": "invalid_target", "error_description": description})
 
 
-MEMBER_SCOPES = "allowed scopes for this audience: agreement:counts agreement:fetch node:read"
+MEMBER_SCOPES = "allowed scopes for this audience: agreement:counts agreement:fetch links:write node:read"
 
 
 @pytest.mark.parametrize(("audience", "scope", "description"), [
