@@ -185,6 +185,8 @@ class Plan:
     scrub: Mapping[str, frozenset[str]] = field(default_factory=lambda: MappingProxyType({}))
     #: Whether :attr:`scrub` also removes the keys that name people.
     scrub_people: bool = False
+    #: The package adds one catalogue card per released individual (``cards``).
+    catalogue_cards: bool = False
 
     # --- taxon rules, for any spelling of a name ---------------------------------
 
@@ -260,6 +262,8 @@ class Plan:
             "scrub": {r: sorted(f) for r, f in sorted(self.scrub.items())},
             "scrub_people": self.scrub_people,
             "steps": [step.to_json() for step in self.steps],
+            # Only when set, so that the digests of plans without cards stay as they were.
+            **({"catalogue_cards": True} if self.catalogue_cards else {}),
         }
 
     def digest(self) -> str:
@@ -370,6 +374,7 @@ def compile(
     now = now.astimezone(UTC)
 
     pseudonymize = tier.pseudonymize_individuals and not tier.aggregate_only
+    cards = tier.catalogue_cards and not tier.aggregate_only and scope.has("individuals")
     if pseudonymize and (pseudonym_key is None or len(pseudonym_key) < MIN_KEY_BYTES):
         raise PolicyError("pseudonym_key", f"tier {tier.name} pseudonymizes individuals: a"
                           f" per-agreement key of at least {MIN_KEY_BYTES} bytes is required")
@@ -414,6 +419,8 @@ def compile(
         if tier.coarsen_time:
             steps.append(_coarsen_step(tier.coarsen_time, scope))
         steps.append(_closure_step(scope, release_effort=tier.release_effort))
+        if cards:
+            steps.append(_cards_step())
 
     return Plan(
         tier=tier.name,
@@ -436,6 +443,7 @@ def compile(
         release_effort=tier.release_effort and not tier.aggregate_only,
         scrub=MappingProxyType({} if tier.aggregate_only else scrub),
         scrub_people=scrub_people and not tier.aggregate_only,
+        catalogue_cards=cards,
     )
 
 
@@ -487,6 +495,15 @@ def _scrub_step(resource: str, fields: frozenset[str], withheld: frozenset[str],
                          "withheld_keys": sorted(withheld), "unreadable": "blanked"}),
                 f"{resource}: {listed}: {' and '.join(what)} removed; a value that cannot be"
                 " read as JSON is blanked")
+
+
+def _cards_step() -> Step:
+    """The catalogue cards: what the other side's experts get per released individual."""
+    return Step("cards", "cards", _freeze({"cell": "0.1", "reference_media": 3}),
+                "cards: per released individual, its catalogue id (not pseudonymized), taxon,"
+                " sex, life stage, first and last month seen, the 0.1° cells of its released"
+                " (generalized) cameras and up to 3 reference images among the released media"
+                " (the owner's favourites first, then the highest classification confidence)")
 
 
 def _closure_step(scope: _Scope, *, release_effort: bool) -> Step:

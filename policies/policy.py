@@ -179,6 +179,7 @@ _POLICY_KEYS = ("tiers", "sensitivity", "embargo_days", "purposes", "partners",
                 "max_duration_days")
 _REQUIRED_POLICY_KEYS = ("tiers", "purposes", "partners")
 _TIER_KEYS = ("aggregate_only", "default_precision", "coarsen_time", "withhold_fields",
+              "catalogue_cards",
               "pseudonymize_individuals", "apply_sensitivity", "release_effort", "min_events",
               "min_cameras", "count_periods")
 #: Disclosure defaults of every tier's counts (DESIGN.md §9).
@@ -199,6 +200,10 @@ class Tier:
     camera-days and zero counts need, which also tells where nothing of the
     released taxa was seen; off by default.
 
+    ``catalogue_cards`` adds a ``cards`` resource to the package: one card per
+    released individual, under its catalogue id (never pseudonymized), for the
+    other side's experts to compare (:mod:`node.exchange.cards`).
+
     ``min_events``, ``min_cameras`` and ``count_periods`` are the disclosure
     rules of the joint counts served under the tier (:mod:`policies.suppression`):
     cells with fewer independent events or cameras are suppressed, and only
@@ -217,6 +222,7 @@ class Tier:
     min_events: int = DEFAULT_MIN_EVENTS
     min_cameras: int = DEFAULT_MIN_CAMERAS
     count_periods: tuple[str, ...] = PERIOD_UNITS
+    catalogue_cards: bool = False
 
     def withheld(self, resource: str) -> frozenset[str]:
         """Fields of ``resource`` this tier withholds (empty if none)."""
@@ -235,6 +241,7 @@ class Tier:
             "min_events": self.min_events,
             "min_cameras": self.min_cameras,
             "count_periods": list(self.count_periods),
+            "catalogue_cards": self.catalogue_cards,
         }
 
 
@@ -347,6 +354,7 @@ def _load_tier(name: str, rules: Any) -> Tier:
                             f"{where}.pseudonymize_individuals")
     sensitivity = _boolean(tier.get("apply_sensitivity", True), f"{where}.apply_sensitivity")
     effort = _boolean(tier.get("release_effort", False), f"{where}.release_effort")
+    cards = _boolean(tier.get("catalogue_cards", False), f"{where}.catalogue_cards")
     min_events = _threshold(tier.get("min_events", DEFAULT_MIN_EVENTS), f"{where}.min_events")
     min_cameras = _threshold(tier.get("min_cameras", DEFAULT_MIN_CAMERAS),
                              f"{where}.min_cameras")
@@ -366,7 +374,7 @@ def _load_tier(name: str, rules: Any) -> Tier:
                              ("default_precision", precision is not None),
                              ("coarsen_time", coarsen is not None),
                              ("pseudonymize_individuals", pseudonymize),
-                             ("release_effort", effort)):
+                             ("release_effort", effort), ("catalogue_cards", cards)):
             if present:
                 raise PolicyError(f"{where}.{key}", "contradicts aggregate_only: an aggregate-only"
                                                     " tier releases no rows to apply it to")
@@ -374,11 +382,20 @@ def _load_tier(name: str, rules: Any) -> Tier:
         raise PolicyError(f"{where}.pseudonymize_individuals",
                           "contradicts withhold_fields: observations.individualID is withheld,"
                           " so there is nothing to pseudonymize")
+    if cards and pseudonymize:
+        raise PolicyError(f"{where}.catalogue_cards",
+                          "contradicts pseudonymize_individuals: a card names the animal by its "
+                          "catalogue id so that the other side can match it")
+    if cards and "individualID" in withhold.get("observations", frozenset()):
+        raise PolicyError(f"{where}.catalogue_cards",
+                          "contradicts withhold_fields: observations.individualID is withheld, "
+                          "so no observation says which animal it shows")
     return Tier(name=name, aggregate_only=aggregate_only, default_precision=precision,
                 coarsen_time=coarsen, withhold_fields=MappingProxyType(withhold),
                 pseudonymize_individuals=pseudonymize, apply_sensitivity=sensitivity,
                 release_effort=effort, min_events=min_events, min_cameras=min_cameras,
-                count_periods=tuple(u for u in PERIOD_UNITS if u in periods))
+                count_periods=tuple(u for u in PERIOD_UNITS if u in periods),
+                catalogue_cards=cards)
 
 
 def _threshold(value: Any, where: str) -> int:

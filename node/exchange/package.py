@@ -65,6 +65,7 @@ from crypto.sealed import seal, unseal
 from node.data.datasets import get_dataset, stored_taxa
 from node.data.policy_store import get_policy, pseudonym_key
 from node.data.validation import camtrap_table
+from node.exchange.cards import card_rows, cards_csv
 from node.exchange.release import CamtrapRelease, embargo_clause
 from node.models import (
     PROFILE_CAMTRAP,
@@ -637,6 +638,13 @@ class CamtrapExporter:
             if "individuals" in resources:
                 with package.open_resource("individuals", "individuals.csv") as stream:
                     result.rows["individuals"] = self._individuals(stream)
+            if self.plan.catalogue_cards and "individuals" in resources:
+                cards = card_rows(self.engine, self.dataset.id, self.plan, prepared.release,
+                                  prepared.deployments)
+                with package.open_resource("cards", "cards.csv") as stream:
+                    stream.write(cards_csv(cards))
+                result.rows["cards"] = len(cards)
+                self.progress.add("cards", len(cards))
             result.dropped = self._dropped_counts()
             result.cursor = Cursor(self.scope, self.dataset.name, self.dataset.version,
                                    self.plan.basis_digest(), last_obs, last_media,
