@@ -43,6 +43,7 @@ __all__ = [
     "MAX_ACCESS_TOKEN_TTL",
     "MAX_JTI_LENGTH",
     "MAX_TOKEN_SIZE",
+    "OVERLAP_SCOPE",
     "REGISTRY_AUDIENCE",
     "WITNESS_SCOPE",
     "AccessClaims",
@@ -62,8 +63,10 @@ REGISTRY_AUDIENCE = "registry"
 FETCH_SCOPE = "agreement:fetch"
 #: Scope of a token that asks one agreement's provider for signed counts (DESIGN.md §9).
 COUNTS_SCOPE = "agreement:counts"
+#: Scope of a token that runs the private overlap count under one agreement.
+OVERLAP_SCOPE = "agreement:overlap"
 #: The scopes that act under one agreement: their tokens carry an ``agreement`` claim.
-AGREEMENT_SCOPES = frozenset({FETCH_SCOPE, COUNTS_SCOPE})
+AGREEMENT_SCOPES = frozenset({FETCH_SCOPE, COUNTS_SCOPE, OVERLAP_SCOPE})
 #: Scope of a token that delivers match-ledger messages to another member's node.
 LINKS_SCOPE = "links:write"
 #: Scope of a token that submits a member's own log checkpoints to the registry's witness.

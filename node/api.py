@@ -16,6 +16,7 @@ from node.exchange.auth import authorize
 from node.exchange.counts_api import blp as agreement_counts
 from node.exchange.trust_store import current_trust_store
 from node.links.api import blp as links
+from node.links.overlap_api import blp as agreement_overlap
 from node.settings import current_settings
 
 blp = Blueprint("datasets", __name__, url_prefix="/datasets",
@@ -69,4 +70,4 @@ class NodeKeys(MethodView):
         return public_keys(current_settings().keys_dir).to_jwks()
 
 
-BLUEPRINTS = [blp, partners, agreement_packages, agreement_counts, links]
+BLUEPRINTS = [blp, partners, agreement_packages, agreement_counts, agreement_overlap, links]

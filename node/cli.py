@@ -72,7 +72,7 @@ from node.exchange.registry_client import (
 )
 from node.exchange.rows import export_dwc
 from node.exchange.trust_store import TrustStore, install_anchor
-from node.links.cli import links
+from node.links.cli import links, overlap
 from node.log.cli import log_group
 from node.log.exchange_log import LOG
 from node.settings import CONFIG_FILE, NodeSettings, load_settings, render_config
@@ -658,5 +658,5 @@ def export_command(ctx: click.Context, dataset: str, tier: str, purpose: str,
     out.print(f"Cursor for the next incremental export: {result.cursor}")
 
 
-for _command in (*AGREEMENT_COMMANDS, users, log_group, links):
+for _command in (*AGREEMENT_COMMANDS, users, log_group, links, overlap):
     node.add_command(_command)

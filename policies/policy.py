@@ -179,7 +179,7 @@ _POLICY_KEYS = ("tiers", "sensitivity", "embargo_days", "purposes", "partners",
                 "max_duration_days")
 _REQUIRED_POLICY_KEYS = ("tiers", "purposes", "partners")
 _TIER_KEYS = ("aggregate_only", "default_precision", "coarsen_time", "withhold_fields",
-              "catalogue_cards",
+              "catalogue_cards", "private_overlap",
               "pseudonymize_individuals", "apply_sensitivity", "release_effort", "min_events",
               "min_cameras", "count_periods")
 #: Disclosure defaults of every tier's counts (DESIGN.md §9).
@@ -204,6 +204,12 @@ class Tier:
     released individual, under its catalogue id (never pseudonymized), for the
     other side's experts to compare (:mod:`node.exchange.cards`).
 
+    ``private_overlap`` names the individuals column holding an identifier
+    both sides share (a genotype from a common marker panel, a joint
+    catalogue code): the tier then allows the private overlap count over it
+    (:mod:`crypto.psi`), which tells how many such identifiers the two sides
+    have in common and never which. ``None`` (the default) offers no count.
+
     ``min_events``, ``min_cameras`` and ``count_periods`` are the disclosure
     rules of the joint counts served under the tier (:mod:`policies.suppression`):
     cells with fewer independent events or cameras are suppressed, and only
@@ -223,6 +229,7 @@ class Tier:
     min_cameras: int = DEFAULT_MIN_CAMERAS
     count_periods: tuple[str, ...] = PERIOD_UNITS
     catalogue_cards: bool = False
+    private_overlap: str | None = None
 
     def withheld(self, resource: str) -> frozenset[str]:
         """Fields of ``resource`` this tier withholds (empty if none)."""
@@ -242,6 +249,7 @@ class Tier:
             "min_cameras": self.min_cameras,
             "count_periods": list(self.count_periods),
             "catalogue_cards": self.catalogue_cards,
+            "private_overlap": self.private_overlap,
         }
 
 
@@ -355,6 +363,11 @@ def _load_tier(name: str, rules: Any) -> Tier:
     sensitivity = _boolean(tier.get("apply_sensitivity", True), f"{where}.apply_sensitivity")
     effort = _boolean(tier.get("release_effort", False), f"{where}.release_effort")
     cards = _boolean(tier.get("catalogue_cards", False), f"{where}.catalogue_cards")
+    overlap = tier.get("private_overlap")
+    if overlap is not None and (not isinstance(overlap, str)
+                                or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,63}", overlap)):
+        raise PolicyError(f"{where}.private_overlap", "must be the name of an individuals "
+                          "column (letters, digits, _), e.g. genotype, or absent")
     min_events = _threshold(tier.get("min_events", DEFAULT_MIN_EVENTS), f"{where}.min_events")
     min_cameras = _threshold(tier.get("min_cameras", DEFAULT_MIN_CAMERAS),
                              f"{where}.min_cameras")
@@ -395,7 +408,7 @@ def _load_tier(name: str, rules: Any) -> Tier:
                 pseudonymize_individuals=pseudonymize, apply_sensitivity=sensitivity,
                 release_effort=effort, min_events=min_events, min_cameras=min_cameras,
                 count_periods=tuple(u for u in PERIOD_UNITS if u in periods),
-                catalogue_cards=cards)
+                catalogue_cards=cards, private_overlap=overlap)
 
 
 def _threshold(value: Any, where: str) -> int:

@@ -29,5 +29,5 @@ OBSERVATION_FIELDS = (
 # Corridor's extra resource for recognised tigers and leopards.
 INDIVIDUAL_FIELDS = (
     "individualID", "scientificName", "sex", "lifeStage", "transboundary", "firstSeen",
-    "lastSeen", "detections", "notes",
+    "lastSeen", "detections", "genotype", "notes",
 )

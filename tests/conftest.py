@@ -9,6 +9,7 @@ PostgreSQL answers on 127.0.0.1:5432).
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -227,6 +228,27 @@ class Federation:
             assert synced.exit_code == 0, synced.output
             assert "members: cn-ntlnp, ru-lotl" in synced.output
 
+    def agreement(self, dataset: str, tier: str, *request_options: str,
+                  policy: Path | None = None) -> str:
+        """An active agreement: cn-ntlnp publishes ``dataset``'s ``tier`` (after setting
+        ``policy``), ru-lotl requests it (with ``request_options``), cn-ntlnp approves,
+        ru-lotl accepts. Its id."""
+        if policy is not None:
+            ok(self.node("cn-ntlnp", "policy", dataset, "--set", policy))
+        ok(self.node("cn-ntlnp", "publish", dataset, "--tier", tier))
+        until = (datetime.now(UTC).date() + timedelta(days=200)).isoformat()
+        filed = ok(self.node("ru-lotl", "request", "create", "--dataset",
+                             f"cn-ntlnp/{dataset}", "--purpose", "joint-monitoring", "--tier",
+                             tier, "--until", until, "--justification", "Joint monitoring",
+                             *request_options))
+        match = re.search(r"ru-lotl\.[0-9a-f]{16}", filed)
+        assert match, filed
+        ok(self.node("cn-ntlnp", "sync"))
+        ok(self.node("cn-ntlnp", "decide", match.group(0), "approve", "--reason", "agreed"))
+        ok(self.node("ru-lotl", "request", "accept", match.group(0)))
+        ok(self.node("cn-ntlnp", "sync"))
+        return match.group(0)
+
     def token_for(self, member_id: str, audience: str, scope: str = "node:read",
                   agreement: str | None = None) -> str:
         """A real token from the registry, for ``member_id``."""
@@ -251,3 +273,13 @@ def federation(tmp_path: Path, live_server: Any, database_url: str,
     for member_id, (name, country) in FEDERATION_MEMBERS.items():
         fed.add_node(member_id, name, country)
     yield fed
+
+
+@pytest.fixture
+def parks(federation: Federation) -> Federation:
+    """The federation with both parks members, each with its side of the demo data
+    (3,000 camera-trap observations) imported."""
+    federation.join_and_admit()
+    for member, side in (("ru-lotl", "ru"), ("cn-ntlnp", "cn")):
+        ok(federation.node(member, "generate-demo", "--side", side, "--observations", "3000"))
+    return federation

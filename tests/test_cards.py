@@ -12,7 +12,6 @@ import io
 import re
 import zipfile
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -52,21 +51,9 @@ def cards_package(federation: Federation, tmp_path: Path) -> Path:
     ok(fed.node("cn-ntlnp", "generate-demo", "--side", "cn", "--observations", "3000"))
     policy = tmp_path / "policy.yaml"
     policy.write_text(yaml.safe_dump(POLICY))
-    ok(fed.node("cn-ntlnp", "policy", DATASET, "--set", policy))
-    ok(fed.node("cn-ntlnp", "publish", DATASET, "--tier", "generalized"))
-    until = (datetime.now(UTC).date() + timedelta(days=200)).isoformat()
-    filed = ok(fed.node("ru-lotl", "request", "create", "--dataset", f"cn-ntlnp/{DATASET}",
-                        "--purpose", "joint-monitoring", "--tier", "generalized",
-                        "--taxon", LEOPARD, "--until", until,
-                        "--justification", "Match our leopards"))
-    agreement = re.search(r"ru-lotl\.[0-9a-f]{16}", filed)
-    assert agreement, filed
-    ok(fed.node("cn-ntlnp", "sync"))
-    ok(fed.node("cn-ntlnp", "decide", agreement.group(0), "approve", "--reason", "cards"))
-    ok(fed.node("ru-lotl", "request", "accept", agreement.group(0)))
-    ok(fed.node("cn-ntlnp", "sync"))
+    agreement = fed.agreement(DATASET, "generalized", "--taxon", LEOPARD, policy=policy)
     out = tmp_path / "cards.zip"
-    fetched = ok(fed.node("ru-lotl", "fetch", agreement.group(0), "--out", out))
+    fetched = ok(fed.node("ru-lotl", "fetch", agreement, "--out", out))
     assert "cards" in fetched
     report = verify_package(out, stored_trust_list(load_settings(fed.nodes["ru-lotl"])))
     assert report.ok, report.failure

@@ -3,7 +3,7 @@
 Every module's imports are read (module-level and function-local alike) and
 each arrow is checked against docs/architecture.md:
 
-* ``crypto`` imports the standard library, cryptography and joserfc only;
+* ``crypto`` imports the standard library, cryptography, joserfc and PyNaCl only;
   ``policies`` the same plus ``crypto``;
 * the shared base ``corridor`` imports the foundations, never a service;
 * ``node``, ``registry`` and ``audit`` import the base and the foundations,
@@ -34,7 +34,7 @@ MAY_IMPORT: dict[str, set[str]] = {
 }
 
 #: Third-party packages the foundations may import besides the standard library.
-FOUNDATION_LIBRARIES = {"cryptography", "joserfc"}
+FOUNDATION_LIBRARIES = {"cryptography", "joserfc", "nacl"}
 FOUNDATIONS = {"crypto", "policies"}
 
 
@@ -67,7 +67,7 @@ def violations(package: str, module: str, source: str) -> list[str]:
         elif package in FOUNDATIONS and top not in sys.stdlib_module_names \
                 and top not in FOUNDATION_LIBRARIES:
             found.append(f"{module}:{line} imports {name} (foundations: stdlib, "
-                         "cryptography and joserfc only)")
+                         "cryptography, joserfc and PyNaCl only)")
     return found
 
 

@@ -49,16 +49,6 @@ def _recorded(node_dir: Path) -> set[str]:
         return {row["individualID"] for row in csv.DictReader(fh)}
 
 
-@pytest.fixture
-def parks(federation: Federation) -> Federation:
-    """Both parks members, each with its side of the demo data imported."""
-    fed = federation
-    fed.join_and_admit()
-    for member, side in (("ru-lotl", "ru"), ("cn-ntlnp", "cn")):
-        ok(fed.node(member, "generate-demo", "--side", side, "--observations", "3000"))
-    return fed
-
-
 def _pairs(fed: Federation, taxon: str) -> list[tuple[str, str]]:
     """(ru id, cn id) of crossers of ``taxon`` recorded by both nodes: the hidden truth."""
     ru, cn = _recorded(fed.nodes["ru-lotl"]), _recorded(fed.nodes["cn-ntlnp"])
@@ -268,27 +258,10 @@ def test_post_links_refuses_what_it_cannot_trust(parks: Federation) -> None:
 # --------------------------------------------------------------------- joint count of individuals
 
 
-def _aggregate_agreement(fed: Federation) -> str:
-    """ru-lotl may ask cn-ntlnp for counts of its demo dataset (CLI, default policy)."""
-    dataset = "corridor-demo-cn-ntlnp"
-    ok(fed.node("cn-ntlnp", "publish", dataset, "--tier", "aggregate"))
-    until = (datetime.now(UTC).date() + timedelta(days=200)).isoformat()
-    filed = ok(fed.node("ru-lotl", "request", "create", "--dataset", f"cn-ntlnp/{dataset}",
-                        "--purpose", "joint-monitoring", "--tier", "aggregate", "--until",
-                        until, "--justification", "How many leopards are there"))
-    match = re.search(r"ru-lotl\.[0-9a-f]{16}", filed)
-    assert match, filed
-    ok(fed.node("cn-ntlnp", "sync"))
-    ok(fed.node("cn-ntlnp", "decide", match.group(0), "approve", "--reason", "counts only"))
-    ok(fed.node("ru-lotl", "request", "accept", match.group(0)))
-    ok(fed.node("cn-ntlnp", "sync"))
-    return match.group(0)
-
-
 def test_joint_count_of_individuals_subtracts_confirmed_links(parks: Federation,
                                                               tmp_path: Path) -> None:
     fed = parks
-    agreement = _aggregate_agreement(fed)
+    agreement = fed.agreement("corridor-demo-cn-ntlnp", "aggregate")
     pairs = _pairs(fed, LEOPARD)
     confirmed = pairs[:2]
     for ru_id, cn_id in confirmed:
@@ -324,7 +297,7 @@ def test_joint_count_of_individuals_subtracts_confirmed_links(parks: Federation,
 
 def test_a_crossers_section_needs_the_individuals_metric(parks: Federation) -> None:
     fed = parks
-    agreement = _aggregate_agreement(fed)
+    agreement = fed.agreement("corridor-demo-cn-ntlnp", "aggregate")
     token = fed.token_for("ru-lotl", "cn-ntlnp", "agreement:counts", agreement=agreement)
     query = {"metrics": ["events"], "taxa": [LEOPARD], "cell_size": "0.1",
              "period": {"unit": "year", "from": "2023", "to": "2023"}, "crossers": True}

@@ -21,6 +21,7 @@ real enough to look right on a map; nothing here is real monitoring data.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
 import random
@@ -47,6 +48,7 @@ __all__ = [
     "CAMTRAP_SCHEMA_URLS",
     "DEPLOYMENT_FIELDS",
     "EVENT_FIELDS",
+    "GENOTYPED",
     "INDIVIDUAL_FIELDS",
     "MEDIA_FIELDS",
     "OBSERVATION_FIELDS",
@@ -59,6 +61,7 @@ __all__ = [
     "cross_border_truth",
     "generate_bird_counts",
     "generate_camtrap",
+    "genotype",
     "individual_registry",
 ]
 
@@ -945,8 +948,26 @@ def _write_deployments(path: Path, deployments: Sequence[_Deployment], clock: _C
             ))
 
 
+#: Share of a park's recorded animals it has genotyped (from scat or hair samples).
+GENOTYPED = 0.6
+
+
+def genotype(animal: Individual, side: Side, seed: int) -> str:
+    """The animal's code on the common marker panel, if ``side`` genotyped it, else "".
+
+    The code depends on the animal only, so both parks that genotype one animal
+    hold the same code (as a shared microsatellite panel gives); whether a
+    park genotyped it is drawn per side from a stream of its own.
+    """
+    if _rng("genotyped", side, seed, animal.individual_id).random() >= GENOTYPED:
+        return ""
+    code = hashlib.sha256(f"panel|{seed}|{animal.individual_id}".encode()).hexdigest()
+    return f"MS-{code[:12].upper()}"
+
+
 def _write_individuals(path: Path, registry: Sequence[Individual],
-                       sightings: dict[str, _Sighting], clock: _Clock, side: Side) -> int:
+                       sightings: dict[str, _Sighting], clock: _Clock, side: Side,
+                       seed: int) -> int:
     """Individuals recorded in this package, under this park's own catalogue IDs."""
     rows = 0
     with path.open("w", encoding="utf-8", newline="") as f:
@@ -961,7 +982,8 @@ def _write_individuals(path: Path, registry: Sequence[Individual],
                     "matching with the other side's catalogue" if seen.near_border else "")
             out.writerow((ind.local_id(side), ind.scientific_name, ind.sex, ind.life_stage,
                           "true" if seen.near_border else "false", clock.format(seen.first),
-                          clock.format(seen.last), seen.detections, note))
+                          clock.format(seen.last), seen.detections, genotype(ind, side, seed),
+                          note))
             rows += 1
     return rows
 
@@ -1013,6 +1035,10 @@ _INDIVIDUALS_SCHEMA: dict[str, Any] = {
         {"name": "detections", "type": "integer",
          "description": "Event-level observations of this individual in this package.",
          "constraints": {"required": True, "minimum": 1}},
+        {"name": "genotype", "type": "string",
+         "description": "Code on the marker panel both parks use (empty: not genotyped); "
+                        "the same animal has the same code on either side.",
+         "constraints": {"required": False}},
         {"name": "notes", "type": "string", "constraints": {"required": False}},
     ],
 }
@@ -1136,7 +1162,7 @@ def generate_camtrap(out_dir: Path, *, side: Side, observations: int = 20_000,
             writer.write_deployment(dep, _plan_events(dep, rows, event_rng))
         writer.finish()
     n_individuals = _write_individuals(out_dir / "individuals.csv", registry,
-                                       writer.sightings, clock, side)
+                                       writer.sightings, clock, side, seed)
     descriptor = _datapackage(profile, seed, locations, deployments, clock)
     (out_dir / "datapackage.json").write_text(
         json.dumps(descriptor, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

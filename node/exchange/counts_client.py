@@ -17,7 +17,6 @@ every number of a joint table traces to a signed node result, and logged as
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,7 +30,6 @@ from sqlalchemy.orm import Session
 from corridor.counts_reader import MAX_RESULT_BYTES, CountsReport, check_counts
 from corridor.errors import CorridorError
 from corridor.files import written_whole
-from corridor.outbound import read_capped
 from corridor.tlog import node_origin
 from crypto.canonical import canonical_json
 from crypto.keys import SigningKey
@@ -44,7 +42,7 @@ from node.exchange.counts import (
     result_document,
     sign_result,
 )
-from node.exchange.fetch import FetchRefused, problem_line, requested_from
+from node.exchange.fetch import FetchRefused, post_for_json, requested_from
 from node.exchange.package import dataset_plan
 from node.exchange.registry_client import RegistryClient
 from node.log.exchange_log import LOG
@@ -89,20 +87,8 @@ def request_counts(session: Session, client: RegistryClient, trust_list: TrustLi
     row, provider, token = requested_from(session, client, trust_list, agreement_id,
                                           token=client.counts_token)
     url = provider.node_url.rstrip("/") + f"/agreements/{agreement_id}/counts"
-    try:
-        with http.stream("POST", url, json=query_document(query, crossers=crossers),
-                         headers={"Authorization": f"Bearer {token}"}) as response:
-            body = read_capped(response, MAX_RESULT_BYTES)
-            if response.status_code != 200:
-                raise FetchRefused(problem_line(response, body))
-    except httpx.HTTPError as e:
-        raise FetchRefused(f"the request to {url} failed ({type(e).__name__}: {e})") from e
-    if body is None:
-        raise FetchRefused(f"{row.provider}'s answer is larger than {MAX_RESULT_BYTES:,} bytes")
-    try:
-        document = json.loads(body)
-    except ValueError as e:
-        raise FetchRefused(f"{row.provider}'s answer is not JSON") from e
+    document = post_for_json(http, url, token=token, body=query_document(query, crossers=crossers),
+                             max_bytes=MAX_RESULT_BYTES, who=row.provider)
     report = check_counts(document, trust_list, agreement=agreement_id,
                           recipient=client.member_id, protocol=query.protocol.to_json()
                           if query.kind == "camtrap" else None)

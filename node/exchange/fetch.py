@@ -43,8 +43,8 @@ from node.log.exchange_log import LOG
 from node.models import Agreement as AgreementRow
 from node.models import Receipt
 
-__all__ = ["FetchRefused", "FetchResult", "fetch_package", "last_cursor", "problem_line",
-           "requested_from"]
+__all__ = ["FetchRefused", "FetchResult", "fetch_package", "last_cursor", "post_for_json",
+           "problem_line", "requested_from"]
 
 CHUNK = 64 * 1024
 #: Largest refusal (problem+json) read from a provider; a longer one is not read.
@@ -184,6 +184,29 @@ def _download(http: httpx.Client, url: str, token: str, since: str | None, part:
         raise FetchRefused(f"the transfer from {url} failed ({type(e).__name__}: {e}); "
                            "nothing was kept, run the fetch again") from e
     return sha.hexdigest(), size
+
+
+def post_for_json(http: httpx.Client, url: str, *, token: str, body: Any, max_bytes: int,
+                  who: str) -> Any:
+    """POST ``body`` as JSON with a bearer token; the provider's JSON answer.
+
+    :raises FetchRefused: the request failed, the provider refused (its
+        problem detail), or the answer is larger than ``max_bytes`` or not JSON.
+    """
+    try:
+        with http.stream("POST", url, json=body,
+                         headers={"Authorization": f"Bearer {token}"}) as response:
+            content = read_capped(response, max_bytes)
+            if response.status_code != 200:
+                raise FetchRefused(problem_line(response, content))
+    except httpx.HTTPError as e:
+        raise FetchRefused(f"the request to {url} failed ({type(e).__name__}: {e})") from e
+    if content is None:
+        raise FetchRefused(f"{who}'s answer is larger than {max_bytes:,} bytes")
+    try:
+        return json.loads(content)
+    except ValueError as e:
+        raise FetchRefused(f"{who}'s answer is not JSON") from e
 
 
 def problem_line(response: httpx.Response, content: bytes | None) -> str:

@@ -23,6 +23,7 @@ from crypto.tokens import (
     COUNTS_SCOPE,
     FETCH_SCOPE,
     LINKS_SCOPE,
+    OVERLAP_SCOPE,
     REGISTRY_AUDIENCE,
     WITNESS_SCOPE,
 )
@@ -162,6 +163,10 @@ class RegistryClient:
     def counts_token(self, provider: str, agreement_id: str) -> str:
         """A token to ask ``provider`` for signed counts under ``agreement_id``."""
         return self.tokens.token(provider, COUNTS_SCOPE, agreement=agreement_id)
+
+    def overlap_token(self, provider: str, agreement_id: str) -> str:
+        """A token to run the private overlap count with ``provider`` under ``agreement_id``."""
+        return self.tokens.token(provider, OVERLAP_SCOPE, agreement=agreement_id)
 
     def links_token(self, member: str) -> str:
         """A token to deliver match-ledger messages to ``member``'s node."""

@@ -24,7 +24,10 @@ from corridor.console import fail, out
 from corridor.errors import CorridorError
 from corridor.keystore import load_signing_key
 from corridor.listing import format_option, print_rows
-from node.exchange.agreements_cli import node_context, trust_list_of
+from corridor.outbound import partner_client
+from corridor.pages import is_development_url
+from node.data.datasets import current_datasets
+from node.exchange.agreements_cli import node_context, registry_of, trust_list_of
 from node.links.ledger import (
     decide,
     get_link,
@@ -34,10 +37,11 @@ from node.links.ledger import (
     send,
 )
 from node.links.messages import METHODS, MessageInvalid, read_message
-from node.models import Link
+from node.links.overlap import identifiers, run_overlap
+from node.models import PROFILE_CAMTRAP, Link
 from node.settings import NodeSettings
 
-__all__ = ["links"]
+__all__ = ["links", "overlap"]
 
 _STATES = ("proposed", "confirmed", "rejected", "retracted")
 
@@ -232,3 +236,46 @@ def _deliver(session: Session, settings: NodeSettings, link: Link) -> bool:
               "is kept here and 'corridor node links push' sends it.", markup=True)
     return False
 
+
+
+@click.command("overlap")
+@click.argument("agreement_id")
+@click.option("--field", required=True, metavar="COLUMN",
+              help="This node's individuals column with the shared identifier, e.g. genotype.")
+@click.option("--dataset", "dataset_name", default=None,
+              help="This node's camera-trap dataset (default: the only one).")
+@click.pass_context
+def overlap(ctx: click.Context, agreement_id: str, field: str,
+            dataset_name: str | None) -> None:
+    """Count the animals this node shares with an agreement's provider, privately.
+
+    Both sides' identifiers (a genotype, a joint catalogue code) stay home:
+    only blinded values cross (crypto.psi), and both nodes learn the count
+    and nothing else. The provider's tier must name its identifier column
+    (private_overlap). The result, signed by both, goes to
+    received/overlap/SESSION.json.
+    """
+    settings = node_context(ctx).settings
+    client, trust_list = registry_of(settings), trust_list_of(settings)
+    with node_context(ctx).session() as session:
+        camtrap = [d for d in current_datasets(session) if d.profile == PROFILE_CAMTRAP
+                   and dataset_name in (None, d.name)]
+        if len(camtrap) != 1:
+            fail("give --dataset: " + (", ".join(d.name for d in camtrap)
+                                       or "this node holds no such camera-trap dataset"))
+        mine = identifiers(session, camtrap[0], None, field)
+        if not mine:
+            fail(f"no individual of {camtrap[0].name} has a value in column {field!r}")
+        with partner_client(development=is_development_url(settings.url), timeout=120) as http:
+            try:
+                result = run_overlap(session, client, trust_list, agreement_id=agreement_id,
+                                     mine=mine, key=load_signing_key(settings.keys_dir),
+                                     out_dir=settings.directory / "received" / "overlap",
+                                     now=datetime.now(UTC), http=http)
+            except CorridorError as e:
+                fail(f"overlap count refused: {e.detail}")
+    sizes = result.result["sizes"]
+    provider = result.result["provider"]
+    out.print(f"{result.count} of this node's {len(mine)} and {provider}'s "
+              f"{sizes.get(provider)} identifiers are shared (which ones, neither side "
+              f"learned). Signed by both: {result.path}")

@@ -86,6 +86,7 @@ from crypto.tokens import (
     COUNTS_SCOPE,
     FETCH_SCOPE,
     LINKS_SCOPE,
+    OVERLAP_SCOPE,
     REGISTRY_AUDIENCE,
     WITNESS_SCOPE,
     AccessClaims,
@@ -133,7 +134,8 @@ MEMBER_AUDIENCE = "<member>"
 SCOPES: Mapping[str, frozenset[str]] = MappingProxyType({
     REGISTRY_AUDIENCE: frozenset({"catalog:read", "catalog:write", "keys:write",
                                   "agreements:read", "agreements:write", WITNESS_SCOPE}),
-    MEMBER_AUDIENCE: frozenset({"node:read", FETCH_SCOPE, COUNTS_SCOPE, LINKS_SCOPE}),
+    MEMBER_AUDIENCE: frozenset({"node:read", FETCH_SCOPE, COUNTS_SCOPE, OVERLAP_SCOPE,
+                                LINKS_SCOPE}),
 })
 
 _EXTENSION = "corridor_oauth"

@@ -169,7 +169,8 @@ def test_metadata_rfc_8414(reg: RegistryHarness) -> None:
         "jwks_uri": f"{issuer}/.well-known/jwks.json",
         "grant_types_supported": ["client_credentials"],
         "response_types_supported": [],
-        "scopes_supported": ["agreement:counts", "agreement:fetch", "agreements:read",
+        "scopes_supported": ["agreement:counts", "agreement:fetch", "agreement:overlap",
+                             "agreements:read",
                              "agreements:write", "catalog:read", "catalog:write", "keys:write",
                              "links:write", "node:read",
                              "witness:submit"],
@@ -504,7 +505,8 @@ def test_bad_audience_is_invalid_target(reg: RegistryHarness, audience: str,
         "error": "invalid_target", "error_description": description})
 
 
-MEMBER_SCOPES = "allowed scopes for this audience: agreement:counts agreement:fetch links:write node:read"
+MEMBER_SCOPES = ("allowed scopes for this audience: agreement:counts agreement:fetch "
+                 "agreement:overlap links:write node:read")
 
 
 @pytest.mark.parametrize(("audience", "scope", "description"), [
