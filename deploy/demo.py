@@ -47,11 +47,12 @@ from deploy.federation import (
 from deploy.loopback import LoopbackServer
 from node.cli import dataset_summary, generate_and_import
 from node.data.datasets import current_datasets
-from node.data.demo_data import border_line
+from node.data.demo_data import CENSUS_WINDOW, border_line
 from node.data.importer import ImportResult
 from node.db import upgrade
 from node.exchange.agreement_sync import push
 from node.exchange.agreements import act
+from node.exchange.census import dataset_census
 from node.exchange.fetch import FetchRefused, fetch_package
 from node.exchange.joint_cli import run_joint_count
 from node.exchange.joint_output import write_csv, write_geojson, write_individuals, write_map
@@ -59,6 +60,7 @@ from node.exchange.registry_client import RegistryClient, client_for
 from node.log.witness import COSIGNED, checkpoint_and_submit
 from node.settings import NodeSettings, load_settings
 from node.web.users import add_user
+from policies.census import CensusWindow
 from policies.counts import CAMTRAP_METRICS, Query
 from policies.crossers import JointIndividuals
 from policies.suppression import derived
@@ -69,6 +71,9 @@ from registry.web.users import add_user as add_registry_user
 out = Console(highlight=False)
 
 CATS = ["Panthera pardus orientalis", "Panthera tigris altaica"]
+FLYWAY_SPECIES = ["Platalea minor", "Grus monacha", "Antigone vipio"]
+#: The demo's census year: the last year of its survey counts.
+CENSUS_YEAR = 2024
 #: The grid of the demo's joint count, in degrees (the cats' sensitivity allows 0.1°).
 JOINT_CELL = "0.1"
 
@@ -151,6 +156,7 @@ def demo(directory: Path | None, observations: int, seed: int, keep: bool) -> No
         _start(fed, observations=observations, seed=seed)
         _story(fed)
         _joint_count(fed)
+        _census(fed)
         _audit(fed)
         _summary(fed, time.monotonic() - started)
         if keep:
@@ -370,6 +376,30 @@ def _individuals(fed: Federation, joint: JointIndividuals, links: Sequence[str])
     fed.facts.append(("animals", f"{fed.root / 'joint-count' / 'individuals.csv'} "
                                  f"({len(links)} confirmed links; matches the generator's "
                                  "truth)"))
+
+
+def _census(fed: Federation) -> None:
+    """The flyway's coordinated winter census over ru-lotl's survey counts."""
+    with _session(fed.nodes[REQUESTER]) as session:
+        flyway = next(d for d in current_datasets(session) if d.profile != "camtrap-dp")
+        result = dataset_census(session, flyway, taxa=FLYWAY_SPECIES, year=CENSUS_YEAR,
+                                window=CensusWindow(*CENSUS_WINDOW))
+    step(f"The flyway census, {result['window']} (per site the highest count in the window, "
+         f"zeros kept), from {flyway.name}:")
+    for species in result["species"]:
+        countries = ", ".join(f"{r['country']} {r['total']:,}" for r in species["countries"]
+                              if r["total"] is not None)
+        total = species["flyway"]
+        change = total["change_percent"]
+        out.print(f"    {species['taxon']:<16} flyway {total['total']:>6,} "
+                  f"({CENSUS_YEAR - 1}: {total['previous']:,}"
+                  + ("" if change is None else f", {change:+.1f}%") + f")  {countries}",
+                  markup=False)
+    left = sum(len(s["outside_window"]) for s in result["species"])
+    step(f"{left} counts made outside the window are listed and left out of the totals "
+         "('corridor node census' shows them).")
+    fed.facts.append(("census", f"{flyway.name}: {result['window']}, "
+                                f"{len(result['species'])} species"))
 
 
 def _audit(fed: Federation) -> None:

@@ -61,6 +61,7 @@ from node.db import upgrade
 from node.exchange.agreements import bounded
 from node.exchange.agreements_cli import COMMANDS as AGREEMENT_COMMANDS
 from node.exchange.agreements_cli import node_context, sync_agreements_command
+from node.exchange.census import census_tables, dataset_census
 from node.exchange.oauth_client import TokenError
 from node.exchange.package import ExportError, dataset_plan, exporter_for
 from node.exchange.refresher import start_refresher
@@ -75,8 +76,10 @@ from node.exchange.trust_store import TrustStore, install_anchor
 from node.links.cli import links, overlap
 from node.log.cli import log_group
 from node.log.exchange_log import LOG
+from node.models import PROFILE_CAMTRAP
 from node.settings import CONFIG_FILE, NodeSettings, load_settings, render_config
 from node.web.users_cli import users
+from policies.census import CensusError, CensusWindow
 from policies.errors import PolicyError
 from policies.policy import DEFAULT_POLICY_DOCUMENT
 from policies.terms import load_terms
@@ -656,6 +659,41 @@ def export_command(ctx: click.Context, dataset: str, tier: str, purpose: str,
     for line in plan.explain():
         out.print(f"  - {line}", markup=False)
     out.print(f"Cursor for the next incremental export: {result.cursor}")
+
+
+@node.command("census")
+@click.argument("dataset_name", metavar="DATASET")
+@click.option("--taxon", "taxa", multiple=True, required=True,
+              help="Species to count (repeat); synonyms are resolved.")
+@click.option("--year", type=click.IntRange(1900, 2200), required=True,
+              help="The census year (the year before is shown beside it).")
+@click.option("--window", default="01-17..01-19", show_default=True,
+              help="The census window, MM-DD..MM-DD within one month, in local dates.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True, help="Tables for reading, or JSON for scripts.")
+@click.pass_context
+def census_cmd(ctx: click.Context, dataset_name: str, taxa: tuple[str, ...], year: int,
+               window: str, fmt: str) -> None:
+    """The coordinated census over a survey dataset: per site the maximum count inside the
+    window, zero counts kept, per-country and flyway totals with the previous year and the
+    change; counts of the month outside the window are listed and left out."""
+    try:
+        parsed = CensusWindow.parse(window)
+    except CensusError as e:
+        raise click.BadParameter(str(e), param_hint="--window") from e
+    with node_context(ctx).session() as session:
+        try:
+            dataset = get_dataset(session, dataset_name)
+        except CorridorError as e:
+            fail(str(e.detail))
+        if dataset.profile == PROFILE_CAMTRAP:
+            fail(f"{dataset_name} is a camera-trap dataset; the census reads survey counts")
+        result = dataset_census(session, dataset, taxa=taxa, year=year, window=parsed)
+    if fmt == "json":
+        click.echo(json.dumps(result, ensure_ascii=False, indent=2))
+        return
+    out.print(f"Census {result['window']} ({dataset_name}), against {year - 1}:")
+    out.print(census_tables(result))
 
 
 for _command in (*AGREEMENT_COMMANDS, users, log_group, links, overlap):

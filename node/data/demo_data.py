@@ -46,6 +46,7 @@ from policies.vocabulary import (
 
 __all__ = [
     "CAMTRAP_SCHEMA_URLS",
+    "CENSUS_WINDOW",
     "DEPLOYMENT_FIELDS",
     "EVENT_FIELDS",
     "GENOTYPED",
@@ -1250,6 +1251,19 @@ _SITES = (
 )
 _BIRD_YEARS = (2022, 2023, 2024)
 
+#: The coordinated winter census: every wintering site counted in one January window.
+CENSUS_WINDOW = (1, 17, 19)
+_CENSUS = "Coordinated winter census (total count, census window)"
+#: Sites counted only in the census (their regular counts are kept elsewhere).
+_CENSUS_ONLY = (
+    _Site("ZENGWEN", "Zengwen River estuary, Tainan", "Taiwan", "TW", 23.0450, 120.0880, 3000,
+          (), 1, _CENSUS, False, {"PLAMIN": ((2600, _WINTER),)}),
+    _Site("MAIPO", "Mai Po and Inner Deep Bay", "Hong Kong, China", "HK", 22.4900, 114.0330,
+          2000, (), 1, _CENSUS, False, {"PLAMIN": ((380, _WINTER),)}),
+    _Site("HADO", "Hado-ri wetland, Jeju", "Republic of Korea", "KR", 33.5100, 126.8900, 2000,
+          (), 1, _CENSUS, False, {"PLAMIN": ((45, _WINTER),)}),
+)
+
 
 def _poisson(rng: random.Random, lam: float) -> int:
     """A Poisson draw; normal approximation for large means."""
@@ -1312,4 +1326,44 @@ def generate_bird_counts(out_dir: Path, *, seed: int = 2024) -> tuple[Path, Path
                                 "present" if n else "absent", species.vernacular, "species",
                                 "Animalia",
                             ))
+        _write_census(events, occurrences, seed)
     return events_path, occurrences_path
+
+
+def _write_census(events: Any, occurrences: Any, seed: int) -> None:
+    """Census counts of every wintering site in the January window, from their own streams.
+
+    Most sites are counted once in the window, some twice (the census takes
+    their maximum) and some also a few days after it (a count the census
+    lists but leaves out). A separate random stream per site and year keeps
+    the regular counts as they were.
+    """
+    month, first, last = CENSUS_WINDOW
+    wintering = [s for s in _SITES if month in s.months] + list(_CENSUS_ONLY)
+    for year in _BIRD_YEARS:
+        for site in wintering:
+            rng = _rng("census", seed, site.code, year)
+            days = [first, last] if rng.random() < 0.4 else [first + 1]
+            if rng.random() < 0.3:
+                days.append(last + 5)
+            for day in (date(year, month, d) for d in days):
+                event_id = f"{site.code}-C{day:%Y%m%d}"
+                events.writerow((
+                    event_id, day.isoformat(), _CENSUS, 240, "minutes", "census team, 4.00 h",
+                    site.code, site.locality, site.country, site.country_code,
+                    f"{site.lat:.4f}", f"{site.lon:.4f}", "EPSG:4326", site.uncertainty_m))
+                for species in _BIRDS:
+                    n = _census_count(site, species, year, month, rng)
+                    occurrences.writerow((
+                        f"{event_id}-{species.key}", event_id, "HumanObservation",
+                        species.names[1 if site.old_names else 0], n,
+                        "present" if n else "absent", species.vernacular, "species",
+                        "Animalia"))
+
+
+def _census_count(site: _Site, species: _BirdSpecies, year: int, month: int,
+                  rng: random.Random) -> int:
+    """A census count: the whole wintering flock, so close to the site's mean (+-10 %)."""
+    mean = sum(peak * season[month - 1] for peak, season in site.expected.get(species.key, ()))
+    mean *= species.trend ** (year - _BIRD_YEARS[0])
+    return _poisson(rng, mean * (0.9 + 0.2 * rng.random())) if mean > 0 else 0

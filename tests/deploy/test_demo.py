@@ -30,7 +30,11 @@ def test_the_demo_runs_the_agreement_story_end_to_end(tmp_path: Path) -> None:
                  "ru-lotl signed a checkpoint", "the registry cosigned it as witness",
                  "(registry): checkpoint of", "(cn-ntlnp): checkpoint of",
                  "cosigned by the registry, every entry re-hashed", "the log is intact",
-                 "audit reconcile: 1 package served, 1 received, 1 matched"):
+                 "audit reconcile: 1 package served, 1 received, 1 matched",
+                 "proposed", "matches in the signed ledger", "rejected 1 look-alike",
+                 "Counted once across the border", "equals the generator's hidden truth",
+                 "The flyway census, 2024-01-17 to 2024-01-19", "Platalea minor flyway",
+                 "left out of the totals"):
         assert step in text, step
     assert "revoked by cn-ntlnp" in text and "What happened" in text
     packages = list((root / "ru-lotl" / "received").glob("*.zip"))

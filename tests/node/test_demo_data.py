@@ -24,6 +24,7 @@ import pytest
 import node
 from node.data.demo_data import (
     CAMTRAP_SCHEMA_URLS,
+    CENSUS_WINDOW,
     EVENT_FIELDS,
     OCCURRENCE_FIELDS,
     GeneratedPackage,
@@ -616,7 +617,7 @@ def test_bird_counts_are_a_darwin_core_sampling_event_dataset(birds: tuple[Path,
         assert event["geodeticDatum"] == "EPSG:4326"
         assert int(event["coordinateUncertaintyInMeters"]) >= 1
         assert int(event["sampleSizeValue"]) > 0 and event["sampleSizeUnit"] == "minutes"
-    assert {e["countryCode"] for e in events} == {"RU", "CN", "JP", "KR", "MN"}
+    assert {e["countryCode"] for e in events} == {"RU", "CN", "JP", "KR", "MN", "TW", "HK"}
     occurrence_ids = [o["occurrenceID"] for o in occurrences]
     assert len(set(occurrence_ids)) == len(occurrence_ids)
     for occ in occurrences:
@@ -646,3 +647,18 @@ def test_bird_counts_follow_the_seasons(birds: tuple[Path, Path]) -> None:
     assert izumi and min(izumi) > 1_000
     months = {e["eventDate"][5:7] for e in events.values() if e["locationID"] == "IZUMI"}
     assert months.isdisjoint({"05", "06", "07", "08"})
+
+
+def test_every_wintering_site_is_counted_in_the_census_window(birds: tuple[Path, Path]) -> None:
+    month, first, last = CENSUS_WINDOW
+    events = read_csv(birds[0])[1]
+    census = [e for e in events if e["samplingProtocol"].startswith("Coordinated winter census")]
+    for year in (2022, 2023, 2024):
+        inside = {e["locationID"] for e in census
+                  if date.fromisoformat(e["eventDate"]) in
+                  {date(year, month, d) for d in range(first, last + 1)}}
+        assert {"YANCHENG", "IZUMI", "CHEORWON", "ZENGWEN", "MAIPO", "HADO"} <= inside
+    days = Counter((e["locationID"], e["eventDate"][:4]) for e in census
+                   if first <= int(e["eventDate"][8:]) <= last)
+    assert max(days.values()) == 2  # some sites twice in the window: the census takes the max
+    assert any(int(e["eventDate"][8:]) > last for e in census)  # and some after it
