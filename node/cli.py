@@ -49,6 +49,7 @@ from node.data import demo_data
 from node.data.catalog import catalog_entry, sign_entry
 from node.data.datasets import current_datasets, get_dataset
 from node.data.importer import Importer, ImportRefused, ImportResult
+from node.data.mapped import MappingError, load_mapping, map_files, shipped_mapping
 from node.data.policy_store import (
     PolicyFileError,
     cursor_key,
@@ -57,6 +58,7 @@ from node.data.policy_store import (
     set_policy,
 )
 from node.data.sources import SourceError
+from node.data.validation import ProblemLog
 from node.db import upgrade
 from node.exchange.agreements import bounded
 from node.exchange.agreements_cli import COMMANDS as AGREEMENT_COMMANDS
@@ -255,6 +257,49 @@ def import_dwc(ctx: click.Context, events: Path, occurrences: Path, name: str,
     except ImportRefused as refused:
         _report_refusal(refused, f"{events.name} + {occurrences.name}")
     _print_result(result)
+
+
+@import_.command("mapped")
+@click.argument("spec")
+@click.argument("files", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dataset", "name", default=None,
+              help="Dataset name (default: the mapping's name).")
+@click.pass_context
+def import_mapped(ctx: click.Context, spec: str, files: tuple[Path, ...],
+                  name: str | None) -> None:
+    """Import a table in its own format through a mapping to Darwin Core (SPEC: a YAML
+    file, or a shipped mapping: everglades-wading-birds, taiwan-black-faced-spoonbill).
+
+    FILES are the table and the files its code lists and joins read, by name.
+    Refused whole, each problem named, if a row cannot be mapped or imported;
+    rows whose reported terms (such as coordinates) resolve to nothing are
+    imported without them and listed.
+    """
+    log = ProblemLog()
+    try:
+        mapping = load_mapping(shipped_mapping(spec))
+        with tempfile.TemporaryDirectory(prefix="corridor-mapped-") as work:
+            mapped = map_files(mapping, files, log, Path(work))
+            if log:
+                _report_refusal(ImportRefused(log), f"{mapping.table} (mapped by {spec})")
+            with _progress(f"importing {name or mapping.name}") as (on_total, on_bytes):
+                result = _importer(ctx).import_dwc(
+                    mapped.events, mapped.occurrences, name=name or mapping.name,
+                    title=mapping.title, on_bytes=on_bytes, on_total=on_total)
+    except (MappingError, SourceError) as e:
+        fail(str(e.detail if isinstance(e, MappingError) else e))
+    except ImportRefused as refused:
+        _report_refusal(refused, f"{mapping.table} after mapping (Darwin Core events.csv and "
+                                 "occurrences.csv)")
+    _print_result(result)
+    if mapped.reported:
+        out.print(f"{len(mapped.reported):,} rows imported with terms that resolve to nothing "
+                  "(left empty, not guessed):")
+        for line in mapped.reported[:20]:
+            out.print(f"  {line}", markup=False)
+        if len(mapped.reported) > 20:
+            out.print(f"  ... and {len(mapped.reported) - 20:,} more")
 
 
 @node.command()

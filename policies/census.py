@@ -15,11 +15,14 @@ window are the same birds), sites summed per country and over the flyway.
   counted then).
 
 The window is in the sites' local calendar dates (``eventDate`` as recorded),
-as census organisers set it. Pure: no IO, no clock.
+as census organisers set it. A count dated only to the month (a yearly
+census series) is inside a window that covers that whole month, and in no
+narrower one. Pure: no IO, no clock.
 """
 
 from __future__ import annotations
 
+import calendar
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -68,6 +71,12 @@ class CensusWindow:
     def holds(self, day: date) -> bool:
         """Whether ``day`` is inside the window (any year)."""
         return day.month == self.month and self.first_day <= day.day <= self.last_day
+
+    def covers_month(self, year: int) -> bool:
+        """Whether the window is the whole of its month in ``year`` (then a count dated
+        only to the month, as yearly census series are, lies inside it)."""
+        return self.first_day == 1 and self.last_day == calendar.monthrange(year,
+                                                                            self.month)[1]
 
     def describe(self, year: int) -> str:
         """``2024-01-17 to 2024-01-19``."""

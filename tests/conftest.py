@@ -34,6 +34,8 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
 CAMTRAP_EXAMPLE = SHARED_DATA / "camtrap-dp-example"
 AROCHA = SHARED_DATA / "arocha-kenya-waterbirds"
+EVERGLADES = SHARED_DATA / "everglades-wading-birds"
+TAIWAN_SPOONBILL = SHARED_DATA / "taiwan-black-faced-spoonbill"
 POSTGRES_URL = os.environ.get("CORRIDOR_TEST_DATABASE_URL")
 
 
@@ -53,6 +55,18 @@ def camtrap_example() -> Path:
 def arocha() -> Path:
     """A Rocha Kenya waterbird counts, Darwin Core sampling-event (read-only)."""
     return _require(AROCHA)
+
+
+@pytest.fixture
+def everglades() -> Path:
+    """Everglades wading bird colony counts, the UF/Weecology native format (read-only)."""
+    return _require(EVERGLADES)
+
+
+@pytest.fixture
+def taiwan_spoonbill() -> Path:
+    """TaiBON's yearly Black-faced Spoonbill census maximum for Taiwan (read-only)."""
+    return _require(TAIWAN_SPOONBILL)
 
 
 @contextmanager

@@ -7,6 +7,7 @@ and local date (``eventDate``) and each occurrence's species and
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from datetime import date
 from typing import Any
@@ -24,7 +25,8 @@ from policies.taxonomy import accepted_name
 __all__ = ["census_tables", "dataset_census"]
 
 
-def _records(session: Session, dataset: Dataset, taxa: set[str]) -> Iterator[CensusRecord]:
+def _records(session: Session, dataset: Dataset, taxa: set[str],
+             window: CensusWindow) -> Iterator[CensusRecord]:
     events, occ = table_of(Event), table_of(Occurrence)
     rows = session.execute(
         select(events.c.eventID, events.c.locationID, events.c.countryCode,
@@ -35,10 +37,17 @@ def _records(session: Session, dataset: Dataset, taxa: set[str]) -> Iterator[Cen
     for event_id, site, country, day, taxon, count in rows:
         if accepted_name(taxon) not in taxa or not day:
             continue
+        text = str(day)
         try:
-            when = date.fromisoformat(str(day)[:10])
+            if re.fullmatch(r"\d{4}-\d\d", text):  # a month: inside only a whole-month window
+                year, month = int(text[:4]), int(text[5:])
+                if month != window.month or not window.covers_month(year):
+                    continue
+                when = date(year, month, 1)
+            else:
+                when = date.fromisoformat(text[:10])
         except ValueError:
-            continue  # an interval or a partial date is not a census count
+            continue  # an interval or another partial date is not a census count
         yield CensusRecord(site or event_id, country or "", when, taxon, count)
 
 
@@ -46,7 +55,7 @@ def dataset_census(session: Session, dataset: Dataset, *, taxa: Iterable[str], y
                    window: CensusWindow) -> dict[str, Any]:
     """The census of ``year`` (and the year before) over ``dataset``'s survey counts."""
     wanted = [accepted_name(t) for t in taxa]
-    result = census(_records(session, dataset, set(wanted)), taxa=wanted, year=year,
+    result = census(_records(session, dataset, set(wanted), window), taxa=wanted, year=year,
                     window=window)
     result["dataset"] = {"name": dataset.name, "version": dataset.version}
     return result

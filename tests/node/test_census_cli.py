@@ -7,12 +7,9 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 from deploy.cli import main
-
-pytestmark = pytest.mark.storage
 
 SPECIES = {"Platalea minor": {"Platalea minor"}, "Grus monacha": {"Grus monacha"},
            "Antigone vipio": {"Antigone vipio", "Grus vipio"}}
