@@ -12,6 +12,7 @@ web pages.
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 import shutil
@@ -52,7 +53,7 @@ from node.data.importer import ImportResult
 from node.db import upgrade
 from node.exchange.agreement_sync import push
 from node.exchange.agreements import act
-from node.exchange.census import dataset_census
+from node.exchange.census_cli import run_census
 from node.exchange.fetch import FetchRefused, fetch_package
 from node.exchange.joint_cli import run_joint_count
 from node.exchange.joint_output import write_csv, write_geojson, write_individuals, write_map
@@ -74,6 +75,7 @@ CATS = ["Panthera pardus orientalis", "Panthera tigris altaica"]
 FLYWAY_SPECIES = ["Platalea minor", "Grus monacha", "Antigone vipio"]
 #: The demo's census year: the last year of its survey counts.
 CENSUS_YEAR = 2024
+FLYWAY = "flyway-counts"
 #: The grid of the demo's joint count, in degrees (the cats' sensitivity allows 0.1°).
 JOINT_CELL = "0.1"
 
@@ -87,11 +89,16 @@ class DemoMember:
     country: str
     side: str
     bird_counts: bool
+    #: The flyway sites whose counts this member holds (country codes).
+    bird_countries: tuple[str, ...] = ()
 
 
 MEMBERS: Sequence[DemoMember] = (
-    DemoMember("ru-lotl", "Land of the Leopard National Park", "RU", "ru", True),
-    DemoMember("cn-ntlnp", "Northeast China Tiger and Leopard National Park", "CN", "cn", False),
+    DemoMember("ru-lotl", "Land of the Leopard National Park", "RU", "ru", True, ("RU", "MN")),
+    # In this two-member demo, cn-ntlnp also holds the counts of the southern flyway
+    # partners' wintering sites.
+    DemoMember("cn-ntlnp", "Northeast China Tiger and Leopard National Park", "CN", "cn", True,
+               ("CN", "HK", "JP", "KR", "TW")),
 )
 REQUESTER, PROVIDER = "ru-lotl", "cn-ntlnp"
 
@@ -185,7 +192,8 @@ def _start(fed: Federation, *, observations: int, seed: int) -> None:
                      results: list[ImportResult] = results) -> None:
             results.extend(generate_and_import(
                 settings, settings.directory / "demo-data", side=member.side,
-                observations=observations, seed=seed, bird_counts=member.bird_counts))
+                observations=observations, seed=seed, bird_counts=member.bird_counts,
+                bird_countries=member.bird_countries))
 
         settings = net.add_node(member.member_id, member.name, member.country,
                                 prepare=generate)
@@ -379,27 +387,40 @@ def _individuals(fed: Federation, joint: JointIndividuals, links: Sequence[str])
 
 
 def _census(fed: Federation) -> None:
-    """The flyway's coordinated winter census over ru-lotl's survey counts."""
-    with _session(fed.nodes[REQUESTER]) as session:
-        flyway = next(d for d in current_datasets(session) if d.profile != "camtrap-dp")
-        result = dataset_census(session, flyway, taxa=FLYWAY_SPECIES, year=CENSUS_YEAR,
-                                window=CensusWindow(*CENSUS_WINDOW))
+    """The flyway's coordinated winter census: both nodes' survey counts, signed, added up."""
+    now = datetime.now(UTC)
+    entry = publish_camtrap(fed.nodes[PROVIDER], _session, now=now, dataset_name=FLYWAY)
+    terms = {"provider": PROVIDER, "dataset": entry["id"], "purpose": "joint-monitoring",
+             "tier": "aggregate", "until": (now + timedelta(days=365)).date().isoformat()}
+    agreement = agree(fed.nodes[REQUESTER], fed.nodes[PROVIDER], _session, terms=terms,
+                      now=now, justification="The coordinated winter census",
+                      reason="Country totals only")
+    context = ServiceContext(fed.nodes[REQUESTER].directory, load_settings, upgrade)
+    try:
+        sources, result = run_census(context, agreements=[agreement], own=FLYWAY,
+                                     taxa=FLYWAY_SPECIES, year=CENSUS_YEAR,
+                                     window=CensusWindow(*CENSUS_WINDOW))
+    finally:
+        context.close()
+    out_file = fed.root / "census.json"
+    out_file.write_text(json.dumps({"census": result, "sources": sources}, indent=2,
+                                   ensure_ascii=False), encoding="utf-8")
     step(f"The flyway census, {result['window']} (per site the highest count in the window, "
-         f"zeros kept), from {flyway.name}:")
+         f"zeros kept): {PROVIDER}'s signed country totals (agreement {agreement}, verified) "
+         f"added to {REQUESTER}'s own; no site or single count crossed:")
     for species in result["species"]:
         countries = ", ".join(f"{r['country']} {r['total']:,}" for r in species["countries"]
                               if r["total"] is not None)
         total = species["flyway"]
         change = total["change_percent"]
-        out.print(f"    {species['taxon']:<16} flyway {total['total']:>6,} "
-                  f"({CENSUS_YEAR - 1}: {total['previous']:,}"
+        out.print(f"    {species['taxon']:<16} flyway {total['total'] or 0:>6,} "
+                  f"({CENSUS_YEAR - 1}: {total['previous'] or 0:,}"
                   + ("" if change is None else f", {change:+.1f}%") + f")  {countries}",
                   markup=False)
-    left = sum(len(s["outside_window"]) for s in result["species"])
-    step(f"{left} counts made outside the window are listed and left out of the totals "
-         "('corridor node census' shows them).")
-    fed.facts.append(("census", f"{flyway.name}: {result['window']}, "
-                                f"{len(result['species'])} species"))
+    left = sum(s["outside_window"] for s in result["species"])
+    step(f"{left} counts made outside the window were left out of the totals.")
+    fed.facts.append(("census", f"{out_file} ({len(sources)} nodes, "
+                                f"{len(result['species'])} species)"))
 
 
 def _audit(fed: Federation) -> None:

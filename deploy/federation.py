@@ -149,11 +149,13 @@ def stored_trust_list(settings: NodeSettings) -> TrustList:
 
 
 def publish_camtrap(settings: NodeSettings, session_of: SessionOf, *,
-                    now: datetime) -> dict[str, Any]:
-    """Publish the node's camera-trap dataset in the catalog (tiers aggregate, generalized)."""
+                    now: datetime, dataset_name: str | None = None) -> dict[str, Any]:
+    """Publish a dataset of the node in the catalog (tiers aggregate, generalized): its
+    camera-trap dataset, or ``dataset_name``."""
     client = client_for(settings)
     with session_of(settings) as session:
-        dataset = camtrap_dataset(session)
+        dataset = (camtrap_dataset(session) if dataset_name is None
+                   else next(d for d in current_datasets(session) if d.name == dataset_name))
         policy, _ = get_policy(session, dataset.name)
         entry = catalog_entry(dataset, member_id=settings.member_id, country=settings.country,
                               contact=None, tiers=("aggregate", "generalized"), now=now,

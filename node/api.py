@@ -13,6 +13,7 @@ from node.data.schemas import DatasetListSchema, DatasetSchema, JWKSSchema, WhoA
 from node.db import db
 from node.exchange.agreements_api import blp as agreement_packages
 from node.exchange.auth import authorize
+from node.exchange.census_api import blp as agreement_census
 from node.exchange.counts_api import blp as agreement_counts
 from node.exchange.trust_store import current_trust_store
 from node.links.api import blp as links
@@ -70,4 +71,5 @@ class NodeKeys(MethodView):
         return public_keys(current_settings().keys_dir).to_jwks()
 
 
-BLUEPRINTS = [blp, partners, agreement_packages, agreement_counts, agreement_overlap, links]
+BLUEPRINTS = [blp, partners, agreement_packages, agreement_counts, agreement_census,
+              agreement_overlap, links]

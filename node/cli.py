@@ -6,7 +6,7 @@ import json
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -372,7 +372,8 @@ def generate_demo(ctx: click.Context, observations: int, seed: int, side: str | 
 
 def generate_and_import(settings: NodeSettings, target: Path, *, side: str, observations: int,
                         seed: int, do_import: bool = True,
-                        bird_counts: bool = True) -> list[ImportResult]:
+                        bird_counts: bool = True,
+                        bird_countries: Collection[str] | None = None) -> list[ImportResult]:
     """Generate one side's camera-trap package (and the bird counts); import them."""
     if target.exists():
         shutil.rmtree(target)
@@ -388,7 +389,8 @@ def generate_and_import(settings: NodeSettings, target: Path, *, side: str, obse
         package = demo_data.generate_camtrap(target / f"camtrap-{side}", side=side,  # type: ignore[arg-type]
                                              observations=observations, seed=seed, progress=count)
     if bird_counts:
-        events, occurrences = demo_data.generate_bird_counts(target / "bird-counts", seed=seed)
+        events, occurrences = demo_data.generate_bird_counts(target / "bird-counts", seed=seed,
+                                                             countries=bird_countries)
     if not do_import:
         return []
     engine = make_engine(settings.database_url)

@@ -24,14 +24,15 @@ from __future__ import annotations
 
 import calendar
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 from policies.taxonomy import accepted_name
 
-__all__ = ["CensusError", "CensusRecord", "CensusWindow", "census"]
+__all__ = ["CensusError", "CensusRecord", "CensusWindow", "census", "merge_census",
+           "released_census"]
 
 _WINDOW = re.compile(r"(\d\d)-(\d\d)\.\.(\d\d)-(\d\d)")
 
@@ -155,3 +156,69 @@ def _total(name: str, now: Mapping[str, int], before: Mapping[str, int]) -> dict
               else round(100 * (total - previous) / previous, 1))
     return {"country": name, "total": total if now else None, "sites": len(now),
             "previous": previous, "change_percent": change}
+
+
+def released_census(result: Mapping[str, Any]) -> dict[str, Any]:
+    """What a node sends a partner: per species the country and flyway totals, and how
+    many counts were left out; no site, no date, no single count."""
+    return {"window": result["window"], "year": result["year"],
+            "previous_year": result["previous_year"],
+            "species": [{"taxon": s["taxon"], "countries": [dict(r) for r in s["countries"]],
+                         "flyway": dict(s["flyway"]),
+                         "outside_window": len(s["outside_window"])}
+                        for s in result["species"]]}
+
+
+def merge_census(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Several nodes' released censuses as one: countries and the flyway added up.
+
+    A country reported by two nodes is added (their sites differ: each node
+    counts its own). Changes are recomputed from the sums, never averaged.
+
+    :raises CensusError: the results are of different windows, years or species.
+    """
+    if not results:
+        raise CensusError("nothing to merge")
+    first = results[0]
+    for other in results[1:]:
+        for key in ("window", "year"):
+            if other[key] != first[key]:
+                raise CensusError(f"cannot merge censuses of {key} {first[key]!r} and "
+                                  f"{other[key]!r}")
+        if [s["taxon"] for s in other["species"]] != [s["taxon"] for s in first["species"]]:
+            raise CensusError("cannot merge censuses of different species")
+    species = []
+    for i, taxon in enumerate(s["taxon"] for s in first["species"]):
+        now: dict[str, list[int]] = {}
+        before: dict[str, int | None] = {}
+        for result in results:
+            for row in result["species"][i]["countries"]:
+                country = row["country"]
+                totals = now.setdefault(country, [0, 0, 0])  # total, sites, counted at all
+                if row["total"] is not None:
+                    totals[0] += row["total"]
+                    totals[2] = 1
+                totals[1] += row["sites"]
+                if row["previous"] is not None:
+                    before[country] = (before.get(country) or 0) + row["previous"]
+                else:
+                    before.setdefault(country, None)
+        rows = [_summed(c, now[c], before.get(c)) for c in sorted(now)]
+        counted = [r for r in rows if r["total"] is not None]
+        previous = [r["previous"] for r in rows if r["previous"] is not None]
+        flyway = _summed("flyway", [sum(r["total"] for r in counted),
+                                    sum(r["sites"] for r in rows), int(bool(counted))],
+                         sum(previous) if previous else None)
+        species.append({"taxon": taxon, "countries": rows, "flyway": flyway,
+                        "outside_window": sum(r["species"][i]["outside_window"]
+                                              for r in results)})
+    return {"window": first["window"], "year": first["year"],
+            "previous_year": first["previous_year"], "species": species}
+
+
+def _summed(name: str, now: Sequence[int], previous: int | None) -> dict[str, Any]:
+    total = now[0] if now[2] else None
+    change = (None if not previous or total is None
+              else round(100 * (total - previous) / previous, 1))
+    return {"country": name, "total": total, "sites": now[1], "previous": previous,
+            "change_percent": change}

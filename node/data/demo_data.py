@@ -27,7 +27,7 @@ import math
 import random
 import uuid
 from bisect import bisect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from functools import cache
@@ -1286,8 +1286,12 @@ def _bird_count(site: _Site, species: _BirdSpecies, year: int, month: int,
     return _poisson(rng, mean * rng.gammavariate(4.0, 0.25)) if mean > 0 else 0
 
 
-def generate_bird_counts(out_dir: Path, *, seed: int = 2024) -> tuple[Path, Path]:
+def generate_bird_counts(out_dir: Path, *, seed: int = 2024,
+                         countries: Collection[str] | None = None) -> tuple[Path, Path]:
     """Write a Darwin Core sampling-event dataset of flyway counts; return its two files.
+
+    ``countries`` keeps only the sites of those country codes (each partner
+    holds its own sites); the counts are the same as in the whole dataset.
 
     ``events.csv`` holds one row per count (site visit); ``occurrences.csv`` one row
     per target species and count, with ``occurrenceStatus`` ``absent`` and
@@ -1303,7 +1307,9 @@ def generate_bird_counts(out_dir: Path, *, seed: int = 2024) -> tuple[Path, Path
                                                                               lineterminator="\n")
         events.writerow(EVENT_FIELDS)
         occurrences.writerow(OCCURRENCE_FIELDS)
+        kept = _Kept(events, occurrences, countries)
         for site in _SITES:
+            kept.site = site
             for year in _BIRD_YEARS:
                 for month in site.months:
                     for visit in range(site.visits):
@@ -1311,7 +1317,7 @@ def generate_bird_counts(out_dir: Path, *, seed: int = 2024) -> tuple[Path, Path
                         day = date(year, month, rng.randrange(low, low + 11))
                         event_id = f"{site.code}-{day:%Y%m%d}"
                         observers, minutes = rng.randint(1, 4), rng.randrange(90, 361, 15)
-                        events.writerow((
+                        kept.writerow((
                             event_id, day.isoformat(), site.protocol, minutes, "minutes",
                             f"{observers} observer{'s' if observers > 1 else ''}, "
                             f"{minutes / 60:.2f} h", site.code, site.locality, site.country,
@@ -1320,14 +1326,41 @@ def generate_bird_counts(out_dir: Path, *, seed: int = 2024) -> tuple[Path, Path
                         ))
                         for species in _BIRDS:
                             n = _bird_count(site, species, year, month, rng)
-                            occurrences.writerow((
+                            kept.occurrences.writerow((
                                 f"{event_id}-{species.key}", event_id, "HumanObservation",
                                 species.names[1 if site.old_names else 0], n,
                                 "present" if n else "absent", species.vernacular, "species",
                                 "Animalia",
                             ))
-        _write_census(events, occurrences, seed)
+        _write_census(kept, kept.occurrences, seed)
     return events_path, occurrences_path
+
+
+class _Kept:
+    """Writers that drop the rows of sites outside ``countries`` (the draws still happen)."""
+
+    def __init__(self, events: Any, occurrences: Any, countries: Collection[str] | None
+                 ) -> None:
+        self._events, self._countries = events, countries
+        self.site: _Site | None = None
+        self.occurrences = _KeptOccurrences(self, occurrences)
+
+    def keeps(self) -> bool:
+        return self._countries is None or (self.site is not None
+                                           and self.site.country_code in self._countries)
+
+    def writerow(self, row: Sequence[Any]) -> None:
+        if self.keeps():
+            self._events.writerow(row)
+
+
+class _KeptOccurrences:
+    def __init__(self, kept: _Kept, occurrences: Any) -> None:
+        self._kept, self._occurrences = kept, occurrences
+
+    def writerow(self, row: Sequence[Any]) -> None:
+        if self._kept.keeps():
+            self._occurrences.writerow(row)
 
 
 def _write_census(events: Any, occurrences: Any, seed: int) -> None:
@@ -1342,6 +1375,8 @@ def _write_census(events: Any, occurrences: Any, seed: int) -> None:
     wintering = [s for s in _SITES if month in s.months] + list(_CENSUS_ONLY)
     for year in _BIRD_YEARS:
         for site in wintering:
+            if isinstance(events, _Kept):
+                events.site = site
             rng = _rng("census", seed, site.code, year)
             days = [first, last] if rng.random() < 0.4 else [first + 1]
             if rng.random() < 0.3:

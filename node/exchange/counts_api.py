@@ -30,8 +30,9 @@ from corridor.web import limit_body
 from crypto.canonical import canonical_json
 from crypto.tokens import COUNTS_SCOPE
 from node.db import db
-from node.exchange.agreements import authorize_fetch, log_refusal, plan_for
-from node.exchange.auth import MissingScope, authorize, confirm_active
+from node.exchange.agreement_calls import authorized, refusals_logged
+from node.exchange.agreements import authorize_fetch, plan_for
+from node.exchange.auth import confirm_active
 from node.exchange.counts import (
     content_digest,
     count,
@@ -136,15 +137,11 @@ class AgreementCounts(MethodView):
         settings = current_settings()
         session = db.session()
         current = now()
-        try:
-            claims = authorize(COUNTS_SCOPE)
-        except MissingScope as e:
-            log_refusal(session, claims=e.claims, agreement_id=agreement_id, error=e,
-                        now=current, kind="counts.refused")
-            session.commit()
-            raise
+        claims = authorized(session, COUNTS_SCOPE, agreement_id=agreement_id,
+                            kind="counts.refused", now=current)
         query = query_from(data)
-        try:
+        with refusals_logged(session, claims, agreement_id=agreement_id, kind="counts.refused",
+                             now=current):
             row = authorize_fetch(session, me=settings.member_id, claims=claims,
                                   agreement_id=agreement_id, now=current)
             confirm_active(claims)
@@ -170,12 +167,6 @@ class AgreementCounts(MethodView):
             # Taken after the log's write lock: a revocation logged before this is seen.
             authorize_fetch(session, me=settings.member_id, claims=claims,
                             agreement_id=agreement_id, now=current)
-        except CorridorError as e:
-            session.rollback()
-            log_refusal(session, claims=claims, agreement_id=agreement_id, error=e,
-                        now=current, kind="counts.refused")
-            session.commit()
-            raise
         document["log"] = {"index": index, "origin": node_origin(settings.member_id),
                            "content_sha256": content}
         signed = sign_result(document, current_signing_key())

@@ -17,13 +17,14 @@ from flask_smorest import Blueprint
 from marshmallow import RAISE, Schema, fields, validate
 
 from corridor.clock import now
-from corridor.errors import CorridorError, Forbidden
+from corridor.errors import Forbidden
 from corridor.keystore import public_keys
 from corridor.web import limit_body
 from crypto.tokens import OVERLAP_SCOPE
 from node.db import db
-from node.exchange.agreements import authorize_fetch, log_refusal, plan_for
-from node.exchange.auth import MissingScope, authorize, confirm_active
+from node.exchange.agreement_calls import authorized, refusals_logged
+from node.exchange.agreements import authorize_fetch, plan_for
+from node.exchange.auth import confirm_active
 from node.exchange.counts import tier_of
 from node.exchange.trust_store import current_trust_store
 from node.links.overlap import (
@@ -61,14 +62,10 @@ class AgreementOverlap(MethodView):
     def post(self, data: dict[str, Any], agreement_id: str) -> dict[str, Any]:
         """Answer step 1 or conclude with step 3."""
         settings, session, current = current_settings(), db.session(), now()
-        try:
-            claims = authorize(OVERLAP_SCOPE)
-        except MissingScope as e:
-            log_refusal(session, claims=e.claims, agreement_id=agreement_id, error=e,
-                        now=current, kind="overlap.refused")
-            session.commit()
-            raise
-        try:
+        claims = authorized(session, OVERLAP_SCOPE, agreement_id=agreement_id,
+                            kind="overlap.refused", now=current)
+        with refusals_logged(session, claims, agreement_id=agreement_id,
+                             kind="overlap.refused", now=current):
             row = authorize_fetch(session, me=settings.member_id, claims=claims,
                                   agreement_id=agreement_id, now=current)
             confirm_active(claims)
@@ -91,11 +88,5 @@ class AgreementOverlap(MethodView):
                     my_keys=public_keys(settings.keys_dir), requester_keys=member.keys,
                     requester=claims.subject, agreement=row.id, message=data["message"],
                     now=current)
-        except CorridorError as e:
-            session.rollback()
-            log_refusal(session, claims=claims, agreement_id=agreement_id, error=e,
-                        now=current, kind="overlap.refused")
-            session.commit()
-            raise
         session.commit()
         return answer

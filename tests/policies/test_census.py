@@ -59,3 +59,24 @@ def test_synonyms_count_as_one_species() -> None:
 def test_a_window_must_be_days_of_one_month(text: str) -> None:
     with pytest.raises(CensusError):
         CensusWindow.parse(text)
+
+
+def test_a_released_census_holds_totals_only_and_merges_by_adding() -> None:
+    from policies.census import merge_census, released_census
+
+    south = released_census(census(RECORDS, taxa=[SPOONBILL], year=2024, window=WINDOW))
+    assert "sites" not in south["species"][0] and south["species"][0]["outside_window"] == 1
+    north = released_census(census([rec("ZENGWEN2", "TW", (2024, 1, 18), 90),
+                                    rec("KHANKA", "RU", (2024, 1, 18), 0)],
+                                   taxa=[SPOONBILL], year=2024, window=WINDOW))
+    merged = merge_census([south, north])
+    [spoonbill] = merged["species"]
+    countries = {r["country"]: r for r in spoonbill["countries"]}
+    assert countries["TW"] == {"country": "TW", "total": 2800, "sites": 2, "previous": 2400,
+                               "change_percent": 16.7}
+    assert countries["RU"]["total"] == 0 and countries["RU"]["previous"] is None
+    assert spoonbill["flyway"]["total"] == 2751 + 90
+    assert spoonbill["flyway"]["previous"] == 2700 and spoonbill["outside_window"] == 1
+    other = released_census(census([], taxa=[SPOONBILL], year=2023, window=WINDOW))
+    with pytest.raises(CensusError, match="cannot merge"):
+        merge_census([south, other])
