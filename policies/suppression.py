@@ -235,13 +235,18 @@ def release(tally: Tally, rules: Disclosure) -> Released:
         effort_suppressed |= suppressed
         if not group_e:
             continue
-        if total_ok:
+        sites = sum(r[site_threshold_field] for _, r in group_e)
+        if not total_ok:
+            effort_totals.append({"period": period, "cells": len(group_e),
+                                  "suppressed": "protects suppressed cells"})
+        elif sites < rules.min_cameras:  # a total is a cell too: the union of its cells
+            effort_totals.append({"period": period, "cells": len(group_e),
+                                  "suppressed": f"fewer than {rules.min_cameras} "
+                                                f"{site_threshold_field} in all"})
+        else:
             effort_totals.append({"period": period, "cells": len(group_e),
                                   sites_field: sum(r[sites_field] for _, r in group_e),
                                   effort_field: sum(r[effort_field] for _, r in group_e)})
-        else:
-            effort_totals.append({"period": period, "cells": len(group_e),
-                                  "suppressed": "protects suppressed cells"})
     released_effort_totals = {t["period"] for t in effort_totals if "suppressed" not in t}
 
     count_rows: list[dict[str, Any]] = []

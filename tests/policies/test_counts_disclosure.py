@@ -524,3 +524,14 @@ def test_a_border_cell_is_one_cell_of_the_merged_total() -> None:
     assert merged.totals[0]["cells"] == 2 and merged.totals[0]["events"] == 18
     assert merged.effort_totals[0]["cells"] == 2
 
+
+
+def test_a_total_over_too_few_cameras_is_suppressed_like_a_cell() -> None:
+    """Found by Hypothesis: cells of 1 and 2 cameras under min_cameras=4 summed to a
+    total of 3 cameras that was released."""
+    cells = {"N43.1E131.2@0.1": (1, 0), "N43.2E131.2@0.1": (2, 3)}
+    released = release(one_period(make_query(), cells), Disclosure(min_events=2, min_cameras=4))
+    [effort_total] = released.effort_totals
+    assert effort_total["suppressed"] == "fewer than 4 cameras in all"
+    assert all("suppressed" in t for t in released.totals)
+    assert all("suppressed" in r for r in released.counts)
