@@ -33,7 +33,11 @@ def format_option() -> Callable[[F], F]:
 
 def print_rows(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], fmt: str, *,
                title: str | None = None, empty: str = "Nothing to list.") -> None:
-    """Print ``rows`` (only ``columns``, in that order) as ``fmt``."""
+    """Print ``rows`` (only ``columns``, in that order) as ``fmt``.
+
+    In the table the first column (the id) is never wrapped or cut; the
+    others fold to make room for it.
+    """
     if fmt == "json":
         click.echo(json.dumps([{c: row.get(c) for c in columns} for row in rows],
                               ensure_ascii=False, indent=2))
@@ -50,8 +54,12 @@ def print_rows(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], fmt: s
         out.print(empty)
         return
     table = Table(title=title)
-    for column in columns:
-        table.add_column(column, overflow="fold")
+    for i, column in enumerate(columns):
+        if i == 0:
+            width = max([len(column), *(len(str(r.get(column) or "")) for r in rows)])
+            table.add_column(column, no_wrap=True, min_width=width)
+        else:
+            table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
     out.print(table)

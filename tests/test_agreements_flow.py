@@ -501,3 +501,18 @@ def test_a_node_that_lost_its_secret_says_503_without_its_paths(provider_ready: 
     assert refused["type"] == "fetch.refused" and refused["status"] == 503
     token = fed.token_for("ru-lotl", "cn-ntlnp", "agreement:fetch", agreement=agreement)
     assert package(fed, agreement, token)[0] == 200  # the file back: served again
+
+
+def test_request_list_keeps_ids_whole_and_speaks_json_and_csv(provider_ready: Federation
+                                                              ) -> None:
+    fed = provider_ready
+    agreement = agreement_id(ok(request(fed)))
+    table = ok(fed.node("cn-ntlnp", "request", "list"))  # pulls the request first
+    assert any(agreement in line for line in table.splitlines())  # whole, on one line
+    listed = json.loads(ok(fed.node("cn-ntlnp", "request", "list", "--format", "json")))
+    [row] = [r for r in listed if r["id"] == agreement]
+    assert (row["role"], row["other party"], row["state"]) == ("provider", "ru-lotl",
+                                                               "requested")
+    lines = ok(fed.node("ru-lotl", "request", "list", "--offline", "--format", "csv"))
+    assert lines.splitlines()[0] == "id,role,other party,dataset,tier,state,until"
+    assert any(line.startswith(f"{agreement},requester,cn-ntlnp,") for line in lines.splitlines())

@@ -9,14 +9,16 @@ from typing import Any
 
 import click
 import yaml
+from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Column, Table
 from sqlalchemy.orm import Session
 
 from corridor.cli_context import ServiceContext, service_context
-from corridor.console import fail, out
+from corridor.console import err, fail, out
 from corridor.errors import CorridorError
 from corridor.keystore import KeystoreError, load_signing_key
+from corridor.listing import format_option, print_rows
 from corridor.outbound import partner_client
 from corridor.pages import is_development_url
 from crypto.trustlist import TrustList
@@ -172,23 +174,25 @@ def request_create(ctx: click.Context, dataset: str, purpose: str, tier: str, un
 
 @request_group.command("list")
 @click.option("--offline", is_flag=True, help="Do not ask the registry for news first.")
+@format_option()
 @click.pass_context
-def request_list(ctx: click.Context, offline: bool) -> None:
-    """List the agreements this node is a party to (after pulling news from the registry)."""
+def request_list(ctx: click.Context, offline: bool, fmt: str) -> None:
+    """List the agreements this node is a party to (after pulling news from the registry).
+
+    Ids are never shortened; with --format json or csv, news from the
+    registry goes to stderr so that stdout holds the listing only.
+    """
     settings = node_context(ctx).settings
     with node_context(ctx).session() as session:
         if not offline:
-            _sync(session, settings, quiet=True)
-        rows = STORE.of_member(session, settings.member_id)
-        if not rows:
-            out.print("No requests or agreements yet.")
-            return
-        table = Table("id", "role", "other party", "dataset", "state", "until")
-        for row in rows:
-            other = row.provider if row.role == "requester" else row.requester
-            table.add_row(row.id, row.role, other, row.dataset, row.state,
-                          str(row.terms.get("until", "")))
-        out.print(table)
+            _sync(session, settings, quiet=True, to=out if fmt == "table" else err)
+        rows = [{"id": row.id, "role": row.role,
+                 "other party": row.provider if row.role == "requester" else row.requester,
+                 "dataset": row.dataset, "tier": row.terms.get("tier"), "state": row.state,
+                 "until": row.terms.get("until")}
+                for row in STORE.of_member(session, settings.member_id)]
+    print_rows(rows, ["id", "role", "other party", "dataset", "tier", "state", "until"], fmt,
+               empty="No requests or agreements yet.")
 
 
 @request_group.command("show")
@@ -361,28 +365,29 @@ def fetch(ctx: click.Context, agreement_id: str, out_path: Path, since: str | No
     out.print(f"  sha256  {result.sha256}\n  cursor  {result.cursor}")
 
 
-def _sync(session: Session, settings: NodeSettings, *, quiet: bool = False) -> None:
-    """Push decisions and pull agreements; print what changed."""
+def _sync(session: Session, settings: NodeSettings, *, quiet: bool = False,
+          to: Console = out) -> None:
+    """Push decisions and pull agreements; print what changed (to ``to``)."""
     try:
         report = sync_agreements(session, registry_of(settings), trust_list_of(settings),
                                  datetime.now(UTC))
     except (RegistryError, TokenError) as e:
         if quiet:
-            out.print(f"(registry not asked: {e})")
+            to.print(f"(registry not asked: {e})")
             return
         fail(str(e))
     for agreement_id in report.new_requests:
         row = local(session, agreement_id, settings.member_id)
-        out.print(f"New request [bold]{row.id}[/] from {row.requester} for {row.dataset} "
+        to.print(f"New request [bold]{row.id}[/] from {row.requester} for {row.dataset} "
                   f"({row.terms.get('purpose')}, {row.terms.get('tier')} tier)")
     if not quiet or report.updated:
         for agreement_id in report.updated:
             row = local(session, agreement_id, settings.member_id)
-            out.print(f"Agreement {row.id} is now {row.state}")
+            to.print(f"Agreement {row.id} is now {row.state}")
     for problem in report.problems:
-        out.print(f"[red]Problem:[/] {problem}")
+        to.print(f"[red]Problem:[/] {problem}")
     if not quiet:
-        out.print(f"Agreements: {len(report.new_requests)} new request(s), "
+        to.print(f"Agreements: {len(report.new_requests)} new request(s), "
                   f"{len(report.updated)} updated, {report.pushed} event(s) sent.")
 
 
