@@ -10,8 +10,10 @@ and searched for identifiers.
 
 from __future__ import annotations
 
+import base64
 import csv
 import hashlib
+import io
 import json
 import re
 import uuid
@@ -67,7 +69,6 @@ class Recorder:
         size = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(size)
         self.seen += body
-        import io
         environ["wsgi.input"] = io.BytesIO(body)
         chunks = list(self.app(environ, start_response))
         for chunk in chunks:
@@ -113,7 +114,6 @@ def test_the_overlap_count_is_the_true_intersection_and_no_identifier_travels(
 
 
 def _payload(jws: bytes) -> bytes:
-    import base64
     part = jws.split(b".")[1]
     return base64.urlsafe_b64decode(part + b"=" * (-len(part) % 4))
 

@@ -100,10 +100,15 @@ def show(ctx: click.Context, link_id: str) -> None:
         for name, value in _row(link, settings.member_id).items():
             if value is not None:
                 out.print(f"{name:>15}  {value}", markup=False)
-        proposal = read_message(link.proposal, trust_list, sender=link.proposer, now=now)
-        body = proposal.payload
-        out.print(f"{'evidence':>15}  {', '.join(body['evidence']) or '(none)'}", markup=False)
-        out.print(f"{'reason':>15}  {body['reason']}", markup=False)
+        try:
+            body = read_message(link.proposal, trust_list, sender=link.proposer,
+                                now=now).payload
+        except MessageInvalid:
+            body = {}  # the signature lines below say why
+        if body:
+            out.print(f"{'evidence':>15}  {', '.join(body['evidence']) or '(none)'}",
+                      markup=False)
+            out.print(f"{'reason':>15}  {body['reason']}", markup=False)
         decider = settings.member_id if link.proposer != settings.member_id \
             else link.other_member
         for label, jws, signers in (("proposal", link.proposal, (link.proposer,)),

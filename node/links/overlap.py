@@ -287,7 +287,8 @@ def _keep(session: Session, concluded: Mapping[str, Any], provider_keys: KeySet,
         if result.get(name) != value:
             raise FetchRefused(f"{provider}'s result has {name} {result.get(name)!r}, "
                                f"not {value!r}")
-    if result.get("messages", {}).get("step3") != _digest(step3):
+    messages = result.get("messages")
+    if not isinstance(messages, dict) or messages.get("step3") != _digest(step3):
         raise FetchRefused(f"{provider}'s result is not about this node's step 3")
     mine = _sign(result, key)
     out = out_dir / f"{session_id}.json"
