@@ -865,8 +865,11 @@ class DwcExporter:
                     uncertainty = e.coordinateUncertaintyInMeters
                     terms["coordinateUncertaintyInMeters"] = str(widened_uncertainty(
                         None if uncertainty is None else int(uncertainty), precision, lat))
-                if plan.bbox is not None and (lat is None or lon is None
-                                              or not _inside(plan.bbox, lat, lon)):
+                # Inside the agreed area where it was, and where it is shown: a record
+                # outside the terms never leaves, nor one shown outside the area.
+                if plan.bbox is not None and (
+                        lat is None or lon is None or not _inside(plan.bbox, lat, lon)
+                        or not _inside(plan.bbox, e.decimalLatitude, e.decimalLongitude)):
                     continue
                 if plan.coarsen_time and terms.get("eventDate"):
                     terms["eventDate"] = coarsen_event_date(terms["eventDate"],
