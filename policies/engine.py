@@ -37,6 +37,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
+from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
 
@@ -108,6 +109,10 @@ TIME_LEAKS: Mapping[str, Mapping[str, frozenset[str]]] = MappingProxyType({
 _VERBATIM_PLACE = frozenset({"verbatimCoordinates", "verbatimLatitude", "verbatimLongitude",
                              "footprintWKT", "verbatimLocality", "locationRemarks",
                              "georeferenceRemarks"})
+
+#: What the area filter tests (see :meth:`Plan.in_area`, :meth:`Plan.holds`).
+AREA_APPLIES_TO = ("the position; for a generalized one the whole cell it is rounded to;"
+                   " for counts the whole grid cell")
 
 #: Fields that repeat a location more finely than generalized coordinates,
 #: blanked whenever the plan generalizes any coordinate (EXIF can carry the
@@ -209,6 +214,32 @@ class Plan:
         if self.taxa is None:
             return True
         return normalise(name) in self.taxa or accepted_name(name) in self.taxa
+
+    def in_area(self, lat: float | None, lon: float | None, *,
+                precision: float | None = None) -> bool:
+        """Whether a position lies in the agreement's area (edges included).
+
+        Without an area every position passes; with one, a record without a
+        position does not. For a position rounded to ``precision`` the whole
+        cell it stands for (half a step each way) must lie inside: that holds
+        only if the true position is inside, and it is decided on the released
+        figures alone, so an edge drawn through a cell tells nothing about
+        where in the cell the record was.
+        """
+        if self.bbox is None:
+            return True
+        if lat is None or lon is None:
+            return False
+        half = Decimal(0) if precision is None else Decimal(repr(precision)) / 2
+        y, x = Decimal(repr(lat)), Decimal(repr(lon))
+        return self.holds(x - half, y - half, x + half, y + half)
+
+    def holds(self, west: Decimal, south: Decimal, east: Decimal, north: Decimal) -> bool:
+        """Whether a box (a grid cell, say) lies wholly in the agreement's area."""
+        if self.bbox is None:
+            return True
+        w, s, e, n = (Decimal(repr(edge)) for edge in self.bbox)
+        return s <= south and north <= n and w <= west and east <= e
 
     def deployment_precision(self, taxa_recorded: Iterable[str]) -> float | None:
         """The rounding for a camera (or survey location) that recorded ``taxa_recorded``.
@@ -619,10 +650,11 @@ def _filters(terms: Terms, taxa: frozenset[str] | None, time_from: datetime | No
         locations = scope.locations
         steps.append(Step("filter-area", locations,
                           _freeze({"bbox": list(terms.bbox),
-                                   "applies_to": "released (generalized) coordinates"}),
+                                   "applies_to": AREA_APPLIES_TO}),
                           f"{locations}: only locations inside longitude {west:g} to {east:g},"
-                          f" latitude {south:g} to {north:g} (tested on the released,"
-                          " generalized coordinates), and their records, released"))
+                          f" latitude {south:g} to {north:g}, and their records, released;"
+                          " a generalized location only if the whole cell it is rounded to"
+                          " is inside, a count only for grid cells wholly inside"))
     return steps
 
 

@@ -43,10 +43,8 @@ def _released(plan: Plan | None, taxon: str, lat: float | None, lon: float | Non
         return True
     if not plan.in_taxa(taxon) or plan.is_dropped(taxon):
         return False
-    if plan.bbox is not None:
-        west, south, east, north = plan.bbox
-        if lat is None or lon is None or not (south <= lat <= north and west <= lon <= east):
-            return False
+    if not plan.in_area(lat, lon):
+        return False
     cutoff = plan.embargo_cutoff(taxon)
     if start is None:
         return cutoff is None and plan.time_from is None and plan.time_to is None

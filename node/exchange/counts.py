@@ -57,7 +57,7 @@ from policies.counts import (
 )
 from policies.crossers import crossers_section
 from policies.engine import Plan
-from policies.grid import GridError
+from policies.grid import GridError, cell_of
 from policies.links import CONFIRMED
 from policies.policy import Tier
 from policies.suppression import Disclosure, Released, release
@@ -122,15 +122,14 @@ def count(engine: Engine, dataset: Dataset, plan: Plan, tier: Tier, query: Query
     return CountsAnswer(release(tally, rules), rules, plan, dataset, tally)
 
 
-def _inside(bbox: tuple[float, float, float, float] | None, lat: float, lon: float) -> bool:
-    if bbox is None:
-        return True
-    west, south, east, north = bbox
-    return south <= lat <= north and west <= lon <= east
-
-
 def _cameras(engine: Engine, dataset: Dataset, plan: Plan, query: Query) -> list[Camera]:
-    """The dataset's deployments that ran during the query, inside the agreement's area."""
+    """The dataset's deployments that ran during the query, in cells inside the area.
+
+    A camera counts only if its whole query cell lies in the agreement's area:
+    an edge drawn through a cell would otherwise split the cell's cameras by
+    where they stand, and two agreements' counts differenced would place them
+    more finely than the grid allows.
+    """
     table = table_of(Deployment)
     start, end = query.span()
     statement = select(table.c.deploymentID, table.c.locationID, table.c.latitude,
@@ -141,7 +140,15 @@ def _cameras(engine: Engine, dataset: Dataset, plan: Plan, query: Query) -> list
     with engine.connect() as conn:
         return [Camera(d, loc or d, lat, lon, s, e)
                 for d, loc, lat, lon, s, e in conn.execute(statement)
-                if _inside(plan.bbox, lat, lon)]
+                if _cell_inside(plan, lat, lon, query.cell_size)]
+
+
+def _cell_inside(plan: Plan, lat: float, lon: float, size: str) -> bool:
+    """Whether the query cell holding a position lies wholly in the agreement's area."""
+    if plan.bbox is None:
+        return True
+    cell = cell_of(lat, lon, size)
+    return plan.holds(cell.west, cell.south, cell.west + cell.size, cell.south + cell.size)
 
 
 def _detections(engine: Engine, dataset: Dataset, plan: Plan, query: Query
@@ -183,7 +190,7 @@ def _surveys(engine: Engine, dataset: Dataset, plan: Plan, query: Query
                 events.c.dataset_id == dataset.id, events.c.eventDate_start_utc >= start,
                 events.c.eventDate_start_utc < end, events.c.decimalLatitude.is_not(None),
                 events.c.decimalLongitude.is_not(None)))
-            if _inside(plan.bbox, lat, lon)]
+            if _cell_inside(plan, lat, lon, query.cell_size)]
         cutoffs = {n: c for n in wanted if (c := plan.embargo_cutoff(n)) is not None}
         records = [BirdRecord(e, name, n) for e, name, n in conn.execute(
             select(occ.c.eventID, occ.c.scientificName, occ.c.individualCount)

@@ -366,8 +366,9 @@ class CamtrapExporter:
 
         Generalization follows the camera: a camera that ever recorded a
         sensitive taxon is rounded for all its rows, whatever this export's
-        filters keep. The area filter tests the released coordinates, so box
-        edges cannot pin a generalized camera down.
+        filters keep. A camera is in the area only if the whole cell its released
+        coordinates stand for is: then its true position is inside too, and an
+        edge drawn through a cell cannot tell which side of it the camera was.
         """
         plan = self.plan
         recorded = _camera_taxa(self.engine, self.dataset.id, self.sensitive_names)
@@ -388,8 +389,9 @@ class CamtrapExporter:
                     row["longitude"] = round_coordinate(record["longitude"], precision)
                     row["coordinateUncertainty"] = widened_uncertainty(
                         record["coordinateUncertainty"], precision, row["latitude"])
-                if plan.bbox is not None and not _inside(plan.bbox, row["latitude"],
-                                                         row["longitude"]):
+                # The whole released cell inside the area: the true position is
+                # then inside too, and the decision uses only what is shown.
+                if not plan.in_area(row["latitude"], row["longitude"], precision=precision):
                     excluded.add(camera)
                     continue
                 for name in withheld:
@@ -758,11 +760,6 @@ def _released_temporal(first: datetime | None, last: datetime | None,
     return {"start": start.isoformat(), "end": end.isoformat()}
 
 
-def _inside(bbox: tuple[float, float, float, float], lat: float, lon: float) -> bool:
-    west, south, east, north = bbox
-    return south <= lat <= north and west <= lon <= east
-
-
 class DwcExporter:
     """Writes one Darwin Core sampling-event dataset as a signed, policy-filtered package.
 
@@ -865,11 +862,8 @@ class DwcExporter:
                     uncertainty = e.coordinateUncertaintyInMeters
                     terms["coordinateUncertaintyInMeters"] = str(widened_uncertainty(
                         None if uncertainty is None else int(uncertainty), precision, lat))
-                # Inside the agreed area where it was, and where it is shown: a record
-                # outside the terms never leaves, nor one shown outside the area.
-                if plan.bbox is not None and (
-                        lat is None or lon is None or not _inside(plan.bbox, lat, lon)
-                        or not _inside(plan.bbox, e.decimalLatitude, e.decimalLongitude)):
+                # The whole released cell inside the area (see Plan.in_area).
+                if not plan.in_area(lat, lon, precision=precision):
                     continue
                 if plan.coarsen_time and terms.get("eventDate"):
                     terms["eventDate"] = coarsen_event_date(terms["eventDate"],

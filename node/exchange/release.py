@@ -74,8 +74,8 @@ class CamtrapRelease:
 
     :param names: the dataset's distinct scientific names as stored; the
         plan speaks of taxa in any spelling, SQL needs the stored strings.
-    :param excluded_cameras: cameras the area filter leaves out (tested on
-        their released, generalized coordinates by the exporter).
+    :param excluded_cameras: cameras the area filter leaves out (decided by
+        the exporter, see :meth:`policies.engine.Plan.in_area`).
     """
 
     def __init__(self, engine: Engine, dataset_id: int, plan: Plan, *, names: Iterable[str],

@@ -40,8 +40,10 @@ from corridor.keystore import load_signing_key
 from node.cli import generate_and_import, init_node
 from node.data.datasets import get_dataset, stored_taxa
 from node.data.importer import Importer
+from node.exchange.counts import count as count_release
 from node.exchange.package import CAMTRAP_RESOURCES, exporter_for
 from node.settings import NodeSettings
+from policies.counts import Query
 from policies.engine import compile as compile_plan
 from policies.policy import load_policy
 from policies.terms import load_terms
@@ -239,6 +241,11 @@ def _check_camtrap(source: Path, terms: dict[str, Any], tier: dict[str, Any],
         assert "effort" in json.dumps(descriptor["corridor"]["plan"])
     else:
         assert ids <= referenced, ids - referenced
+    # Every released camera stood inside the area, whatever its rounding shows.
+    for d in out_deps:
+        stored_camera = deployments[d["deploymentID"]]
+        assert _inside(float(stored_camera["longitude"]), float(stored_camera["latitude"]),
+                       terms.get("bbox")), stored_camera
     # 4. Nothing refers to a row that was not released.
     assert {r["deploymentID"] for r in out_obs + out_media} <= ids
     assert {r["mediaID"] for r in out_obs if r.get("mediaID")} <= {m["mediaID"]
@@ -292,6 +299,71 @@ def test_a_withheld_taxon_filed_as_unknown_is_still_withheld(
     assert polecats == 12
     assert "Mustela putorius" in plan.drop_taxa
     assert not [o for o in tables["observations"] if o["scientificName"] == "Mustela putorius"]
+
+
+def _released_cameras(settings: NodeSettings, name: str, south: float, tmp_path: Path
+                      ) -> set[str]:
+    """Cameras of the example released at 0.1° (with effort) under a box with this south edge."""
+    out = tmp_path / f"edge-{next(_names)}.zip"
+    tier = {"default_precision": 0.1, "release_effort": True, "apply_sensitivity": False}
+    _export(settings, name, _policy(tier), {"bbox": [4.0, south, 6.0, 51.6]}, out,
+            CAMTRAP_RESOURCES)
+    _, tables = _package(out)
+    assert {o["deploymentID"] for o in tables["observations"]} <= {
+        d["deploymentID"] for d in tables["deployments"]}
+    return {d["deploymentID"] for d in tables["deployments"]}
+
+
+def test_a_camera_outside_the_area_stays_home_though_its_rounding_falls_inside(
+        camtrap_node: NodeSettings, tmp_path: Path) -> None:
+    # 29b7d356 stands at 51.181 N and 577b543a at 51.184 N; at 0.1° both show 51.2 N.
+    # A box from 51.19 N leaves both outside where they stand, inside where they are shown.
+    name = f"edge-{next(_names)}"
+    Importer(make_engine(camtrap_node.database_url)).import_camtrap(CAMTRAP_EXAMPLE, name=name)
+    assert _released_cameras(camtrap_node, name, 51.19, tmp_path) == {"00a2c20d"}
+
+
+def test_an_edge_through_a_cell_does_not_tell_where_in_the_cell_a_camera_stands(
+        camtrap_node: NodeSettings, tmp_path: Path) -> None:
+    # The 0.1° cell shown as 51.2 N spans 51.15 .. 51.25 N. An edge at 51.182 N falls
+    # between the two cameras' true latitudes; if it split them, comparing packages under
+    # two boxes would place each camera to the metre's side of the edge.
+    name = f"edge-{next(_names)}"
+    Importer(make_engine(camtrap_node.database_url)).import_camtrap(CAMTRAP_EXAMPLE, name=name)
+    cell = {"00a2c20d", "29b7d356", "577b543a"}
+    assert _released_cameras(camtrap_node, name, 51.15, tmp_path) == cell  # edge on the cell
+    for south in (51.151, 51.182, 51.183, 51.2):
+        assert _released_cameras(camtrap_node, name, south, tmp_path) == {"00a2c20d"}, south
+
+
+def test_counts_leave_out_a_grid_cell_the_area_edge_cuts(
+        camtrap_node: NodeSettings) -> None:
+    # 29b7d356 and 577b543a stand in cell N51.1E5.6@0.1 (51.1 .. 51.2 N), both north of
+    # 51.12 N. An edge at 51.12 N cuts the cell: counting the cameras north of it would
+    # let two agreements' counts be differenced into a strip finer than the grid.
+    name = f"edge-{next(_names)}"
+    engine = make_engine(camtrap_node.database_url)
+    Importer(engine).import_camtrap(CAMTRAP_EXAMPLE, name=name)
+    policy = load_policy({"tiers": {"aggregate": {"aggregate_only": True}},
+                          "purposes": ["research"], "partners": ["*"]})
+    query = Query.build(metrics=["effort"], taxa=["Vulpes vulpes"], cell_size="0.1",
+                        unit="year", first="2020", last="2020")
+
+    def cells(south: float) -> list[str]:
+        terms = load_terms({"purpose": "research", "tier": "aggregate",
+                            "bbox": [4.0, south, 6.0, 51.6]})
+        plan = compile_plan(policy, terms, "cn-ntlnp", NOW, resources=CAMTRAP_RESOURCES)
+        with sa.orm.Session(engine) as session:
+            dataset = get_dataset(session, name)
+        answer = count_release(engine, dataset, plan, policy.tiers["aggregate"], query)
+        assert answer.tally is not None
+        return answer.tally.cells()
+
+    try:
+        assert cells(51.1) == ["N51.1E5.6@0.1", "N51.4E4.7@0.1"]  # the edge on the cell
+        assert cells(51.12) == cells(51.183) == ["N51.4E4.7@0.1"]
+    finally:
+        engine.dispose()
 
 
 # --- bird surveys (Darwin Core) -----------------------------------------------------------
@@ -379,6 +451,10 @@ def test_every_survey_event_is_reachable_from_a_released_occurrence(
         if "withhold_fields" in tier:
             assert not row.get("recordedBy")
     ids = {e["eventID"] for e in out_events}
+    for event_id in ids:  # effort too: every released event was inside the area
+        stored_event = events[event_id]
+        assert _inside(float(stored_event["decimalLongitude"]),
+                       float(stored_event["decimalLatitude"]), terms.get("bbox"))
     assert {o["eventID"] for o in out_occ} <= ids  # nothing dangles
     if not tier["release_effort"]:
         assert ids <= {occurrences[o["occurrenceID"]]["eventID"] for o in out_occ}

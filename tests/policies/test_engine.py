@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from crypto.canonical import canonical_json
-from policies.engine import PSEUDONYMIZED_FIELDS, TIME_FIELDS, Plan, compile
+from policies.engine import AREA_APPLIES_TO, PSEUDONYMIZED_FIELDS, TIME_FIELDS, Plan, compile
 from policies.errors import PolicyError, TermsRefused
 from policies.policy import PURPOSES, Policy, default_policy, load_policy
 from policies.terms import Terms, load_terms
@@ -220,7 +220,8 @@ def test_terms_filters_become_plan_filters() -> None:
     assert plan.time_to == datetime(2025, 1, 1, tzinfo=UTC)     # end exclusive
     assert plan.bbox == (130.5, 42.4, 131.6, 43.6)
     area = next(s for s in plan.steps if s.kind == "filter-area")
-    assert area.params["applies_to"] == "released (generalized) coordinates"
+    assert area.params["applies_to"] == AREA_APPLIES_TO
+    assert "whole cell it is rounded to is inside" in area.line
 
 
 def test_full_tier_skips_sensitivity_but_not_embargo() -> None:
@@ -451,3 +452,16 @@ def test_time_window_uses_utc_dates() -> None:
     local_midnight = datetime(2024, 3, 1, 0, 30, tzinfo=timezone(timedelta(hours=10)))
     assert plan.time_from is not None and plan.time_to is not None
     assert not plan.time_from <= local_midnight < plan.time_to   # 2024-02-29 14:30 UTC
+
+
+def test_the_area_holds_a_rounded_position_only_if_its_whole_cell_is_inside() -> None:
+    plan = _plan({"bbox": [131.0, 43.0, 131.5, 43.2]})
+    assert plan.in_area(43.0, 131.5) and plan.in_area(43.2, 131.0)  # edges included
+    assert not plan.in_area(42.999, 131.2) and not plan.in_area(None, 131.2)
+    # Shown as 43.1 N at 0.1°: the cell 43.05 .. 43.15 N lies inside.
+    assert plan.in_area(43.1, 131.2, precision=0.1)
+    # Shown as 43.2 N: the cell reaches 43.25 N, past the north edge, wherever in it
+    # the record was.
+    assert plan.in_area(43.2, 131.2) and not plan.in_area(43.2, 131.2, precision=0.1)
+    assert not plan.in_area(43.0, 131.3, precision=0.01)  # 42.995 .. 43.005 N
+    assert _plan().in_area(None, None, precision=1.0)  # no area: everything passes
