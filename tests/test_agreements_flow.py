@@ -37,6 +37,7 @@ from node.settings import load_settings as load_node_settings
 from policies.agreements import verify_document
 from registry.settings import load_settings as load_registry_settings
 from tests.conftest import fail, ok
+from tests.packages import assert_frictionless_valid
 
 pytestmark = pytest.mark.storage
 
@@ -142,6 +143,7 @@ def test_request_narrow_accept_fetch_verify_revoke(provider_ready: Federation,
     assert "Fetched and verified" in fetched and "complete" in fetched
     report = verify_package(out, trust_list)
     assert report.ok, report.failure
+    assert_frictionless_valid(out)
     meta = report.descriptor["corridor"]  # type: ignore[index]
     assert meta["agreement"] == agreement and meta["recipient"] == "ru-lotl"
     with zipfile.ZipFile(out) as archive:

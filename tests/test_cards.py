@@ -23,6 +23,7 @@ from deploy.federation import stored_trust_list
 from node.settings import load_settings
 from policies.grid import cell_of
 from tests.conftest import fail, ok
+from tests.packages import assert_frictionless_valid
 
 pytestmark = pytest.mark.storage
 
@@ -57,6 +58,7 @@ def cards_package(federation: Federation, tmp_path: Path) -> Path:
     assert "cards" in fetched
     report = verify_package(out, stored_trust_list(load_settings(fed.nodes["ru-lotl"])))
     assert report.ok, report.failure
+    assert_frictionless_valid(out)  # cards and individuals carry Table Schemas
     return out
 
 

@@ -64,9 +64,10 @@ from crypto.package import content_digest
 from crypto.sealed import seal, unseal
 from node.data.datasets import get_dataset, stored_taxa
 from node.data.policy_store import get_policy, pseudonym_key
-from node.data.validation import camtrap_table
-from node.exchange.cards import card_rows, cards_csv
+from node.data.validation import DWC_EVENT, DWC_OCCURRENCE, camtrap_table
+from node.exchange.cards import CARD_FIELDS, card_rows, cards_csv
 from node.exchange.release import CamtrapRelease, embargo_clause
+from node.exchange.table_schemas import cards_schema, dwc_schema, individuals_schema
 from node.models import (
     PROFILE_CAMTRAP,
     PROFILE_DWC_EVENT,
@@ -522,8 +523,8 @@ class CamtrapExporter:
                                .where(table.c.dataset_id == self.dataset.id))
         return int(last or 0)
 
-    def _individuals(self, out: ByteSink) -> int:
-        """Individuals a released observation names, with their sightings recomputed."""
+    def _individuals(self) -> tuple[list[str], list[Sequence[Any]]]:
+        """(header, rows) of the individuals a released observation names, sightings recomputed."""
         plan, release = self.plan, self.prepared.release
         table = table_of(Individual)
         with self.engine.connect() as conn:
@@ -548,13 +549,7 @@ class CamtrapExporter:
             for r in records:
                 record = self._sighted(dict(r.record), sightings.get(r.individualID))
                 rows.append([None if k in withheld else record.get(k) for k in header])
-        text = io.StringIO()
-        writer = csv.writer(text)
-        writer.writerow(header or ["individualID"])
-        writer.writerows(rows)
-        out.write(text.getvalue().encode("utf-8"))
-        self.progress.add("individuals", len(rows))
-        return len(rows)
+        return header or ["individualID"], rows
 
     def _sighted(self, record: dict[str, Any],
                  seen: tuple[datetime, datetime, int] | None) -> dict[str, Any]:
@@ -638,12 +633,19 @@ class CamtrapExporter:
                                            ) as stream:
                     result.rows["observations"], last_obs = self._observations(stream)
             if "individuals" in resources:
-                with package.open_resource("individuals", "individuals.csv") as stream:
-                    result.rows["individuals"] = self._individuals(stream)
+                header, rows = self._individuals()
+                with package.open_resource("individuals", "individuals.csv",
+                                           schema=individuals_schema(header)) as stream:
+                    text = io.StringIO()
+                    csv.writer(text).writerows([header, *rows])
+                    stream.write(text.getvalue().encode("utf-8"))
+                result.rows["individuals"] = len(rows)
+                self.progress.add("individuals", len(rows))
             if self.plan.catalogue_cards and "individuals" in resources:
                 cards = card_rows(self.engine, self.dataset.id, self.plan, prepared.release,
                                   prepared.deployments)
-                with package.open_resource("cards", "cards.csv") as stream:
+                with package.open_resource("cards", "cards.csv",
+                                           schema=cards_schema(CARD_FIELDS)) as stream:
                     stream.write(cards_csv(cards))
                 result.rows["cards"] = len(cards)
                 self.progress.add("cards", len(cards))
@@ -675,6 +677,13 @@ class CamtrapExporter:
                                                   prepared.release.released_names())
         spatial = _released_spatial(prepared.deployments, precision)
         temporal = _released_temporal(*prepared.release.time_range(), plan.coarsen_time)
+        # Camtrap DP requires both. A package that releases nothing covers no
+        # place (an empty GeoJSON collection) and is dated as the catalogue
+        # dates the dataset: nothing that is not already public.
+        if spatial is None and not prepared.deployments:
+            spatial = {"type": "GeometryCollection", "geometries": []}
+        if temporal is None and self.dataset.temporal_start and self.dataset.temporal_end:
+            temporal = {"start": self.dataset.temporal_start, "end": self.dataset.temporal_end}
         for name, value in (("spatial", spatial), ("temporal", temporal)):
             if value is None:
                 source.pop(name, None)
@@ -925,7 +934,9 @@ class DwcExporter:
         result = ExportResult(plan_digest=self.plan.digest())
         events, starts, applied = self._events()
         with PackageWriter(out, key=self.key) as package:
-            with package.open_resource("event", "event.csv") as stream:
+            with package.open_resource("event", "event.csv",
+                                       schema=dwc_schema(DWC_EVENT, self.event_columns)
+                                       ) as stream:
                 text = io.StringIO()
                 writer = csv.DictWriter(text, self.event_columns, extrasaction="ignore")
                 writer.writeheader()
@@ -933,7 +944,9 @@ class DwcExporter:
                 stream.write(text.getvalue().encode("utf-8"))
                 result.rows["event"] = len(events)
                 self.progress.add("event", len(events))
-            with package.open_resource("occurrence", "occurrence.csv") as stream:
+            with package.open_resource("occurrence", "occurrence.csv",
+                                       schema=dwc_schema(DWC_OCCURRENCE,
+                                                         self.occurrence_columns)) as stream:
                 result.rows["occurrence"], result.dropped = self._occurrences(stream, starts)
             descriptor: dict[str, Any] = {
                 "name": self.dataset.name,

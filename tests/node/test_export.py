@@ -37,6 +37,7 @@ from node.settings import NodeSettings
 from policies.engine import compile as compile_plan
 from policies.policy import DEFAULT_POLICY_DOCUMENT, load_policy
 from policies.terms import load_terms
+from tests.packages import assert_frictionless_valid
 
 pytestmark = pytest.mark.storage
 
@@ -58,6 +59,7 @@ def export(settings: NodeSettings, name: str, policy: dict[str, Any], *, tier: s
         result = CamtrapExporter(engine, dataset, plan, provider=settings.member_id,
                                  key=load_signing_key(settings.keys_dir), now=now, cursor_key=KEY,
                                  recipient=requester, since=since).write(fh)
+    assert_frictionless_valid(out)
     return plan, result
 
 

@@ -47,6 +47,7 @@ from policies.counts import Query
 from policies.engine import compile as compile_plan
 from policies.policy import load_policy
 from policies.terms import load_terms
+from tests.packages import assert_frictionless_valid
 
 pytestmark = pytest.mark.storage
 
@@ -81,6 +82,7 @@ def _export(settings: NodeSettings, name: str, policy: dict[str, Any],
             exporter_for(engine, dataset, plan, provider=settings.member_id,
                          key=load_signing_key(settings.keys_dir), now=NOW, cursor_key=KEY,
                          recipient="cn-ntlnp").write(fh)
+        assert_frictionless_valid(out)  # every generated package is one outside tools accept
         return plan
     finally:
         engine.dispose()
