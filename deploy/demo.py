@@ -37,6 +37,7 @@ from corridor.keystore import load_signing_key
 from corridor.outbound import partner_client
 from corridor.package_reader import verify_package
 from corridor.tlog import LogEntry
+from corridor.wording import rows_summary
 from deploy.demo_individuals import individuals_truth, match_crossers
 from deploy.federation import (
     LoopbackFederation,
@@ -197,7 +198,7 @@ def _start(fed: Federation, *, observations: int, seed: int) -> None:
 
         settings = net.add_node(member.member_id, member.name, member.country,
                                 prepare=generate)
-        held = "; ".join(f"{r.name} ({', '.join(f'{n:,} {k}' for k, n in r.counts.items())})"
+        held = "; ".join(f"{r.name} ({rows_summary(r.counts)})"
                          for r in results)
         step(f"{member.name} ({member.member_id}) runs at {net.servers[member.member_id].url} "
              f"and holds {held}.")
@@ -267,7 +268,7 @@ def _story(fed: Federation) -> None:
     package_path = received / f"{agreement_id}.zip"
     result = _fetch(ru, ru_client, agreement_id, package_path)
     assert not isinstance(result, str), result
-    rows = ", ".join(f"{n:,} {k}" for k, n in result.rows.items())
+    rows = rows_summary(result.rows)
     step(f"ru-lotl got a token from the registry and fetched {package_path.name} from "
          f"cn-ntlnp: {rows}.")
     held = _held_rows(cn)

@@ -43,6 +43,7 @@ from corridor.keystore import (
     public_keys,
 )
 from corridor.keystore import retire_key as retire_local_key
+from corridor.wording import latitude_range, longitude_range, plural, rows_summary
 from crypto.trustlist import TrustList, TrustListRejected
 from node.app import create_app
 from node.data import demo_data
@@ -73,7 +74,7 @@ from node.exchange.registry_client import (
     RegistryUnreachable,
     client_for,
 )
-from node.exchange.rows import export_dwc
+from node.exchange.rows import export_dwc, export_dwca, received_to_dwc
 from node.exchange.trust_store import TrustStore, install_anchor
 from node.links.cli import links, overlap
 from node.log.cli import log_group
@@ -194,7 +195,8 @@ def _progress(label: str, *, rows: bool = False
 
 
 def _report_refusal(refused: ImportRefused, what: str) -> NoReturn:
-    err.print(f"[bold red]refused:[/] {what} has {refused.total} problem(s); nothing was imported.")
+    err.print(f"[bold red]refused:[/] {what} has {plural(refused.total, 'problem')}; "
+              "nothing was imported.")
     for problem in refused.problems:
         err.print(f"  {problem}", markup=False, soft_wrap=True)
     if refused.total > len(refused.problems):
@@ -203,7 +205,7 @@ def _report_refusal(refused: ImportRefused, what: str) -> NoReturn:
 
 
 def _print_result(result: ImportResult) -> None:
-    counts = ", ".join(f"{n:,} {k}" for k, n in result.counts.items())
+    counts = rows_summary(result.counts)
     out.print(f"Imported [bold]{result.name}[/] v{result.version} ({result.profile}): {counts}")
 
 
@@ -318,34 +320,70 @@ def dataset_summary(rows: Any) -> str:
     """A block of lines per dataset: readable at any width, and grep-able."""
     blocks = []
     for d in rows:
-        counts = ", ".join(f"{v:,} {k}" for k, v in d.counts.items())
+        counts = rows_summary(d.counts)
         lines = [f"[bold]{d.name}[/]  v{d.version}  {d.profile}  {d.title}",
                  f"  rows     {counts}",
                  f"  species  {len(d.taxa)}"]
         if d.temporal_start:
             lines.append(f"  dates    {d.temporal_start} .. {d.temporal_end} (UTC)")
         if d.bbox_west is not None:
-            lines.append(f"  area     {d.bbox_south:.3f} .. {d.bbox_north:.3f} N, "
-                         f"{d.bbox_west:.3f} .. {d.bbox_east:.3f} E")
+            lines.append(f"  area     {latitude_range(d.bbox_south, d.bbox_north)}, "
+                         f"{longitude_range(d.bbox_west, d.bbox_east)}")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
 
 
 @node.command("export-dwc")
-@click.argument("dataset")
+@click.argument("dataset", required=False)
+@click.option("--package", "package_path", default=None,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Convert a package this node received instead of one of its datasets "
+                   "(verified against the trust list first).")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Where to write occurrence.csv.")
+              help="A .zip gets a Darwin Core Archive (occurrence.csv, multimedia.csv, "
+                   "meta.xml, eml.xml); a .csv gets the occurrence table alone.")
 @click.pass_context
-def export_dwc_command(ctx: click.Context, dataset: str, out_path: Path) -> None:
-    """Convert a camera-trap dataset to a Darwin Core occurrence table."""
-    engine = node_context(ctx).engine
+def export_dwc_command(ctx: click.Context, dataset: str | None, package_path: Path | None,
+                       out_path: Path) -> None:
+    """Convert camera-trap data to Darwin Core, for GBIF, an IPT or other tools.
+
+    DATASET is one of this node's datasets, converted whole (it is the owner's
+    own data). With --package, a received package is converted instead: what
+    the agreement released, nothing more.
+    """
+    if (dataset is None) == (package_path is None):
+        fail("give either DATASET (one of this node's) or --package FILE (a received package)")
+    if out_path.suffix.lower() not in (".zip", ".csv"):
+        fail(f"--out {out_path}: end the name in .zip (a Darwin Core Archive) "
+             "or .csv (the occurrence table alone)")
+    archive = out_path.suffix.lower() == ".zip"
+    context = node_context(ctx)
+    what = dataset or str(package_path)
     try:
-        n = export_dwc(engine, dataset, out_path)
+        if package_path is not None:
+            try:
+                trust_list = TrustStore(context.settings.directory).current()
+            except AnchorError:
+                trust_list = None
+            if trust_list is None:
+                fail("this node has no trust list to verify the package with: join a "
+                     "registry (`corridor node init --anchor`) and run `corridor node sync`")
+            rows = received_to_dwc(package_path, trust_list, out_path, archive=archive,
+                                   now=datetime.now(UTC))
+        elif archive:
+            rows = export_dwca(context.engine, what, out_path, now=datetime.now(UTC))
+        else:
+            rows = {"occurrence": export_dwc(context.engine, what, out_path)}
     except CorridorError as e:
-        fail(str(e.detail))
+        fail(f"cannot convert {what}: {e.detail}")
     except ValueError as e:
-        fail(f"cannot convert {dataset}: {e}")
-    out.print(f"Wrote {n:,} occurrences to {out_path}")
+        fail(f"cannot convert {what}: {e}")
+    if archive:
+        out.print(f"Wrote a Darwin Core Archive to {out_path}: "
+                  f"{plural(rows['occurrence'], 'occurrence')}, "
+                  f"{plural(rows['multimedia'], 'media record')}, meta.xml, eml.xml")
+    else:
+        out.print(f"Wrote {plural(rows['occurrence'], 'occurrence')} to {out_path}")
 
 
 @node.command("generate-demo")
@@ -605,7 +643,9 @@ def catalog(ctx: click.Context, text: str | None, taxon: str | None, country: st
     if not entries:
         out.print("No datasets match.")
         return
-    out.print(f"{result.get('total', len(entries))} dataset(s) in the catalog match:\n")
+    total = int(result.get("total", len(entries)))
+    out.print(f"{plural(total, 'dataset')} in the catalog "
+              f"{'matches' if total == 1 else 'match'}:\n")
     for entry in entries:
         temporal = entry.get("temporal") or {}
         spatial = entry.get("spatial") or {}
@@ -619,7 +659,8 @@ def catalog(ctx: click.Context, text: str | None, taxon: str | None, country: st
                  f"  tiers    {', '.join(entry.get('tiers', []))}"]
         if bbox and len(bbox) == 4:
             west, south, east, north = bbox
-            lines.append(f"  area     {south}..{north} N, {west}..{east} E (whole degrees)")
+            lines.append(f"  area     {latitude_range(south, north, 0)}, "
+                         f"{longitude_range(west, east, 0)} (whole degrees)")
         out.print("\n".join(lines) + "\n")
 
 
@@ -697,7 +738,7 @@ def export_command(ctx: click.Context, dataset: str, tier: str, purpose: str,
             session.commit()
     except ExportError as e:
         fail(str(e))
-    rows = ", ".join(f"{n:,} {k}" for k, n in result.rows.items())
+    rows = rows_summary(result.rows)
     out.print(f"Wrote {out_path} ({tier} tier, for {who}): {rows}")
     if result.dropped:
         out.print("Left out: " + ", ".join(f"{n:,} ({k.replace('_', ' ')})"

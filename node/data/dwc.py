@@ -43,7 +43,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TextIO
 
-__all__ = ["DWC_OCCURRENCE_FIELDS", "camtrap_to_dwc", "write_dwc_csv"]
+__all__ = ["DWC_OCCURRENCE_FIELDS", "camtrap_to_dwc", "observation_level", "write_dwc_csv"]
 
 #: Columns of the Occurrence core, in the order ``write_dwc()`` writes them.
 DWC_OCCURRENCE_FIELDS: tuple[str, ...] = (
@@ -143,7 +143,7 @@ def camtrap_to_dwc(
     deployment_index = _index_deployments(deployments)
     return _occurrences(
         observations,
-        level=_observation_level(package),
+        level=observation_level(package),
         record=record,
         deployments=deployment_index,
         taxon_ids=_taxon_ids(package),
@@ -212,7 +212,7 @@ def _first_with(items: Any, key: str, value: str) -> Mapping[str, Any]:
     return {}
 
 
-def _observation_level(package: Mapping[str, Any]) -> str:
+def observation_level(package: Mapping[str, Any]) -> str:
     """The observation level published: "media" only when the package asks for it."""
     ingestion = package.get("gbifIngestion")
     if isinstance(ingestion, Mapping) and ingestion.get("observationLevel") == "media":

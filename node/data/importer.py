@@ -25,6 +25,7 @@ from sqlalchemy import Connection, Engine, Table, func, select, update
 
 from corridor.db import BulkWriter, table_of
 from corridor.errors import CorridorError
+from corridor.wording import article, plural
 from node.data.sources import CountingReader, PackageSource, SourceError
 from node.data.validation import (
     CAMTRAP_RESOURCES,
@@ -65,7 +66,7 @@ class ImportRefused(CorridorError):
     title = "Import refused"
 
     def __init__(self, log: ProblemLog) -> None:
-        super().__init__(f"import refused: {log.total} problem(s)")
+        super().__init__(f"import refused: {plural(log.total, 'problem')}")
         self.problems = list(log.problems)
         self.total = log.total
 
@@ -237,7 +238,8 @@ def _check_reference(record: Mapping[str, Any], field_name: str, keys: set[str],
                      file: str, line: int, log: ProblemLog) -> bool:
     value = record.get(field_name)
     if value is not None and value not in keys:
-        log.add(Problem(file, line, field_name, f"{value!r} is not a {target} in this dataset"))
+        log.add(Problem(file, line, field_name,
+                        f"{value!r} is not {article(target)} {target} in this dataset"))
         return False
     return True
 

@@ -21,6 +21,7 @@ from corridor.keystore import KeystoreError, load_signing_key
 from corridor.listing import format_option, print_rows
 from corridor.outbound import partner_client
 from corridor.pages import is_development_url
+from corridor.wording import rows_summary
 from crypto.trustlist import TrustList
 from node.exchange.agreement_sync import file_request, push, refresh_one, sync_agreements
 from node.exchange.agreements import STORE, act, local, restore
@@ -359,7 +360,7 @@ def fetch(ctx: click.Context, agreement_id: str, out_path: Path, since: str | No
             fail(f"fetch refused: {e}")
         except CorridorError as e:
             fail(str(e.detail))
-    rows = ", ".join(f"{n:,} {k}" for k, n in result.rows.items()) or "no rows"
+    rows = rows_summary(result.rows) or "no rows"
     kind = "incremental, since the last package" if result.since else "complete"
     out.print(f"Fetched and verified {out_path} ({result.size:,} bytes, {kind}): {rows}.")
     out.print(f"  sha256  {result.sha256}\n  cursor  {result.cursor}")

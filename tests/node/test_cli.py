@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -72,7 +73,7 @@ def test_import_list_and_export_dwc_matches_golden(node_dir: Path, camtrap_examp
 
     listed = run("node", "--dir", node_dir, "datasets")
     assert "camtrap-dp-example-dataset" in listed.output
-    assert "rows     4 deployments, 423 media, 549 observations, 1 individuals" in listed.output
+    assert "rows     4 deployments, 423 media, 549 observations, 1 individual\n" in listed.output
     assert "dates    2020-05-30 .. 2021-04-18 (UTC)" in listed.output
     assert "area     50.699 .. 51.496 N, 4.013 .. 5.659 E" in listed.output
 
@@ -106,7 +107,7 @@ def test_refused_import_prints_each_problem_and_exits_nonzero(
     (bad / "observations.csv").write_text(text)
     result = run("node", "--dir", node_dir, "import", "camtrap-dp", bad)
     assert result.exit_code == 1
-    assert "has 1 problem(s); nothing was imported" in result.output
+    assert "has 1 problem; nothing was imported" in result.output
     assert ("observations.csv, line 2, field eventStart: 'yesterday' is not a datetime"
             in result.output)
     assert "No datasets yet" in run("node", "--dir", node_dir, "datasets").output
@@ -117,6 +118,14 @@ def test_import_dwc_reports_counts(node_dir: Path, arocha: Path) -> None:
                  arocha / "occurrences.csv", "--dataset", "arocha-waterbirds")
     assert result.exit_code == 0, result.output
     assert "257 events, 7,644 occurrences" in result.output
+    # South of the equator the area reads S, not "-3.330 .. -3.167 N".
+    with (arocha / "events.csv").open(encoding="utf-8", newline="") as fh:
+        lats = [float(e["decimalLatitude"]) for e in csv.DictReader(fh)
+                if e["decimalLatitude"]]
+    assert max(lats) < 0
+    listed = run("node", "--dir", node_dir, "datasets").output
+    assert f"area     {-min(lats):.3f} .. {-max(lats):.3f} S, " in listed
+    assert "1 dataset" not in listed and " N," not in listed
 
 
 def test_keys_prints_public_jwks_only(node_dir: Path) -> None:

@@ -272,6 +272,8 @@ def test_dwc_orphan_occurrence_and_bad_values_refused(
     found = {(p.file, p.row, p.field) for p in refused.value.problems}
     assert ("events.csv", 2, "eventDate") in found  # time without offset
     assert ("occurrences.csv", 2, "eventID") in found
+    orphan = next(p for p in refused.value.problems if p.field == "eventID")
+    assert "'no-such-event' is not an eventID of events in this dataset" in str(orphan)
     assert ("occurrences.csv", 3, "basisOfRecord") in found
     assert ("occurrences.csv", 4, "individualCount") in found
     assert _count(engine, Dataset) == 0
