@@ -359,14 +359,35 @@ def reconcile(registry: Sequence[LogEntry], nodes: Mapping[str, Sequence[LogEntr
         _reconcile_kind(result, kind, tally, nodes, tokens, used)
     for provider, entries in nodes.items():
         result.mismatches.extend(_unfinished(provider, entries))
+    refused = _refusals(nodes)
     for jti, token in tokens.items():
-        if jti not in used and token.get("audience") in nodes:
+        audience = token.get("audience")
+        if jti in used or audience not in nodes:
+            continue
+        what = (f"agreement token {jti} for {token.get('member')} at {audience} "
+                f"(agreement {token.get('agreement')})")
+        if (audience, jti) in refused:
+            entry = refused[(audience, jti)]
+            result.mismatches.append(Mismatch(
+                "token refused", f"{audience} entry {entry.get('index')}",
+                f"{what} was presented and refused ({entry.get('type')}, status "
+                f"{entry.get('status')}: {entry.get('reason')})", serious=False))
+        else:
             result.mismatches.append(Mismatch(
                 "token never used", f"registry entry {token.get('index')}",
-                f"agreement token {jti} for {token.get('member')} at {token.get('audience')} "
-                f"(agreement {token.get('agreement')}) served no package or counts",
-                serious=False))
+                f"{what} was never presented: {audience} logged no package, counts or "
+                "refusal with it", serious=False))
     return result
+
+
+def _refusals(nodes: Mapping[str, Sequence[LogEntry]]) -> dict[tuple[str, Any], dict[str, Any]]:
+    """(node, token id) -> the node's last refusal of a request made with that token."""
+    found: dict[tuple[str, Any], dict[str, Any]] = {}
+    for member, entries in nodes.items():
+        for event in (entry.event() for entry in entries):
+            if str(event.get("type", "")).endswith(".refused") and event.get("token_jti"):
+                found[(member, event["token_jti"])] = event
+    return found
 
 
 def _reconcile_kind(result: Reconciliation, kind: str, tally: Exchanges,

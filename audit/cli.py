@@ -145,8 +145,9 @@ def reconcile_command(registry_target: str, node_targets: tuple[str, ...],
     """Match packages and counts results served and received, and tokens issued, across logs.
 
     Every log is verified first. Prints every unmatched or mismatched item
-    (missing receipt, digest mismatch, package served without a token, token
-    never used) and exits 1 if anything but unused tokens is found.
+    (missing receipt, digest mismatch, package served without a token; and,
+    as notes, tokens refused or never presented) and exits 1 if anything but
+    such notes is found.
     """
     creds = _credentials(user, credentials)
     try:

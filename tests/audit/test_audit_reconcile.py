@@ -77,6 +77,19 @@ def test_an_unused_token_is_listed_but_not_a_failure() -> None:
     assert [(m.kind, m.serious) for m in result.mismatches] == [("token never used", False)]
 
 
+def test_a_token_the_node_refused_is_not_called_unused() -> None:
+    refusal = ("fetch.refused", {"member": "cn-fesp", "agreement": "cn-fesp.1", "status": 409,
+                                 "reason": "agreement cn-fesp.1 is approved, not active",
+                                 "token_jti": "t2"})
+    result = reconcile(_log(_token("t1"), _token("t2")),
+                       {"ru-lotl": _log(_served("t1"), refusal), "cn-fesp": _log(_received(0))})
+    assert result.ok
+    [note] = result.mismatches
+    assert (note.kind, note.where, note.serious) == ("token refused", "ru-lotl entry 1", False)
+    assert "presented and refused (fetch.refused, status 409: agreement cn-fesp.1 is " \
+           "approved, not active)" in note.detail
+
+
 def test_a_receipt_the_provider_never_logged_is_found() -> None:
     result = reconcile(_log(_token("t1")),
                        {"ru-lotl": _log(_served("t1")),
