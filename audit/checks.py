@@ -361,7 +361,7 @@ def reconcile(registry: Sequence[LogEntry], nodes: Mapping[str, Sequence[LogEntr
         result.mismatches.extend(_unfinished(provider, entries))
     refused = _refusals(nodes)
     for jti, token in tokens.items():
-        audience = token.get("audience")
+        audience = str(token.get("audience"))
         if jti in used or audience not in nodes:
             continue
         what = (f"agreement token {jti} for {token.get('member')} at {audience} "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from corridor.errors import CorridorError
 
@@ -49,5 +50,21 @@ def proxies_setting(value: object) -> int:
     if type(value) is not int or not 0 <= value <= MAX_PROXIES:
         raise SettingsError(f"proxies = {value!r}: must be a whole number from 0 to "
                             f"{MAX_PROXIES} (1 behind one TLS reverse proxy)")
+    return value
+
+
+def time_zone_setting(value: object) -> str:
+    """The ``time_zone`` setting: an IANA zone name (``Asia/Vladivostok``) the pages show times in.
+
+    :raises SettingsError: not a zone this machine's time-zone database knows.
+    """
+    if not isinstance(value, str) or not value.strip():
+        raise SettingsError(f"time_zone = {value!r}: give an IANA zone name such as "
+                            "'Asia/Vladivostok' or 'UTC'")
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as e:
+        raise SettingsError(f"time_zone = {value!r} is not a known time zone (IANA names "
+                            "such as 'Asia/Vladivostok', 'Asia/Harbin', 'UTC')") from e
     return value
 

@@ -135,6 +135,7 @@ class AuditLog:
     :ivar accounts: the service's local accounts (auditors sign in with them).
     :ivar trust: returns the keys to check checkpoints with (read on each call:
         keys rotate, the anchor is a file).
+    :ivar zone: the time zone of the service's pages (``time_zone`` setting).
     """
 
     label: str
@@ -142,6 +143,8 @@ class AuditLog:
     database: Database
     accounts: Accounts
     trust: Callable[[], CheckpointTrust]
+    #: The IANA time zone the service's pages give times in.
+    zone: str = "UTC"
 
 
 def init_audit(app: Flask, api: Any, audit: AuditLog) -> None:

@@ -15,12 +15,14 @@ checkpoint with what checking it found.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from flask import (
     Blueprint,
@@ -51,14 +53,14 @@ from corridor.log_api import (
     AuditLog,
     EntriesQuery,
     checkpoint_status,
-    entry_columns,
     entry_types,
     page_start_before,
 )
+from corridor.log_sentences import OWNER_HIDDEN_FIELDS, kind_of, sentence
 
 # One lifetime for the cookie, the server-side session and the CSRF token.
 from corridor.login_guard import SESSION_LIFETIME, LockedOut
-from corridor.tlog import TransparencyLog
+from corridor.tlog import LogEntry, TransparencyLog
 from corridor.users import (
     AUDIT_ROLES,
     MAX_PASSWORD_LENGTH,
@@ -365,11 +367,17 @@ def utc(value: datetime | None) -> str:
 # --- the exchange log page ------------------------------------------------------
 
 
-def require_auditor_page() -> None:
-    """Refuse (403) a signed-in account whose role may not read the log."""
-    if g.user.role not in AUDIT_ROLES:
+def require_auditor_page(*, readers: frozenset[str] = AUDIT_ROLES) -> bool:
+    """Refuse (403) a signed-in account whose role may not read the log.
+
+    ``readers``: the roles that may read it (auditors and admins, and on a node
+    its data owners). Returns whether the account reads every field.
+    """
+    if g.user.role not in readers | AUDIT_ROLES:
+        names = " and ".join(sorted(readers | AUDIT_ROLES))
         abort(403, description=f"Your role ({g.user.role}) may not read the exchange log; "
-                               "it is for auditors and admins.")
+                               f"it is for {names}.")
+    return bool(g.user.role in AUDIT_ROLES)
 
 
 #: The log page's filters: those of ``GET /log/entries`` but the format and page size.
@@ -378,15 +386,23 @@ _LOG_FILTERS = EntriesQuery(exclude=("format", "limit"))
 _FILTER_NAMES = {"start": "from", "end": "to", "type": "type", "member": "member"}
 
 
-def log_page(audit: AuditLog) -> ResponseReturnValue:
-    """The exchange log page: entries with filters and pagination, and the checkpoints."""
+def log_page(audit: AuditLog, *, full: bool = True) -> ResponseReturnValue:
+    """The exchange log page: entries as sentences with filters and pagination, a per-day
+    chart, and the checkpoints.
+
+    ``full``: the reader may see every field (auditors, admins) and download
+    the CSV; otherwise :data:`OWNER_HIDDEN_FIELDS` are left out of the JSON.
+    """
     session = audit.database.session()
     size = audit.log.size(session)
+    zone = ZoneInfo(audit.zone)
     # An empty field of the GET form is no filter.
     given = {name: value for name, value in request.args.items() if value.strip()}
     context: dict[str, Any] = {"size": size, "types": entry_types(audit, session),
                                "filters": given, "entries": [], "error": None,
-                               "pages": {}, "csv": None, "label": audit.label}
+                               "pages": {}, "csv": None, "label": audit.label, "full": full,
+                               "zone": audit.zone,
+                               "chart": daily_chart(audit.log, session, now(), zone)}
     status = 200
     try:
         query = load_form(_LOG_FILTERS, given)
@@ -398,7 +414,7 @@ def log_page(audit: AuditLog) -> ResponseReturnValue:
     except FormInvalid as e:
         context["error"], status = f"Nothing is listed: {e}", 422
     else:
-        context.update(_entries_page(audit, session, query, end))
+        context.update(_entries_page(audit, session, query, end, zone=zone, full=full))
     context["root"] = audit.log.root(session, size).hex()
     trust = audit.trust()
     rows = session.scalars(select(audit.log.checkpoint)
@@ -408,8 +424,8 @@ def log_page(audit: AuditLog) -> ResponseReturnValue:
     return render_template("log.html", **context), status
 
 
-def _entries_page(audit: AuditLog, session: Any, query: dict[str, Any], end: int
-                  ) -> dict[str, Any]:
+def _entries_page(audit: AuditLog, session: Any, query: dict[str, Any], end: int, *,
+                  zone: ZoneInfo, full: bool) -> dict[str, Any]:
     start = query.get("start", 0)
     type_, member = query.get("type"), query.get("member")
     rows = audit.log.entries(session, start, end, type_=type_, member=member,
@@ -431,6 +447,47 @@ def _entries_page(audit: AuditLog, session: Any, query: dict[str, Any], end: int
         links["Next"] = at(following)
         if last is not None and last > following:
             links["Last"] = at(last)
-    return {"entries": [entry_columns(e) for e in rows[:LOG_PAGE_SIZE]], "pages": links,
-            "csv": url_for("audit.Entries", **{**given, "format": "csv"}),
-            "start": start, "end": end}
+    return {"entries": [entry_row(e, zone, full=full) for e in rows[:LOG_PAGE_SIZE]],
+            "pages": links, "start": start, "end": end,
+            "csv": url_for("audit.Entries", **{**given, "format": "csv"}) if full else None}
+
+
+def entry_row(entry: LogEntry, zone: ZoneInfo, *, full: bool) -> dict[str, Any]:
+    """One entry as the page shows it: its time in ``zone``, its sentence, its JSON."""
+    event = entry.event()
+    shown = event if full else {k: v for k, v in event.items() if k not in OWNER_HIDDEN_FIELDS}
+    at = datetime.fromisoformat(str(event["at"]).replace("Z", "+00:00")).astimezone(zone)
+    return {"index": entry.index, "type": str(event.get("type", "")),
+            "at": at.strftime("%Y-%m-%d %H:%M:%S"), "sentence": sentence(event),
+            "kind": kind_of(str(event.get("type", ""))),
+            "json": json.dumps(shown, ensure_ascii=False, indent=2, sort_keys=True),
+            "leaf_sha256": entry.hash.hex()}
+
+
+#: Days the log page's chart covers, today included.
+CHART_DAYS = 30
+
+
+def daily_chart(log: TransparencyLog, session: Any, moment: datetime, zone: ZoneInfo
+                ) -> dict[str, Any]:
+    """Exchanges and refusals per day (in ``zone``) over the last :data:`CHART_DAYS` days.
+
+    ``days``: one dict per day, oldest first, with ``day``, ``exchanges`` and
+    ``refusals``; ``peak``: the largest daily total (at least 1), for scaling.
+    """
+    today = moment.astimezone(zone).date()
+    first = today - timedelta(days=CHART_DAYS - 1)
+    counts = {first + timedelta(days=i): {"exchange": 0, "refusal": 0}
+              for i in range(CHART_DAYS)}
+    since = datetime.combine(first, time.min, tzinfo=zone).astimezone(UTC)
+    for type_, at in log.types_since(session, since):
+        kind = kind_of(type_)
+        day = at.astimezone(zone).date()
+        if kind != "other" and day in counts:
+            counts[day][kind] += 1
+    days: list[dict[str, Any]] = [
+        {"day": day.isoformat(), "exchanges": c["exchange"], "refusals": c["refusal"]}
+        for day, c in counts.items()]
+    return {"days": days, "peak": max([d["exchanges"] + d["refusals"] for d in days] + [1]),
+            "exchanges": sum(d["exchanges"] for d in days),
+            "refusals": sum(d["refusals"] for d in days)}

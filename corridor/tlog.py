@@ -300,6 +300,13 @@ class TransparencyLog:
             query = query.where(e.member == member)
         return [LogEntry(i, leaf, bytes(h or b"")) for i, leaf, h in session.execute(query)]
 
+    def types_since(self, session: Session, since: datetime) -> Iterator[tuple[str, datetime]]:
+        """(type, time) of every entry logged at or after ``since``, oldest first."""
+        e = self.entry
+        query = select(e.type, e.at).where(e.at >= since).order_by(e.idx)
+        for type_, at in session.execute(query.execution_options(yield_per=5000)):
+            yield type_, at if at.tzinfo else at.replace(tzinfo=UTC)
+
     def iter_entries(self, session: Session, end: int, batch: int = 5000) -> Iterator[LogEntry]:
         """Every entry below ``end`` in index order, read in batches (memory stays flat)."""
         start = 0

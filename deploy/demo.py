@@ -114,6 +114,8 @@ class Federation:
     facts: list[tuple[str, str]] = field(default_factory=list)
     auditor: tuple[str, str] = ("auditor", "")
     seed: int = 2024
+    #: The story's agreements, in the order they were made (their pages are printed).
+    agreements: list[str] = field(default_factory=list)
 
     @property
     def servers(self) -> dict[str, LoopbackServer]:
@@ -256,6 +258,7 @@ def _story(fed: Federation) -> None:
                          justification="Joint census of Amur leopards and tigers that cross "
                                        "the border",
                          reason="Leopards and tigers only, for six months")
+    fed.agreements.append(agreement_id)
     step(f"ru-lotl asked for {entry['id']} (joint monitoring, generalized tier, until {until}): "
          f"request {agreement_id}.")
     step("cn-ntlnp pulled the request from the registry; its owner narrowed it to leopards "
@@ -302,9 +305,11 @@ def _aggregate_agreement(fed: Federation, requester: str, provider: str) -> str:
     entry = publish_camtrap(fed.nodes[provider], _session, now=now)
     terms = {"provider": provider, "dataset": entry["id"], "purpose": "joint-monitoring",
              "tier": "aggregate", "until": (now + timedelta(days=365)).date().isoformat()}
-    return agree(fed.nodes[requester], fed.nodes[provider], _session, terms=terms, now=now,
-                 justification="Joint count of the cats on both sides",
-                 reason="Summary counts under our thresholds")
+    agreement = agree(fed.nodes[requester], fed.nodes[provider], _session, terms=terms, now=now,
+                      justification="Joint count of the cats on both sides",
+                      reason="Summary counts under our thresholds")
+    fed.agreements.append(agreement)
+    return agreement
 
 
 def _joint_count(fed: Federation) -> None:
@@ -396,6 +401,7 @@ def _census(fed: Federation) -> None:
     agreement = agree(fed.nodes[REQUESTER], fed.nodes[PROVIDER], _session, terms=terms,
                       now=now, justification="The coordinated winter census",
                       reason="Country totals only")
+    fed.agreements.append(agreement)
     context = ServiceContext(fed.nodes[REQUESTER].directory, load_settings, upgrade)
     try:
         sources, result = run_census(context, agreements=[agreement], own=FLYWAY,
@@ -485,16 +491,40 @@ def _fetch(settings: NodeSettings, client: RegistryClient, agreement_id: str,
             return str(e)
 
 
+#: Each node's pages: path and what it shows (the request pages are listed per agreement).
+NODE_PAGES = (("/inbox", "requests to and from this node, pending first"),
+              ("/agreements", "every agreement, in both roles"),
+              ("/log", "this node's exchange log, entry by entry"),
+              ("/ledger", "animals matched with a partner's, message by message"))
+REGISTRY_PAGES = (("/log", "the registry's exchange log and its checkpoints"),
+                  ("/witness", "the nodes' checkpoints the registry cosigned"))
+
+
+def running_pages(fed: Federation) -> list[str]:
+    """What ``--keep`` prints: every service's pages, with the logins that open them."""
+    auditor, secret = fed.auditor
+    registry = fed.servers["registry"].url
+    lines = [f"registry  {registry}"]
+    lines += [f"  {registry}{path:<14} {what}" for path, what in REGISTRY_PAGES]
+    lines.append(f"  sign in at {registry}/login as auditor: user {auditor}  password {secret}")
+    for member_id, settings in fed.nodes.items():
+        url = fed.servers[member_id].url
+        user, password = fed.logins[member_id]
+        lines += ["", f"{member_id:<9} {url}"]
+        lines += [f"  {url}{path:<14} {what}" for path, what in NODE_PAGES]
+        lines += [f"  {url}/requests/{agreement}  one agreement: terms, plan, history"
+                  for agreement in fed.agreements]
+        lines.append(f"  sign in at {url}/login as the data owner: user {user}  "
+                     f"password {password}")
+        lines.append(f"  or as auditor: user {auditor}  password {secret}")
+        lines.append(f"  CLI: corridor node --dir {settings.directory} request list")
+    return lines
+
+
 def _serve_until_interrupted(fed: Federation) -> None:
     out.rule("[bold]Still running (Ctrl-C stops everything)")
-    out.print(f"registry  {fed.servers['registry'].url}", soft_wrap=True)
-    for member_id, settings in fed.nodes.items():
-        user, password = fed.logins[member_id]
-        out.print(f"{member_id:<9} {fed.servers[member_id].url}", soft_wrap=True)
-        out.print(f"          owner pages {fed.servers[member_id].url}/login  user {user}  "
-                  f"password {password}", soft_wrap=True, markup=False)
-        out.print(f"          CLI         corridor node --dir {settings.directory} request list",
-                  soft_wrap=True, markup=False)
+    for line in running_pages(fed):
+        out.print(line, soft_wrap=True, markup=False)
     try:
         while True:
             time.sleep(3600)

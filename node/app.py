@@ -48,7 +48,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         **pages.flask_settings(settings.url))
     # The exchange log for auditors: read-only API under /log (DESIGN.md §10).
     init_audit(app, api, AuditLog(label=settings.member_id, log=LOG, database=db,
-                                  accounts=ACCOUNTS, trust=lambda: checkpoint_trust(settings)))
+                                  accounts=ACCOUNTS, trust=lambda: checkpoint_trust(settings),
+                                  zone=settings.time_zone))
     # The pages: CSRF is checked by that blueprint alone, the token API has none.
     pages.csrf.init_app(app)
     app.register_blueprint(ui)

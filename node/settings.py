@@ -26,7 +26,13 @@ from typing import Any
 
 from flask import current_app
 
-from corridor.config import SettingsError, proxies_setting, toml_string, validate_identity
+from corridor.config import (
+    SettingsError,
+    proxies_setting,
+    time_zone_setting,
+    toml_string,
+    validate_identity,
+)
 from corridor.keystore import KeyFiles
 from crypto.keys import SigningKey
 
@@ -58,6 +64,7 @@ class NodeSettings:
         max_problems_reported: import problems listed in full (the total is always given).
         proxies: reverse proxies in front of the node whose X-Forwarded-For/Proto/Host
             are trusted (0: none; 1 behind the TLS proxy of ``deploy/``).
+        time_zone: IANA zone the node's pages give times in (``UTC`` by default).
     """
 
     directory: Path
@@ -73,6 +80,7 @@ class NodeSettings:
     import_batch_rows: int = 5_000
     max_problems_reported: int = 50
     proxies: int = 0
+    time_zone: str = "UTC"
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -136,6 +144,7 @@ def load_settings(directory: Path, environ: Mapping[str, str] | None = None) -> 
         database_url=str(database_url),
         import_batch_rows=int(storage.get("import_batch_rows", 5_000)),
         proxies=proxies_setting(node.get("proxies", 0)),
+        time_zone=time_zone_setting(node.get("time_zone", "UTC")),
         extra={k: v for k, v in data.items() if k not in {"node", "storage", "registry"}},
     )
 
@@ -150,6 +159,7 @@ def render_config(member_id: str, name: str, country: str, url: str | None,
         f"name = {toml_string(name)}",
         f"country = {toml_string(country)}",
         "proxies = 0  # 1 behind a TLS reverse proxy (trust its X-Forwarded-*)",
+        'time_zone = "UTC"  # the pages\' times, e.g. "Asia/Vladivostok" (IANA names)',
     ]
     if url:
         lines.append(f"url = {toml_string(url)}")

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from corridor.config import SettingsError, proxies_setting, toml_string
+from corridor.config import SettingsError, proxies_setting, time_zone_setting, toml_string
 
 CONFIG_FILE = "registry.toml"
 DEFAULT_DB_FILE = "registry.db"
@@ -48,6 +48,7 @@ class RegistrySettings:
             OAuth2 endpoints see http:// and refuse every request.
         checkpoint_interval: seconds between checks that sign a new checkpoint of the
             registry's exchange log when it grew (0: only ``corridor registry log checkpoint``).
+        time_zone: IANA zone the registry's pages give times in (``UTC`` by default).
     """
 
     directory: Path
@@ -60,6 +61,7 @@ class RegistrySettings:
     assertion_max_age: int = 300
     proxies: int = 0
     checkpoint_interval: int = 300
+    time_zone: str = "UTC"
 
     @property
     def keys_dir(self) -> Path:
@@ -110,6 +112,7 @@ def load_settings(directory: Path, environ: Mapping[str, str] | None = None) -> 
             token_ttl=ttl,
             proxies=proxies_setting(reg.get("proxies", 0)),
             checkpoint_interval=interval,
+            time_zone=time_zone_setting(reg.get("time_zone", "UTC")),
         )
     except (tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as e:
         if isinstance(e, SettingsError):
@@ -131,6 +134,7 @@ def render_config(name: str, url: str, *, development: bool,
         "token_ttl = 300          # seconds an access token stays valid (30..300)",
         "proxies = 0              # 1 behind a TLS reverse proxy (trust its X-Forwarded-*)",
         "checkpoint_interval = 300  # seconds between signed checkpoints of the log (0: off)",
+        'time_zone = "UTC"        # the pages\' times, e.g. "Asia/Seoul" (IANA names)',
         "",
         "[storage]",
     ]

@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -102,21 +103,18 @@ def test_owner_narrows_a_request_then_revokes_it(node: NodeSettings, live_server
                       "until": asked_until})
     server = live_server(create_app({"CORRIDOR_SETTINGS": node}))
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            sign_in(page, server.url)
-            open_request(page)
-            screenshot(page, "request-pending.png")
-            narrow_and_approve(page, offered_until)
-            screenshot(page, "request-narrowed.png")
+    with chromium_page() as page:
+        sign_in(page, server.url)
+        expect(page.get_by_text("Signed in as olga (owner).")).to_be_visible()
+        expect(page.get_by_text("1 waiting for a decision")).to_be_visible()
+        open_request(page)
+        screenshot(page, "request-pending.png")
+        narrow_and_approve(page, offered_until)
+        screenshot(page, "request-narrowed.png")
 
-            partner_event(node, "accept", datetime.now(UTC))
-            revoke(page)
-            screenshot(page, "agreements-revoked.png")
-        finally:
-            browser.close()
+        partner_event(node, "accept", datetime.now(UTC))
+        revoke(page)
+        screenshot(page, "agreements-revoked.png")
 
     engine = make_engine(node.database_url)
     with make_session_factory(engine)() as session:
@@ -128,16 +126,27 @@ def test_owner_narrows_a_request_then_revokes_it(node: NodeSettings, live_server
     engine.dispose()
 
 
-def sign_in(page: Page, url: str) -> None:
-    page.goto(url + "/")
-    expect(page).to_have_url(re.compile(r"/login\?next=/$"))
+def sign_in(page: Page, url: str, *, user: str = "olga", path: str = "/",
+            lands_on: str = "Inbox") -> None:
+    """Open ``path``, get sent to sign in, sign in as ``user`` and land back on it."""
+    page.goto(url + path)
+    expect(page).to_have_url(re.compile(rf"/login\?next={re.escape(path)}$"))
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
-    page.get_by_label("Username").fill("olga")
+    page.get_by_label("Username").fill(user)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Inbox")).to_be_visible()
-    expect(page.get_by_text("Signed in as olga (owner).")).to_be_visible()
-    expect(page.get_by_text("1 waiting for a decision")).to_be_visible()
+    expect(page.get_by_role("heading", name=lands_on)).to_be_visible()
+
+
+@contextmanager
+def chromium_page() -> Iterator[Page]:
+    """A fresh page of Debian's chromium, closed afterwards."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser.new_page(viewport={"width": 1280, "height": 900})
+        finally:
+            browser.close()
 
 
 def screenshot(page: Page, name: str) -> None:
@@ -188,10 +197,12 @@ def audited_node(tmp_path: Path, database_url: str) -> NodeSettings:
                          "RU", database_url=database_url)
     kinds = [("agreement.decided", "cn-ntlnp"), ("package.served", "cn-ntlnp"),
              ("package.received", "kr-nie"), ("package.served", "jp-mos")]
-    start = datetime(2026, 11, 22, 1, 0, tzinfo=UTC)
+    # The last forty exchanges end today, so the per-day chart has bars.
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=7 * 40)
     engine = make_engine(settings.database_url)
     with make_session_factory(engine)() as session:
         add_user(session, "ivan", PASSWORD, "auditor", now=datetime.now(UTC))
+        add_user(session, "olga", PASSWORD, "owner", now=datetime.now(UTC))
         LOG.append_many(session, [
             LogEvent(kinds[i % 4][0], start + timedelta(minutes=7 * i), member=kinds[i % 4][1],
                      agreement=f"{kinds[i % 4][1]}.{i:016x}",
@@ -206,31 +217,45 @@ def audited_node(tmp_path: Path, database_url: str) -> NodeSettings:
 
 def test_auditor_filters_the_exchange_log(audited_node: NodeSettings, live_server: Any) -> None:
     server = live_server(create_app({"CORRIDOR_SETTINGS": audited_node}))
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(server.url + "/log")
-            expect(page).to_have_url(re.compile(r"/login\?next=/log$"))
-            page.get_by_label("Username").fill("ivan")
-            page.get_by_label("Password").fill(PASSWORD)
-            page.get_by_role("button", name="Sign in").click()
-            expect(page.get_by_role("heading", name="Exchange log")).to_be_visible()
-            # 40 exchanges and this sign-in.
-            expect(page.locator("table.log tbody tr")).to_have_count(41)
+    with chromium_page() as page:
+        sign_in(page, server.url, user="ivan", path="/log", lands_on="Exchange log")
+        # 40 exchanges and this sign-in.
+        expect(page.locator("table.log tbody tr")).to_have_count(41)
 
-            page.get_by_label("Type").select_option("package.served")
-            page.get_by_role("button", name="Filter").click()
-            expect(page).to_have_url(re.compile(r"[?&]type=package\.served(&|$)"))
-            rows = page.locator("table.log tbody tr")
-            expect(rows).to_have_count(20)
-            expect(rows.first).to_contain_text("package.served")
-            expect(page.get_by_label("Type")).to_have_value("package.served")
-            expect(page.get_by_role("link", name="Download CSV")).to_have_attribute(
-                "href", re.compile(r"type=package\.served"))
-            checkpoint = page.locator("table.checkpoints tbody tr")
-            expect(checkpoint).to_have_count(1)
-            expect(checkpoint.locator(".check").first).to_have_text("valid")
-            screenshot(page, "audit-log.png")
-        finally:
-            browser.close()
+        page.get_by_label("Type").select_option("package.served")
+        page.get_by_role("button", name="Filter").click()
+        expect(page).to_have_url(re.compile(r"[?&]type=package\.served(&|$)"))
+        rows = page.locator("table.log tbody tr")
+        expect(rows).to_have_count(20)
+        expect(rows.first).to_contain_text("package.served")
+        expect(page.get_by_label("Type")).to_have_value("package.served")
+        expect(page.get_by_role("link", name="Download CSV")).to_have_attribute(
+            "href", re.compile(r"type=package\.served"))
+        checkpoint = page.locator("table.checkpoints tbody tr")
+        expect(checkpoint).to_have_count(1)
+        expect(checkpoint.locator(".check").first).to_have_text("valid")
+        screenshot(page, "audit-log.png")
+
+
+def test_owner_reads_the_log_as_sentences_with_a_chart(audited_node: NodeSettings,
+                                                       live_server: Any) -> None:
+    server = live_server(create_app({"CORRIDOR_SETTINGS": audited_node}))
+    with chromium_page() as page:
+        sign_in(page, server.url)
+        page.get_by_role("link", name="Log").click()
+        expect(page.get_by_role("heading", name="Exchange log")).to_be_visible()
+        sentences = page.locator("table.log p.sentence")
+        expect(sentences.filter(has_text="Package served to cn-ntlnp under agreement "
+                                          "cn-ntlnp.0000000000000001: 40 observations."))\
+            .to_have_count(1)
+        chart = page.get_by_role("img", name=re.compile(r"Exchanges and refusals per day"))
+        expect(chart).to_be_visible()
+        expect(page.locator("rect.bar-exchange")).to_have_count(30)
+        assert page.locator("rect.bar-exchange").evaluate_all(
+            "bars => bars.some(b => parseFloat(b.getAttribute('height')) > 0)")
+        row = page.locator("table.log tbody tr").nth(1)
+        row.get_by_text("as logged").click()
+        expect(row.locator("pre.entry-json")).to_contain_text('"type": "package.served"')
+        expect(page.get_by_role("link", name="Download CSV")).to_have_count(0)
+        screenshot(page, "owner-log.png")
+

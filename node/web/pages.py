@@ -54,7 +54,7 @@ from node.log.exchange_log import LOG
 from node.models import Agreement as AgreementRow
 from node.models import User
 from node.settings import NodeSettings, current_settings, current_signing_key
-from node.web.users import ACCOUNTS, can_audit, can_decide
+from node.web.users import ACCOUNTS, LOG_READERS, can_decide, can_read_log
 from policies.agreements import ACTIVE, APPROVED, PROVIDER, REQUESTED, REQUESTER, Agreement
 from policies.errors import PolicyError
 from policies.policy import Policy, Tier
@@ -83,11 +83,11 @@ def flask_settings(url: str | None) -> dict[str, Any]:
 
 
 def site(user: User | None) -> Site:
-    """The layout's view of this node; the log is linked for auditors and admins."""
+    """The layout's view of this node; the log is linked for those who may read it."""
     settings = current_settings()
     nav = [("web.inbox", "Inbox"), ("web.agreements", "Agreements"),
            ("web.links_page", "Match ledger")]
-    if user is not None and can_audit(user):
+    if user is not None and can_read_log(user):
         nav.append(("web.log_page", "Log"))
     return Site(title=f"Corridor node {settings.member_id}", brand=f"Corridor · {settings.name}",
                 tag=settings.member_id, home="web.inbox", nav=tuple(nav),
@@ -198,9 +198,13 @@ def agreements() -> ResponseReturnValue:
 
 @bp.get("/log")
 def log_page() -> ResponseReturnValue:
-    """The node's exchange log and its checkpoints (auditors and admins; owners get 403)."""
-    pages.require_auditor_page()
-    return pages.log_page(current_audit())
+    """The node's exchange log and its checkpoints.
+
+    Auditors and admins read every field; the node's data owners read every
+    entry too, without token ids and cursors (``OWNER_HIDDEN_FIELDS``).
+    """
+    full = pages.require_auditor_page(readers=LOG_READERS)
+    return pages.log_page(current_audit(), full=full)
 
 
 # --- decisions ------------------------------------------------------------------

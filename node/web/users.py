@@ -32,14 +32,15 @@ __all__ = [
     "ACCOUNTS",
     "AUDIT_ROLES",
     "DECIDING_ROLES",
+    "LOG_READERS",
     "MAX_PASSWORD_LENGTH",
     "MIN_PASSWORD_LENGTH",
     "ROLES",
     "UserError",
     "add_user",
     "authenticate",
-    "can_audit",
     "can_decide",
+    "can_read_log",
     "remove_user",
 ]
 
@@ -85,6 +86,11 @@ def can_decide(user: User) -> bool:
     return user.role in DECIDING_ROLES
 
 
-def can_audit(user: User) -> bool:
-    """Whether ``user`` may read the exchange log (auditors and admins; owners may not)."""
-    return user.role in AUDIT_ROLES
+#: Roles that may read the node's exchange log page: auditors and admins in full, the
+#: node's data owners without token ids and cursors.
+LOG_READERS = frozenset({"owner"}) | AUDIT_ROLES
+
+
+def can_read_log(user: User) -> bool:
+    """Whether ``user`` may open the exchange log page (owners too, with fewer fields)."""
+    return user.role in LOG_READERS

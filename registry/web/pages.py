@@ -58,7 +58,8 @@ def init_app(app: Flask, api: Any) -> None:
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = load_session_secret(settings.keys_dir)
     init_audit(app, api, AuditLog(label="registry", log=LOG, database=db, accounts=ACCOUNTS,
-                                  trust=lambda: checkpoint_trust(settings)))
+                                  trust=lambda: checkpoint_trust(settings),
+                                  zone=settings.time_zone))
     csrf.init_app(app)
     app.register_blueprint(pages.ui)
     app.register_blueprint(bp)
@@ -90,8 +91,7 @@ def home() -> ResponseReturnValue:
 @bp.get("/log")
 def log_page() -> ResponseReturnValue:
     """The registry's exchange log and its checkpoints."""
-    pages.require_auditor_page()
-    return pages.log_page(current_audit())
+    return pages.log_page(current_audit(), full=pages.require_auditor_page())
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import re
+import signal
 import sqlite3
+import subprocess
+import sys
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 from pathlib import Path
 
+import httpx
 import pytest
 from click.testing import CliRunner
 
@@ -297,3 +303,69 @@ def test_the_demo_counts_each_border_crosser_once(demo_dir: Path) -> None:
             signed = conn.execute("SELECT count(*) FROM links WHERE state = 'confirmed' AND "
                                   "proposal IS NOT NULL AND decision IS NOT NULL").fetchone()[0]
         assert states.get("confirmed") == signed >= 4 and states.get("rejected") == 1
+
+
+def _signed_in(base: str, user: str, password: str) -> httpx.Client:
+    client = httpx.Client(base_url=base, timeout=30)
+    form = client.get("/login").text
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', form)
+    assert token, form[:500]
+    response = client.post("/login", data={"csrf_token": token.group(1), "username": user,
+                                           "password": password})
+    assert response.status_code in (302, 303), response.text[:500]
+    return client
+
+
+@pytest.mark.slow
+def test_demo_keep_prints_every_page_and_a_login_that_opens_it(tmp_path: Path) -> None:
+    command = [sys.executable, "-c", "from deploy.cli import main; main()", "demo",
+               "--dir", str(tmp_path / "demo"), "--observations", "2000", "--keep"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, env={**os.environ, "COLUMNS": "200"})
+    try:
+        assert process.stdout is not None
+        lines: list[str] = []
+        for line in process.stdout:
+            lines.append(line.rstrip("\n"))
+            if line.startswith("  CLI:") and sum(x.startswith("  CLI:") for x in lines) == 2:
+                break
+        shown = "\n".join(lines[next(i for i, x in enumerate(lines) if "Still running" in x):])
+        pages = re.findall(r"^  (http://\S+)", shown, re.MULTILINE)
+        logins = re.findall(r"sign in at (http://\S+)/login as (?:the data owner|auditor): "
+                            r"user (\S+)  password (\S+)", shown)
+        auditor = re.search(r"or as auditor: user (\S+)  password (\S+)", shown)
+        assert len(logins) == 3 and auditor, shown  # the registry, then each node's owner
+        assert any("/requests/" in p for p in pages) and any(p.endswith("/ledger") for p in pages)
+        owners = {base: (user, password) for base, user, password in logins}
+        for base, (user, password) in owners.items():
+            client = _signed_in(base, user, password)
+            for page in (p for p in pages if p.startswith(base + "/")):
+                response = client.get(page.removeprefix(base))
+                assert response.status_code == 200, (page, response.text[:300])
+            client.close()
+        node = next(base for base in owners if base != logins[0][0])
+        client = _signed_in(node, *auditor.groups())
+        assert client.get("/log").status_code == 200
+        client.close()
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    assert process.returncode == 0
+
+
+def test_every_entry_the_demo_logs_reads_as_a_sentence(demo_dir: Path) -> None:
+    from corridor.log_sentences import sentence
+
+    seen: dict[str, str] = {}
+    for db in (demo_dir / "registry" / "registry.db", demo_dir / "ru-lotl" / "node.db",
+               demo_dir / "cn-ntlnp" / "node.db"):
+        with sqlite3.connect(db) as conn:
+            for (leaf,) in conn.execute("SELECT leaf FROM log_entries ORDER BY idx"):
+                event = json.loads(leaf)
+                seen.setdefault(event["type"], sentence(event))
+    assert len(seen) >= 25, sorted(seen)
+    generic = {t: s for t, s in seen.items() if s.startswith(t) or "?" in s}
+    assert not generic, generic

@@ -35,7 +35,7 @@ from node.app import create_app
 from node.cli import init_node
 from node.log.exchange_log import LOG
 from node.models import User
-from node.settings import NodeSettings
+from node.settings import NodeSettings, load_settings
 from node.web.users import add_user
 
 pytestmark = pytest.mark.storage
@@ -142,12 +142,79 @@ def test_signed_out_visitors_are_sent_to_sign_in(client: FlaskClient) -> None:
         "/login", {"next": ["/log?type=package.served"]})
 
 
-def test_owners_may_not_read_the_log(client: FlaskClient) -> None:
+def test_owners_read_their_node_log_without_token_ids(client: FlaskClient,
+                                                     node: NodeSettings) -> None:
+    append(node, LogEvent("package.served", T0, member="cn-ntlnp",
+                          agreement="cn-ntlnp.0123456789abcdef",
+                          fields={"rows": {"observations": 1773, "media": 1},
+                                  "token_jti": "secret-jti-1", "cursor": "c0ffee"}),
+           LogEvent("fetch.refused", T0 + timedelta(hours=20), member="cn-ntlnp",
+                    agreement="cn-ntlnp.0123456789abcdef",
+                    fields={"status": 409, "reason": "approved, not active",
+                            "token_jti": "secret-jti-2"}))
     sign_in(client, "olga")
+    assert 'href="/log">Log</a>' in text(client.get("/inbox"))
     response = client.get("/log")
-    assert response.status_code == 403
-    assert "may not read the exchange log" in text(response)
-    assert 'href="/log"' not in text(client.get("/inbox"))
+    assert response.status_code == 200
+    page = text(response)
+    assert ("Package served to cn-ntlnp under agreement cn-ntlnp.0123456789abcdef: "
+            "1 medium, 1,773 observations.") in page
+    assert ("A package request from cn-ntlnp under agreement cn-ntlnp.0123456789abcdef was "
+            "refused (status 409). Reason: approved, not active") in page
+    assert "secret-jti" not in page and "c0ffee" not in page and "Download CSV" not in page
+    assert "Token ids and resumption cursors are shown to auditors only." in page
+    # The API (JSON, CSV, proofs) stays with auditors and admins.
+    assert client.get("/log/entries?format=csv").status_code == 403
+
+
+def test_auditors_see_every_field_and_times_in_the_service_zone(
+        tmp_path: Path, node: NodeSettings) -> None:
+    append(node, LogEvent("package.served", T0, member="cn-ntlnp",
+                          agreement="cn-ntlnp.0123456789abcdef",
+                          fields={"rows": {"observations": 2}, "token_jti": "jti-1"}))
+    config = node.directory / "node.toml"
+    config.write_text(config.read_text().replace('time_zone = "UTC"',
+                                                 'time_zone = "Asia/Vladivostok"'))
+    app = create_app({"CORRIDOR_SETTINGS": load_settings(node.directory),
+                      "CORRIDOR_CLOCK": lambda: T0})
+    try:
+        client = app.test_client()
+        sign_in(client, "ivan")
+        page = text(client.get("/log"))
+    finally:
+        app.extensions["corridor_db"][0].dispose()
+    assert "<th>Time (Asia/Vladivostok)</th>" in page
+    assert '<td class="nowrap">2026-11-22 19:00:00</td>' in page  # 09:00 UTC is 19:00 there
+    assert "&#34;token_jti&#34;: &#34;jti-1&#34;" in page and "Download CSV" in page
+
+
+def test_the_chart_counts_exchanges_and_refusals_per_day(client: FlaskClient,
+                                                        node: NodeSettings) -> None:
+    day = timedelta(days=1)
+    append(node, *[LogEvent(kind, T0 - offset, member="cn-ntlnp", agreement=None,
+                            fields={})
+                   for kind, offset in (("package.served", day), ("counts.received", day),
+                                        ("fetch.refused", day), ("package.served", 0 * day),
+                                        ("policy.changed", 0 * day),
+                                        ("package.served", 40 * day))])
+    sign_in(client, "ivan")
+    page = text(client.get("/log"))
+    assert "<title>2026-11-21: 2 exchanges, 1 refusals</title>" in page
+    assert "<title>2026-11-22: 1 exchanges, 0 refusals</title>" in page  # sign-in not counted
+    assert "3 exchanges, 1 refusals</title>" in page  # 40 days ago is off the chart
+    assert page.count('<rect class="bar-exchange"') == 30
+
+
+def test_other_roles_may_not_read_the_log(client: FlaskClient, node: NodeSettings) -> None:
+    with database(node) as session:
+        add_user(session, "guest", PASSWORD, "owner", now=T0)
+        user = session.get(User, "guest")
+        assert user is not None
+        user.role = "visitor"  # a role the pages do not know
+        session.commit()
+    sign_in(client, "guest")
+    response = client.get("/log")
+    assert response.status_code in (401, 403)
 
 
 @pytest.mark.parametrize("username", ["ivan", "ada"])
