@@ -37,7 +37,7 @@ from corridor.keystore import load_signing_key
 from corridor.outbound import partner_client
 from corridor.package_reader import verify_package
 from corridor.tlog import LogEntry
-from corridor.wording import rows_summary
+from corridor.wording import plural, rows_summary
 from deploy.demo_individuals import individuals_truth, match_crossers
 from deploy.federation import (
     LoopbackFederation,
@@ -186,8 +186,9 @@ def step(text: str) -> None:
 def _start(fed: Federation, *, observations: int, seed: int) -> None:
     """Registry and nodes up, data imported, members admitted, trust lists synced."""
     net = fed.net = LoopbackFederation.start(fed.root, name="NEASPEC demo registry")
-    step(f"The registry runs at {net.registry_server.url}; its anchor (the key nodes pin) is "
-         f"{net.anchor.name}.")
+    step(f"The registry runs at {net.registry_server.url}. Its public key goes to every park "
+         f"in a file, {net.anchor.name} (the \"anchor\"): with it a node can tell the real "
+         "registry's signed member list from a forgery.")
     for member in MEMBERS:
         results: list[ImportResult] = []
 
@@ -208,7 +209,8 @@ def _start(fed: Federation, *, observations: int, seed: int) -> None:
         net.admit(member.member_id)
     net.sync()
     step("Both parks joined the registry with signed requests; the operator admitted them; "
-         "each node verified and stored the signed trust list.")
+         "each node verified and stored the trust list (the registry's signed list of "
+         "members and their keys).")
 
 
 def _owner_login(settings: NodeSettings) -> tuple[str, str]:
@@ -272,7 +274,8 @@ def _story(fed: Federation) -> None:
     result = _fetch(ru, ru_client, agreement_id, package_path)
     assert not isinstance(result, str), result
     rows = rows_summary(result.rows)
-    step(f"ru-lotl got a token from the registry and fetched {package_path.name} from "
+    step(f"ru-lotl got a five-minute access pass (token) from the registry and fetched "
+         f"{package_path.name} from "
          f"cn-ntlnp: {rows}.")
     held = _held_rows(cn)
     step("Only what the released observations reach left cn-ntlnp: "
@@ -339,7 +342,8 @@ def _joint_count(fed: Federation) -> None:
     write_map(out_dir / "map.png", sources, result.joint, border=border_line(),
               title="Amur leopard and tiger, joint RAI 2023-2024 (0.1° cells)")
     step(f"ru-lotl ran the joint count: signed counts from cn-ntlnp (verified) and from its "
-         f"own node, merged on the {JOINT_CELL}° grid, per year.")
+         f"own node, merged on the {JOINT_CELL}° grid, per year (RAI: independent "
+         "events per 100 camera-days).")
     for name, released in [*sources.items(), ("joint", result.joint)]:
         for row in released.totals:
             values = derived(row, released.kind)
@@ -443,8 +447,9 @@ def _audit(fed: Federation) -> None:
         witnessed = checkpoint_and_submit(settings, client_for(settings), _sessions(settings),
                                           stored_trust_list(settings), now)
         assert witnessed.outcome == COSIGNED, witnessed
-        step(f"{member_id} signed a checkpoint of its exchange log ({witnessed.size} entries) "
-             "and the registry cosigned it as witness.")
+        step(f"{member_id} signed a checkpoint of its exchange log (a fingerprint of all "
+             f"{witnessed.size} entries so far) and the registry cosigned it as witness: "
+             "neither side can later rewrite what was recorded without it showing.")
     with _session(registry) as session:
         add_registry_user(session, user, password, "auditor", now=now)
         session.commit()
@@ -462,17 +467,19 @@ def _audit(fed: Federation) -> None:
             witness = "cosigned by the registry, " if verdict.witnessed else ""
             step(f"audit verify {server.url} ({name}): checkpoint of {verdict.checkpoint.size} "
                  f"entries signed by {verdict.signed_by}, {witness}every entry re-hashed: "
-                 "the root matches; the log is intact.")
+                 "the fingerprint (root hash) matches; the log is intact.")
     registry_entries = entries.pop("registry")
     result = reconcile(registry_entries, entries)
     assert result.ok, result.mismatches
     unused = sum(1 for m in result.mismatches if m.kind == "token never used")
+    refused = sum(1 for m in result.mismatches if m.kind == "token refused")
     counted = result.counts
-    step(f"audit reconcile: {result.served} package served, {result.received} received, "
-         f"{result.matched} matched with its receipt and with a token the registry logged; "
-         f"{counted.served} counts result served, {counted.received} received, "
-         f"{counted.matched} matched"
-         + (f"; {unused} agreement token never used" if unused else "") + ".")
+    step(f"audit reconcile: {plural(result.served, 'package')} served, {result.received} "
+         f"received, {result.matched} matched with its receipt and with a token the registry "
+         f"logged; {plural(counted.served, 'counts result')} served, {counted.received} "
+         f"received, {counted.matched} matched"
+         + (f"; {plural(refused, 'agreement token')} presented and refused" if refused else "")
+         + (f"; {plural(unused, 'agreement token')} never used" if unused else "") + ".")
     fed.facts.append(("audit", f"{len(entries) + 1} logs verified; {result.matched} of "
                                f"{result.served} packages and {counted.matched} of "
                                f"{counted.served} counts results reconciled"))
