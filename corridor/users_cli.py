@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from corridor.cli_context import service_context
 from corridor.console import fail, out
+from corridor.listing import format_option, print_rows
 from corridor.users import MIN_PASSWORD_LENGTH, Accounts, UserError
 
 __all__ = ["users_group"]
@@ -60,19 +61,19 @@ def users_group(*, service: str, accounts: Accounts, help: str,
         out.print(f"Added user [bold]{username}[/] ({role})")
 
     @users.command("list")
+    @format_option()
     @click.pass_context
-    def list_(ctx: click.Context) -> None:
+    def list_(ctx: click.Context, fmt: str) -> None:
         """List the accounts, their roles and last sign-in."""
         with open_database(ctx) as session:
-            found = accounts.all(session)
-            if not found:
-                out.print(f"No users yet; add one with 'corridor {service} users add NAME "
-                          f"--role {accounts.roles[0]}'")
-            for user in found:
-                last = (f"{user.last_login_at:%Y-%m-%d %H:%M} UTC" if user.last_login_at
-                        else "never signed in")
-                out.print(f"{user.username:<24} {user.role:<8} created "
-                          f"{user.created_at:%Y-%m-%d}  last sign-in {last}", markup=False)
+            rows = [{"user": user.username, "role": user.role,
+                     "created": f"{user.created_at:%Y-%m-%d}",
+                     "last_sign_in": (f"{user.last_login_at:%Y-%m-%d %H:%M} UTC"
+                                      if user.last_login_at else "never")}
+                    for user in accounts.all(session)]
+        print_rows(rows, ["user", "role", "created", "last_sign_in"], fmt, title="Users",
+                   empty=f"No users yet; add one with 'corridor {service} users add NAME "
+                         f"--role {accounts.roles[0]}'")
 
     @users.command("remove")
     @click.argument("username")

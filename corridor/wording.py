@@ -14,7 +14,7 @@ def plural(count: int, noun: str, plural_form: str | None = None) -> str:
 #: The singular of each table name a row count is given for.
 _ROW_NOUNS = {"deployments": "deployment", "media": "medium", "observations": "observation",
               "individuals": "individual", "event": "event", "occurrence": "occurrence",
-              "cards": "card"}
+              "events": "event", "occurrences": "occurrence", "cards": "card"}
 
 
 def rows_of(table: str, count: int) -> str:

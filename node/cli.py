@@ -43,6 +43,7 @@ from corridor.keystore import (
     public_keys,
 )
 from corridor.keystore import retire_key as retire_local_key
+from corridor.listing import format_option, print_rows
 from corridor.wording import latitude_range, longitude_range, plural, rows_summary
 from crypto.trustlist import TrustList, TrustListRejected
 from node.app import create_app
@@ -304,12 +305,27 @@ def import_mapped(ctx: click.Context, spec: str, files: tuple[Path, ...],
             out.print(f"  ... and {len(mapped.reported) - 20:,} more")
 
 
+#: The columns of ``datasets --format json|csv``.
+DATASET_COLUMNS = ("name", "version", "profile", "title", "rows", "species", "start", "end",
+                   "west", "south", "east", "north")
+
+
 @node.command()
+@format_option()
 @click.pass_context
-def datasets(ctx: click.Context) -> None:
+def datasets(ctx: click.Context, fmt: str) -> None:
     """List datasets (current versions) with their row counts and coverage."""
     with node_context(ctx).session() as session:
         rows = current_datasets(session)
+        if fmt != "table":
+            print_rows([{"name": d.name, "version": d.version, "profile": d.profile,
+                         "title": d.title,
+                         "rows": d.counts if fmt == "json" else rows_summary(d.counts),
+                         "species": len(d.taxa), "start": d.temporal_start,
+                         "end": d.temporal_end, "west": d.bbox_west, "south": d.bbox_south,
+                         "east": d.bbox_east, "north": d.bbox_north} for d in rows],
+                       DATASET_COLUMNS, fmt)
+            return
         if not rows:
             out.print("No datasets yet. Import one with 'corridor node import ...'.")
             return
@@ -628,9 +644,10 @@ def publish(ctx: click.Context, dataset: str, tiers: tuple[str, ...], contact: s
 @click.option("--from", "date_from", default=None, help="Coverage overlaps from this date.")
 @click.option("--to", "date_to", default=None, help="Coverage overlaps up to this date.")
 @click.option("--bbox", default=None, help="west,south,east,north in degrees.")
+@format_option()
 @click.pass_context
 def catalog(ctx: click.Context, text: str | None, taxon: str | None, country: str | None,
-            date_from: str | None, date_to: str | None, bbox: str | None) -> None:
+            date_from: str | None, date_to: str | None, bbox: str | None, fmt: str) -> None:
     """Search the federation's catalog with this node's credentials."""
     settings = node_context(ctx).settings
     client = _registry_client(settings)
@@ -640,6 +657,10 @@ def catalog(ctx: click.Context, text: str | None, taxon: str | None, country: st
     except (RegistryError, TokenError) as e:
         fail(str(e))
     entries = result.get("entries", [])
+    if fmt != "table":
+        print_rows([_catalog_row(entry, whole=fmt == "json") for entry in entries],
+                   CATALOG_COLUMNS, fmt)
+        return
     if not entries:
         out.print("No datasets match.")
         return
@@ -662,6 +683,28 @@ def catalog(ctx: click.Context, text: str | None, taxon: str | None, country: st
             lines.append(f"  area     {latitude_range(south, north, 0)}, "
                          f"{longitude_range(west, east, 0)} (whole degrees)")
         out.print("\n".join(lines) + "\n")
+
+
+#: The columns of ``catalog --format json|csv``.
+CATALOG_COLUMNS = ("id", "country", "profile", "title", "taxa", "start", "end", "tiers",
+                   "bbox", "version", "published_at")
+
+
+def _catalog_row(entry: dict[str, Any], *, whole: bool) -> dict[str, Any]:
+    """One catalogue entry as a listing row; lists joined by ``;`` for CSV (``whole``: kept)."""
+    temporal = entry.get("temporal") or {}
+    spatial = entry.get("spatial") or {}
+    bbox = spatial.get("bbox") if isinstance(spatial, dict) else None
+
+    def listed(values: Any) -> Any:
+        values = list(values or [])
+        return values if whole else "; ".join(str(v) for v in values)
+
+    return {**{k: entry.get(k) for k in ("id", "country", "profile", "title", "version",
+                                         "published_at")},
+            "taxa": listed(entry.get("taxa")), "tiers": listed(entry.get("tiers")),
+            "start": temporal.get("start"), "end": temporal.get("end"),
+            "bbox": listed(bbox) if bbox else None}
 
 
 @node.command("policy")

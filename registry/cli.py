@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import click
-from rich.table import Table
 from werkzeug.serving import run_simple
 
 from corridor.cli_context import ServiceContext, service_context
@@ -20,6 +19,7 @@ from corridor.console import fail, out
 from corridor.db import make_engine, make_session_factory
 from corridor.errors import CorridorError
 from corridor.keystore import KeystoreError, create_keystore, load_signing_key
+from corridor.listing import format_option, print_rows
 from crypto.keys import KeySet
 from crypto.trustlist import ANCHOR_TYP
 from registry.app import create_app
@@ -116,23 +116,20 @@ def members() -> None:
 
 
 @members.command("list")
+@format_option()
 @click.pass_context
-def members_list(ctx: click.Context) -> None:
+def members_list(ctx: click.Context, fmt: str) -> None:
     """Every member and applicant with its status."""
     with registry_context(ctx).session() as session:
-        rows = list_members(session)
-        if not rows:
-            out.print("No members or requests yet.")
-            return
-        table = Table(title="Members", title_justify="left")
-        for column in ("member", "status", "country", "name", "node URL", "key ids",
-                       "requested (UTC)"):
-            table.add_column(column, overflow="fold")
-        for m in rows:
-            table.add_row(m.member_id, m.status, m.country, m.name, m.node_url,
-                          "\n".join(member_kids(session, m.member_id)),
-                          m.requested_at.strftime("%Y-%m-%d %H:%M"))
-        out.print(table)
+        rows = [{"member": m.member_id, "status": m.status, "country": m.country,
+                 "name": m.name, "node_url": m.node_url,
+                 "key_ids": " ".join(member_kids(session, m.member_id)),
+                 "requested_utc": m.requested_at.strftime("%Y-%m-%d %H:%M")}
+                for m in list_members(session)]
+    print_rows(rows, ["member", "status", "country", "name", "node_url", "key_ids",
+                      "requested_utc"], fmt, title="Members",
+               empty="No members or requests yet.")
+    if fmt == "table" and rows:
         out.print("Before admitting, confirm the key ids with the institution by a channel "
                   "you trust; [bold]admit ID --kid KID[/] refuses if they differ.")
 

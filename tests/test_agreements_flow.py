@@ -192,7 +192,10 @@ def test_a_third_member_cannot_see_or_touch_anothers_agreement(
     fed.add_node("kr-nie", "National Institute of Ecology", "KR")
     joined = ok(fed.node("kr-nie", "join"))
     kid = joined.rsplit("trust: ", 1)[1].split()[0]  # the id the institution tells the operator
-    assert "key ids" in ok(fed.registry_cli("members", "list"))
+    assert "key_ids" in ok(fed.registry_cli("members", "list"))
+    members = {m["member"]: m for m in json.loads(ok(fed.registry_cli("members", "list",
+                                                                      "--format", "json")))}
+    assert members["kr-nie"]["status"] == "pending" and kid in members["kr-nie"]["key_ids"]
     refused = fail(fed.registry_cli("members", "admit", "kr-nie", "--kid", "not-" + kid))
     assert "not admitted" in refused
     ok(fed.registry_cli("members", "admit", "kr-nie", "--kid", kid))

@@ -73,6 +73,13 @@ def test_two_nodes_join_publish_and_find_each_other(
     assert "cn-ntlnp/flyway-counts" not in found.output
     by_taxon = node(fed, "ru-lotl", "catalog", "--taxon", "Limosa lapponica")
     assert "cn-ntlnp/flyway-counts" in by_taxon.output
+    listed = node(fed, "cn-ntlnp", "catalog", "--country", "RU", "--format", "json")
+    [entry] = json.loads(listed.stdout)
+    assert entry["id"] == "ru-lotl/leopards-2024" and entry["tiers"] == ["aggregate",
+                                                                          "generalized"]
+    csv_out = node(fed, "cn-ntlnp", "catalog", "--country", "RU", "--format", "csv").stdout
+    assert csv_out.splitlines()[0].startswith("id,country,profile,title,taxa,")
+    assert "aggregate; generalized" in csv_out
 
 
 def test_tokens_verify_at_the_node_and_keep_working_while_the_registry_is_down(

@@ -13,11 +13,11 @@ import base64
 from datetime import UTC, datetime
 
 import click
-from rich.table import Table
 
 from corridor.cli_context import ServiceContext, service_context
 from corridor.console import out
 from corridor.keystore import load_signing_key
+from corridor.listing import format_option, print_rows
 from registry.log.exchange_log import LOG
 from registry.log.witness import refusals, sign_registry_checkpoint, witnessed
 from registry.settings import RegistrySettings
@@ -80,20 +80,15 @@ def witness() -> None:
 
 
 @witness.command("list")
+@format_option()
 @click.pass_context
-def witness_list(ctx: click.Context) -> None:
+def witness_list(ctx: click.Context, fmt: str) -> None:
     """The newest cosigned checkpoint of every member."""
     with _registry(ctx).session() as session:
-        rows = witnessed(session)
-        if not rows:
-            out.print("No checkpoint cosigned yet.")
-            return
-        table = Table(title="Witnessed checkpoints", title_justify="left")
-        for column in ("member", "size", "root", "cosigned (UTC)"):
-            table.add_column(column, overflow="fold")
-        for row in rows:
-            table.add_row(row.member, str(row.size), _b64(row.root), _when(row.cosigned_at))
-        out.print(table)
+        rows = [{"member": row.member, "size": row.size, "root": _b64(row.root),
+                 "cosigned_utc": _when(row.cosigned_at)} for row in witnessed(session)]
+    print_rows(rows, ["member", "size", "root", "cosigned_utc"], fmt,
+               title="Witnessed checkpoints", empty="No checkpoint cosigned yet.")
 
 
 @witness.command("refusals")

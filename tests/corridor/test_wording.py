@@ -15,6 +15,7 @@ def test_counts_take_the_noun_their_number_needs() -> None:
         "4 deployments, 1 medium, 549 observations, 1 individual")
     assert rows_summary({"event": 257, "occurrence": 1, "other": 3}) == (
         "257 events, 1 occurrence, 3 other")
+    assert rows_summary({"events": 1, "occurrences": 2}) == "1 event, 2 occurrences"
 
 
 def test_field_names_take_their_article() -> None:

@@ -125,6 +125,10 @@ def test_import_dwc_reports_counts(node_dir: Path, arocha: Path) -> None:
     assert max(lats) < 0
     listed = run("node", "--dir", node_dir, "datasets").output
     assert f"area     {-min(lats):.3f} .. {-max(lats):.3f} S, " in listed
+    [row] = json.loads(run("node", "--dir", node_dir, "datasets", "--format", "json").output)
+    assert row["rows"] == {"events": 257, "occurrences": 7644} and row["north"] == max(lats)
+    csv_rows = run("node", "--dir", node_dir, "datasets", "--format", "csv").output
+    assert '"257 events, 7,644 occurrences"' in csv_rows
     assert "1 dataset" not in listed and " N," not in listed
 
 

@@ -544,8 +544,12 @@ def test_users_cli_adds_and_lists(node: NodeSettings) -> None:
     assert short.exit_code == 1
     listed = runner.invoke(node_command, [*at, "list"])
     assert listed.exit_code == 0
-    assert re.search(r"kim\s+admin", listed.output) and re.search(r"lee\s+auditor", listed.output)
+    assert re.search(r"kim\s+│\s+admin", listed.output), listed.output
+    assert re.search(r"lee\s+│\s+auditor", listed.output)
     assert "max" not in listed.output
+    table = runner.invoke(node_command, [*at, "list", "--format", "csv"]).output
+    assert table.splitlines()[0] == "user,role,created,last_sign_in"
+    assert {line.split(",")[0] for line in table.splitlines()[1:]} >= {"kim", "lee"}
     with database(node) as session:
         assert authenticate(session, "kim", "a long enough secret", now=T0) is not None
     removed = runner.invoke(node_command, [*at, "remove", "kim"])

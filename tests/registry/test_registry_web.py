@@ -74,8 +74,11 @@ def test_users_cli_adds_lists_and_removes_auditors(registry: Any) -> None:
                    stdin=f"{PASSWORD}\n{PASSWORD}\n")
     assert prompted.exit_code == 0, prompted.output
     listed = cli(registry, "list")
-    assert re.search(r"mei\s+auditor .*never signed in", listed.output)
-    assert re.search(r"root\s+admin ", listed.output)
+    assert re.search(r"mei\s+│\s+auditor\s+│.*│\s+never", listed.output), listed.output
+    assert re.search(r"root\s+│\s+admin ", listed.output)
+    rows = json.loads(cli(registry, "list", "--format", "json").output)
+    assert [(r["user"], r["role"], r["last_sign_in"]) for r in rows] == [
+        ("mei", "auditor", "never"), ("root", "admin", "never")]
     with registry.sessions() as session:
         user = session.get(User, "mei")
         assert user is not None and user.password_hash.startswith("scrypt:")

@@ -637,6 +637,9 @@ def test_witness_list_cli(reg: RegistryHarness) -> None:
     assert submit(reg, "ru-lotl", log.body(0)).status_code == 200
     listed = run_cli("registry", "--dir", directory, "witness", "list").output
     assert "ru-lotl" in listed and " 6 " in listed and b64(log.log.root())[:8] in listed
+    [row] = json.loads(run_cli("registry", "--dir", directory, "witness", "list", "--format",
+                               "json").output)
+    assert (row["member"], row["size"], row["root"]) == ("ru-lotl", 6, b64(log.log.root()))
     assert "No checkpoint refused." in run_cli("registry", "--dir", directory,
                                                "witness", "refusals").output
 
