@@ -18,7 +18,7 @@ Pure: no IO, no clock.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
@@ -111,6 +111,18 @@ def load_agreement_terms(data: Any) -> AgreementTerms:
         raise PolicyError("until", f"{until!r} is not a date like 2027-06-30") from e
     terms = load_terms({k: data[k] for k in _POLICY_KEYS if k in data})
     return AgreementTerms(provider, dataset, until_date, terms)
+
+
+def narrower_tiers(requested: str, offered: Iterable[str]) -> list[str]:
+    """The tiers a counter-offer to ``requested`` may name: it, then those below it.
+
+    ``offered``: the policy's tiers. Only :data:`TIER_ORDER` tiers can move
+    down; a request for another tier can be answered only with that tier.
+    """
+    if requested not in TIER_ORDER:
+        return [requested]
+    below = TIER_ORDER[:TIER_ORDER.index(requested)]
+    return [requested, *(t for t in reversed(below) if t in set(offered))]
 
 
 def check_narrowing(new: Mapping[str, Any], old: Mapping[str, Any]) -> None:

@@ -11,6 +11,7 @@ minting a token for an agreement the provider never approved.
 from __future__ import annotations
 
 import base64
+import csv
 import dataclasses
 import io
 import json
@@ -521,3 +522,31 @@ def test_request_list_keeps_ids_whole_and_speaks_json_and_csv(provider_ready: Fe
     lines = ok(fed.node("ru-lotl", "request", "list", "--offline", "--format", "csv"))
     assert lines.splitlines()[0] == "id,role,other party,dataset,tier,state,until"
     assert any(line.startswith(f"{agreement},requester,cn-ntlnp,") for line in lines.splitlines())
+
+
+def test_the_owner_tries_a_decision_from_the_cli_before_signing_it(
+        provider_ready: Federation, tmp_path: Path, camtrap_example: Path) -> None:
+    fed = provider_ready
+    agreement = agreement_id(ok(request(fed)))
+    ok(fed.node("cn-ntlnp", "sync"))
+    foxes = tmp_path / "foxes.yaml"
+    foxes.write_text(yaml.safe_dump({"taxa": ["Vulpes vulpes"]}))
+    tried = ok(fed.node("cn-ntlnp", "decide", agreement, "approve", "--narrow-terms", foxes,
+                        "--dry-run"))
+    # Computed from the source: the example's fox records (none withheld or embargoed).
+    with (camtrap_example / "observations.csv").open(encoding="utf-8", newline="") as fh:
+        expected = sum(o["scientificName"] == "Vulpes vulpes" for o in csv.DictReader(fh))
+    assert "What approval would release" in tried and "tier generalized for ru-lotl" in tried
+    assert re.search(rf"observations\s+│\s+{expected}\b", tried), tried
+    assert "Nothing was signed (--dry-run)" in tried
+    whole = ok(fed.node("cn-ntlnp", "decide", agreement, "approve", "--dry-run"))
+    assert not re.search(rf"observations\s+│\s+{expected}\s", whole)  # all taxa: more rows
+    assert "REQUESTED" in ok(fed.node("cn-ntlnp", "request", "show", agreement, "--offline"))
+
+    wider = tmp_path / "wider.yaml"
+    wider.write_text(yaml.safe_dump({"tier": "full"}))
+    assert "cannot narrow" in fail(fed.node("cn-ntlnp", "decide", agreement, "approve",
+                                            "--narrow-terms", wider, "--dry-run"))
+    assert "give --reason" in fail(fed.node("cn-ntlnp", "decide", agreement, "approve"))
+    assert "its provider decides it" in fail(fed.node("ru-lotl", "decide", agreement,
+                                                      "approve", "--dry-run"))

@@ -12,6 +12,7 @@ import yaml
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Column, Table
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 
 from corridor.cli_context import ServiceContext, service_context
@@ -33,6 +34,7 @@ from node.exchange.registry_client import RegistryClient, RegistryError, client_
 from node.exchange.trust_store import TrustStore, TrustUnavailable
 from node.models import Agreement as AgreementRow
 from node.settings import NodeSettings
+from policies.agreement_terms import check_narrowing
 from policies.agreements import ACTIVE, APPROVED, REQUESTED, AgreementError
 from policies.errors import PolicyError
 from policies.policy import PURPOSES
@@ -285,11 +287,22 @@ def _act(session: Session, settings: NodeSettings, agreement_id: str, action: st
 @click.option("--narrow-terms", "narrow_file",
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Approve with these narrower terms (YAML or JSON; the requester must accept).")
-@click.option("--reason", required=True, help="Why (recorded, signed, shown to the requester).")
+@click.option("--reason", default=None,
+              help="Why (recorded, signed, shown to the requester); required unless --dry-run.")
+@click.option("--dry-run", is_flag=True,
+              help="Print the plan and the rows per resource this decision would release; "
+                   "sign nothing.")
 @click.pass_context
 def decide(ctx: click.Context, agreement_id: str, decision: str, narrow_file: Path | None,
-           reason: str) -> None:
-    """Approve or refuse a request addressed to this node."""
+           reason: str | None, dry_run: bool) -> None:
+    """Approve or refuse a request addressed to this node.
+
+    Try it first with --dry-run (and --narrow-terms): the plan and the rows
+    per resource are printed, as on the request page, and nothing is signed.
+    """
+    if not dry_run and not (reason and reason.strip()):
+        fail("give --reason: it is signed into the agreement's history and shown to the "
+             "requester (or use --dry-run to see what the decision would release)")
     settings = node_context(ctx).settings
     terms: dict[str, Any] | None = None
     if narrow_file is not None:
@@ -310,6 +323,9 @@ def decide(ctx: click.Context, agreement_id: str, decision: str, narrow_file: Pa
         if terms is not None:
             terms = {**current.terms, **terms}
         action = "refuse" if decision == "refuse" else ("narrow" if terms else "approve")
+        if dry_run:
+            _dry_run(session, ctx, current, terms, action)
+            return
         row = _act(session, settings, agreement_id, action, terms=terms, reason=reason)
         status = _tell_registry(session, settings, row)
         verb = {"approve": "Approved", "narrow": "Approved with narrowed terms",
@@ -317,6 +333,30 @@ def decide(ctx: click.Context, agreement_id: str, decision: str, narrow_file: Pa
         out.print(f"{verb}: {agreement_id} is now [bold]{row.state}[/] ({status}).")
         if action != "refuse":
             show_preview(session, ctx, row)
+
+
+def _dry_run(session: Session, ctx: click.Context, current: AgreementRow,
+             terms: dict[str, Any] | None, action: str) -> None:
+    """Print what ``action`` (with ``terms`` if narrowing) would release; change nothing."""
+    if current.provider != node_context(ctx).settings.member_id:
+        fail(f"{current.id} is this node's own request; its provider decides it")
+    if action == "refuse":
+        out.print(f"Refusing {current.id} would release nothing. Nothing was signed "
+                  "(--dry-run).")
+        return
+    candidate = current
+    if terms is not None:
+        try:
+            check_narrowing(terms, current.terms)
+        except PolicyError as e:
+            fail(f"cannot narrow {current.id}: {e}")
+        # A copy outside the session: the stored agreement keeps its terms.
+        candidate = AgreementRow(**{a.key: getattr(current, a.key)
+                                    for a in sa_inspect(AgreementRow).column_attrs})
+        candidate.terms = terms
+    show_preview(session, ctx, candidate)
+    out.print(f"Nothing was signed (--dry-run). To {action}: the same command with --reason "
+              "and without --dry-run.")
 
 
 @click.command("revoke")

@@ -55,6 +55,7 @@ from node.models import Agreement as AgreementRow
 from node.models import User
 from node.settings import NodeSettings, current_settings, current_signing_key
 from node.web.users import ACCOUNTS, LOG_READERS, can_decide, can_read_log
+from policies.agreement_terms import narrower_tiers
 from policies.agreements import ACTIVE, APPROVED, PROVIDER, REQUESTED, REQUESTER, Agreement
 from policies.errors import PolicyError
 from policies.policy import Policy, Tier
@@ -386,12 +387,12 @@ def _render_request(agreement_id: str, *, error: str | None = None, status: int 
     row = _agreement_or_404(session, agreement_id, settings.member_id)
     agreement: Agreement = restore(session, row)
     provider_side = row.provider == settings.member_id
+    requested = agreement.events[0].terms or row.terms
     context: dict[str, Any] = {
         "row": row, "events": agreement.events, "error": error,
         "justification": agreement.events[0].reason,
         "provider_side": provider_side,
-        "requested": terms_rows(agreement.events[0].terms or row.terms,
-                                row.requested_at.date()),
+        "requested": terms_rows(requested, row.requested_at.date()),
         "current": terms_rows(row.terms, row.requested_at.date()),
         "narrowed": row.terms != agreement.events[0].terms,
         "can_answer": provider_side and row.state == REQUESTED,
@@ -405,7 +406,7 @@ def _render_request(agreement_id: str, *, error: str | None = None, status: int 
         # An ended agreement releases nothing: no dry run of its package.
         preview = _preview(session, row, settings) if row.state in IN_PLAY else None
         context.update(policy=policy_rows(policy), preview=preview,
-                       tiers=sorted(set(policy.tiers) | {str(row.terms.get("tier"))}),
+                       tiers=narrower_tiers(str(requested.get("tier")), policy.tiers),
                        narrow=narrow_values(row.terms, form))
     return render_template("request.html", **context), status
 

@@ -325,6 +325,21 @@ def test_request_page_shows_terms_policy_plan_and_row_estimate(
     assert "History" in page and "request" in page
 
 
+def test_the_narrow_form_offers_no_tier_wider_than_the_request(
+        client: FlaskClient, node: NodeSettings) -> None:
+    with database(node) as session:
+        set_policy(session, DATASET, {"tiers": {"aggregate": {"aggregate_only": True},
+                                                "generalized": {},
+                                                "full": {"apply_sensitivity": False}},
+                                      "purposes": ["joint-monitoring"], "partners": ["*"]}, T0)
+        session.commit()
+    file_request(node)  # generalized
+    sign_in(client, "olga")
+    page = text(client.get(f"/requests/{AGREEMENT}"))
+    offered = re.findall(r'<option value="(\w+)"(?: selected)?>\1</option>', page)
+    assert offered == ["generalized", "aggregate"], offered
+
+
 def test_aggregate_tier_has_no_row_package(client: FlaskClient, node: NodeSettings) -> None:
     file_request(node, tier="aggregate")
     sign_in(client, "olga")

@@ -7,7 +7,12 @@ from typing import Any
 
 import pytest
 
-from policies.agreement_terms import TermsNotNarrower, check_narrowing, load_agreement_terms
+from policies.agreement_terms import (
+    TermsNotNarrower,
+    check_narrowing,
+    load_agreement_terms,
+    narrower_tiers,
+)
 from policies.errors import PolicyError
 
 ASKED: dict[str, Any] = {
@@ -90,3 +95,16 @@ def test_counter_offers_that_give_more_are_refused(wider: dict[str, Any], field:
 def test_filters_absent_from_the_request_may_be_added() -> None:
     asked = {k: ASKED[k] for k in ("provider", "dataset", "purpose", "tier", "until")}
     check_narrowing({**asked, "taxa": ["Panthera pardus"], "bbox": [130, 42, 131, 43]}, asked)
+
+
+def test_a_counter_offer_names_the_requested_tier_or_one_below() -> None:
+    policy = ["aggregate", "generalized", "full", "catalogue"]
+    assert narrower_tiers("generalized", policy) == ["generalized", "aggregate"]
+    assert narrower_tiers("full", policy) == ["full", "generalized", "aggregate"]
+    assert narrower_tiers("full", ["generalized", "full"]) == ["full", "generalized"]
+    assert narrower_tiers("aggregate", policy) == ["aggregate"]
+    assert narrower_tiers("catalogue", policy) == ["catalogue"]  # not on the ladder
+    for requested in ("aggregate", "generalized", "full"):
+        for tier in narrower_tiers(requested, policy)[1:]:
+            check_narrowing({**ASKED, "tier": tier}, {**ASKED, "tier": requested})
+
