@@ -26,6 +26,7 @@ from sqlalchemy import Connection, Engine, Table, func, select, update
 from corridor.db import BulkWriter, table_of
 from corridor.errors import CorridorError
 from corridor.wording import article, plural
+from node.data.encodings import BadByte, bad_byte
 from node.data.sources import CountingReader, PackageSource, SourceError
 from node.data.validation import (
     CAMTRAP_RESOURCES,
@@ -131,12 +132,60 @@ class _LineTooLong(Exception):
     pass
 
 
-def _bounded_lines(text: IO[str]) -> Iterator[str]:
-    """Physical lines of at most MAX_LINE_CHARS, so one huge line cannot exhaust memory."""
-    while line := text.readline(MAX_LINE_CHARS + 1):
-        if len(line) > MAX_LINE_CHARS:
-            raise _LineTooLong
-        yield line
+class _NotUTF8(Exception):
+    def __init__(self, where: BadByte) -> None:
+        super().__init__(where.message())
+        self.where = where
+
+
+_BOM = b"\xef\xbb\xbf"
+_BLOCK = 1 << 16
+
+
+def _utf8_lines(binary: IO[bytes]) -> Iterator[str]:
+    """Physical lines of a UTF-8 stream, decoded a block of whole lines at a time.
+
+    A byte that is not UTF-8 raises :class:`_NotUTF8` naming its own line and
+    position (a buffered text reader would fail a whole block early, at the
+    wrong line); a line of more than :data:`MAX_LINE_CHARS` raises
+    :class:`_LineTooLong`, so one huge line cannot exhaust memory.
+    """
+    before = 0  # physical lines before the current block
+    pending = b""
+    first = True
+    while True:
+        chunk = binary.read(_BLOCK)
+        data = pending + chunk
+        if first:
+            data, first = data.removeprefix(_BOM), False
+        if not chunk:  # the end: what is left is the last line, without its newline
+            if not data:
+                return
+            cut = len(data)
+        else:
+            cut = data.rfind(b"\n") + 1
+            if cut == 0:  # no line ends in this block yet
+                if len(data) > 4 * MAX_LINE_CHARS:
+                    raise _LineTooLong
+                pending = data
+                continue
+        block, pending = data[:cut], data[cut:]
+        try:
+            text = block.decode("utf-8")
+        except UnicodeDecodeError as e:
+            start = block.rfind(b"\n", 0, e.start) + 1
+            end = block.find(b"\n", e.start)
+            line = block[start:end if end >= 0 else len(block)]
+            raise _NotUTF8(bad_byte(line, before + block.count(b"\n", 0, start) + 1,
+                                    UnicodeDecodeError("utf-8", line, e.start - start,
+                                                       e.end - start, e.reason))) from None
+        for line_text in text.splitlines(keepends=True):
+            if len(line_text) > MAX_LINE_CHARS:
+                raise _LineTooLong
+            yield line_text
+        before += block.count(b"\n")
+        if not chunk:
+            return
 
 
 def _csv_rows(
@@ -146,12 +195,14 @@ def _csv_rows(
     """Yield (line, header, values) from a UTF-8 CSV stream; decoding problems are logged.
 
     Every byte read is fed to ``digest`` (when given), so the file is hashed in
-    the same single pass that validates it.
+    the same single pass that validates it. A file that is not UTF-8 stops
+    the import there: nothing after the bad byte was read right, so checking
+    on would only bury it under follow-on errors.
+
+    :raises ImportRefused: the file is not UTF-8 (with every problem so far).
     """
     counting = CountingReader(stream, on_bytes, digest)
-    text = io.TextIOWrapper(io.BufferedReader(counting, 1 << 16), encoding="utf-8-sig",
-                            newline="")
-    reader = csv.reader(_bounded_lines(text))
+    reader = csv.reader(_utf8_lines(io.BufferedReader(counting, _BLOCK)))
     try:
         header = next(reader, [])
         if not header:
@@ -161,8 +212,9 @@ def _csv_rows(
             if values:  # csv.DictReader's convention: blank lines are skipped
                 yield reader.line_num, header, values
         counting.drain()
-    except UnicodeDecodeError:
-        log.add(Problem(file, reader.line_num + 1, None, "not valid UTF-8 text"))
+    except _NotUTF8 as e:
+        log.add(Problem(file, e.where.line, None, e.where.message()))
+        raise ImportRefused(log) from None
     except _LineTooLong:
         log.add(Problem(file, reader.line_num + 1, None,
                         f"line longer than {MAX_LINE_CHARS:,} characters"))

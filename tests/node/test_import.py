@@ -224,7 +224,39 @@ def test_ragged_and_non_utf8_rows_refused(
         Importer(engine).import_camtrap(pkg)
     reasons = [p.reason for p in refused.value.problems]
     assert any("row has 2 values, header has 24" in r for r in reasons)
-    assert any("not valid UTF-8" in r for r in reasons)
+    [bad] = [p for p in refused.value.problems if "not UTF-8" in p.reason]
+    rows = (pkg / "observations.csv").read_bytes().count(b"\n")
+    assert (bad.file, bad.row) == ("observations.csv", rows)  # the last line, not line 1
+    assert "byte 0xFF at byte 1 of this line" in bad.reason
+
+
+@pytest.mark.parametrize(("text", "codec", "named"), [
+    ("observation remarquée près de la rivière", "cp1252", "iconv -f WINDOWS-1252"),
+    ("Наблюдение возле реки, леопард", "cp1251", "iconv -f WINDOWS-1251"),
+    ("ツル 出水 観察 ナベヅル", "shift_jis", "iconv -f SHIFT_JIS"),
+    ("黑脸琵鹭 越冬 调查 台湾 曾文溪口", "gb18030", "GB18030 / GBK (Chinese)"),
+])
+def test_a_file_in_a_legacy_code_page_is_named_at_its_line_and_stops_the_import(
+    engine: sa.Engine, example_copy: Callable[[str], Path], text: str, codec: str, named: str
+) -> None:
+    pkg = example_copy(f"legacy-{codec}")
+    path = pkg / "deployments.csv"
+    lines = path.read_text("utf-8").splitlines(keepends=True)
+    # A comment in the last column of the fourth line, saved in the legacy code page.
+    header = lines[0].rstrip("\r\n").split(",")
+    cells = next(csv.reader([lines[3]]))
+    cells[header.index("deploymentComments")] = text
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerow(cells)
+    data = "".join(lines[:3]).encode() + out.getvalue().encode(codec) + "".join(
+        lines[4:]).encode()
+    path.write_bytes(data)
+    with pytest.raises(ImportRefused) as refused:
+        Importer(engine).import_camtrap(pkg)
+    # One problem, where it is: no follow-on errors about the cameras that did not load.
+    [problem] = refused.value.problems
+    assert (problem.file, problem.row) == ("deployments.csv", 4)
+    assert named in problem.reason and "Re-save the file as UTF-8" in problem.reason
 
 
 @pytest.mark.parametrize("path", ["../etc/passwd", "/etc/passwd", "a/../../x.csv"])
