@@ -9,7 +9,16 @@ because every one of them is bad input, never a failure of the engine.
 
 from __future__ import annotations
 
-__all__ = ["PolicyError", "TermsRefused"]
+import difflib
+from collections.abc import Iterable
+
+__all__ = ["PolicyError", "TermsRefused", "did_you_mean"]
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``known``, or ``""`` if none is close."""
+    close = difflib.get_close_matches(name, sorted(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 class PolicyError(ValueError):

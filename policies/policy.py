@@ -13,7 +13,6 @@ every field).
 from __future__ import annotations
 
 import copy
-import difflib
 import hashlib
 import math
 import re
@@ -23,7 +22,7 @@ from types import MappingProxyType
 from typing import Any
 
 from crypto.canonical import canonical_json
-from policies.errors import PolicyError
+from policies.errors import PolicyError, did_you_mean
 from policies.grid import PERIOD_UNITS
 from policies.sensitivity import CATEGORIES, default_profile
 from policies.taxonomy import accepted_name, normalise
@@ -450,7 +449,7 @@ def validate_fields(resource: str, names: Any, where: str, *,
             raise PolicyError(where, f"field names are strings, not {_type(name)}")
         if name not in known:
             raise PolicyError(f"{where}.{name}", f"not a field of {resource}"
-                              + _suggest(name, known))
+                              + did_you_mean(name, known))
         if withholding and name in keys:
             raise PolicyError(f"{where}.{name}", f"is a key linking {resource} to other"
                               " resources and cannot be withheld; offer an aggregate-only"
@@ -537,7 +536,7 @@ def _check_keys(value: Mapping[str, Any], allowed: Iterable[str], where: str,
     prefix = f"{where}." if where else ""
     for key in value:
         if key not in allowed:
-            raise PolicyError(prefix + key, "unknown key" + _suggest(key, allowed)
+            raise PolicyError(prefix + key, "unknown key" + did_you_mean(key, allowed)
                               + "; allowed: " + ", ".join(allowed))
     for key in required:
         if key not in value:
@@ -569,11 +568,6 @@ def _string_set(value: Any, where: str) -> frozenset[str]:
             raise PolicyError(where, f"{item!r} listed twice")
         out.add(item)
     return frozenset(out)
-
-
-def _suggest(name: str, known: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, sorted(known), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 # --- the shipped default --------------------------------------------------------------

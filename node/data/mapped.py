@@ -36,9 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from corridor.errors import CorridorError
+from corridor.yaml_files import YamlFileError, read_yaml_file
 from node.data.validation import DWC_EVENT, DWC_OCCURRENCE, Problem, ProblemLog
 
 __all__ = ["MAPPINGS", "MappedImport", "MappingError", "MappingSpec", "load_mapping",
@@ -153,9 +152,9 @@ def load_mapping(path: Path) -> MappingSpec:
         missing required term, a placeholder naming an unknown code list.
     """
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as e:
-        raise MappingError(f"{path.name}: cannot read the mapping ({e})") from e
+        raw = read_yaml_file(path)
+    except YamlFileError as e:
+        raise MappingError(str(e)) from e
     if not isinstance(raw, dict):
         raise MappingError(f"{path.name}: the mapping must be a YAML mapping")
     unknown = sorted(set(raw) - _KEYS)

@@ -8,11 +8,11 @@ from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
-import yaml
 from sqlalchemy.orm import Session
 
 from corridor.errors import Unavailable
 from corridor.keystore import load_session_secret
+from corridor.yaml_files import YamlFileError, read_yaml_file
 from node.data.datasets import get_dataset
 from node.log.exchange_log import LOG
 from node.models import DatasetPolicy
@@ -30,9 +30,9 @@ class PolicyFileError(Unavailable):
 def read_policy_file(path: Path) -> dict[str, Any]:
     """Parse a YAML or JSON policy file (JSON is YAML) into a mapping."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-        raise PolicyFileError(f"{path}: cannot read the policy ({e})") from e
+        data = read_yaml_file(path)
+    except YamlFileError as e:
+        raise PolicyFileError(str(e)) from e
     if not isinstance(data, dict):
         raise PolicyFileError(f"{path}: a policy must be a mapping at the top level")
     return data

@@ -8,6 +8,7 @@ terms Corridor relies on are specified here.
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import re
@@ -17,6 +18,8 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+from policies.errors import did_you_mean
 
 SCHEMA_DIR = Path(__file__).parent / "camtrap-dp-1.0.2"
 CAMTRAP_RESOURCES = ("deployments", "media", "observations")
@@ -320,14 +323,18 @@ def check_header(
             ok = False
         seen.add(name)
         if strict and name not in known:
-            log.add(Problem(file, 1, name, f"unknown column (not in the {spec.name} schema)"))
+            log.add(Problem(file, 1, name, f"unknown column (not in the {spec.name} schema)"
+                            + did_you_mean(name, known)))
             ok = False
         elif not strict and not _TERM_NAME_RE.fullmatch(name):
             log.add(Problem(file, 1, name, "column name is not a Darwin Core term name"))
             ok = False
     for f in spec.fields:
         if f.required and f.name not in seen:
-            log.add(Problem(file, 1, f.name, "required column is missing"))
+            # A near miss in the header is the likely cause ("decimalLatitud").
+            close = difflib.get_close_matches(f.name, sorted(seen - known), n=1)
+            hint = f" (is {close[0]!r} meant to be {f.name!r}?)" if close else ""
+            log.add(Problem(file, 1, f.name, "required column is missing" + hint))
             ok = False
     return ok
 

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-import yaml
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Column, Table
@@ -23,6 +22,7 @@ from corridor.listing import format_option, print_rows
 from corridor.outbound import partner_client
 from corridor.pages import is_development_url
 from corridor.wording import rows_summary
+from corridor.yaml_files import YamlFileError, read_yaml_file
 from crypto.trustlist import TrustList
 from node.exchange.agreement_sync import file_request, push, refresh_one, sync_agreements
 from node.exchange.agreements import STORE, act, local, restore
@@ -309,9 +309,9 @@ def decide(ctx: click.Context, agreement_id: str, decision: str, narrow_file: Pa
         if decision != "approve":
             fail("--narrow-terms goes with approve")
         try:
-            loaded = yaml.safe_load(narrow_file.read_text())
-        except (OSError, yaml.YAMLError) as e:
-            fail(f"cannot read {narrow_file}: {e}")
+            loaded = read_yaml_file(narrow_file)
+        except YamlFileError as e:
+            fail(str(e))
         if not isinstance(loaded, dict):
             fail(f"{narrow_file} must hold a mapping of terms")
         terms = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in loaded.items()}

@@ -208,8 +208,22 @@ def test_unknown_and_missing_columns_refused(
     with pytest.raises(ImportRefused) as refused:
         Importer(engine).import_camtrap(pkg)
     reasons = {(p.field, p.reason) for p in refused.value.problems}
-    assert ("mediaId", "unknown column (not in the media schema)") in reasons
-    assert ("mediaID", "required column is missing") in reasons
+    assert ("mediaId", "unknown column (not in the media schema) "
+                       "(did you mean 'mediaID'?)") in reasons
+    assert ("mediaID", "required column is missing (is 'mediaId' meant to be "
+                       "'mediaID'?)") in reasons
+
+
+def test_a_misspelt_darwin_core_term_is_pointed_at(engine: sa.Engine, arocha: Path,
+                                                   tmp_path: Path) -> None:
+    events = tmp_path / "events.csv"
+    events.write_bytes((arocha / "events.csv").read_bytes().replace(b"eventDate", b"eventdate",
+                                                                      1))
+    with pytest.raises(ImportRefused) as refused:
+        Importer(engine).import_dwc(events, arocha / "occurrences.csv", name="misspelt")
+    [problem] = [p for p in refused.value.problems if p.field == "eventDate"]
+    assert problem.reason == "required column is missing (is 'eventdate' meant to be " \
+                             "'eventDate'?)"
 
 
 def test_ragged_and_non_utf8_rows_refused(
