@@ -64,7 +64,11 @@ from node.data.validation import ProblemLog
 from node.db import upgrade
 from node.exchange.agreements import bounded
 from node.exchange.agreements_cli import COMMANDS as AGREEMENT_COMMANDS
-from node.exchange.agreements_cli import node_context, sync_agreements_command
+from node.exchange.agreements_cli import (
+    node_context,
+    registry_failure,
+    sync_agreements_command,
+)
 from node.exchange.census import census_tables, dataset_census
 from node.exchange.oauth_client import TokenError
 from node.exchange.package import ExportError, dataset_plan, exporter_for
@@ -592,12 +596,7 @@ def sync(ctx: click.Context) -> None:
     try:
         trust_list, changed = sync_trust_list(settings, client)
     except RegistryUnreachable as e:
-        stored = TrustStore(settings.directory).current()
-        if stored is None:
-            fail(f"{e}; no stored trust list")
-        state = "EXPIRED" if stored.is_expired(datetime.now(UTC)) else "still valid"
-        fail(f"{e}; keeping stored trust list version {stored.version}, {state} until "
-             f"{stored.expires_at:%Y-%m-%d %H:%M} UTC")
+        fail(registry_failure(settings, e))
     except (RegistryError, TrustListRejected) as e:
         fail(str(e))
     members = ", ".join(sorted(trust_list.members)) or "none yet"
@@ -655,7 +654,7 @@ def catalog(ctx: click.Context, text: str | None, taxon: str | None, country: st
         result = client.search(q=text, taxon=taxon, country=country, **{"from": date_from},
                                to=date_to, bbox=bbox)
     except (RegistryError, TokenError) as e:
-        fail(str(e))
+        fail(registry_failure(settings, e))
     entries = result.get("entries", [])
     if fmt != "table":
         print_rows([_catalog_row(entry, whole=fmt == "json") for entry in entries],

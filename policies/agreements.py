@@ -108,6 +108,18 @@ def is_past_end(terms: Mapping[str, Any], now: datetime) -> bool:
     return end is not None and now.astimezone(UTC).date() > end
 
 
+def revoked_reason(agreement_id: str, revocation: Event | None, *, actor: str,
+                   at: datetime) -> str:
+    """``agreement X was revoked by M at T UTC: why`` — the one wording of both services.
+
+    ``actor`` and ``at`` stand in when the revocation event is not at hand.
+    """
+    when = revocation.at if revocation else at
+    why = f": {revocation.reason}" if revocation and revocation.reason else ""
+    return (f"agreement {agreement_id} was revoked by "
+            f"{revocation.actor if revocation else actor} at {when:%Y-%m-%d %H:%M} UTC{why}")
+
+
 def event_digest(jws: str) -> str:
     """The link a following event carries to this one."""
     return "sha256:" + hashlib.sha256(jws.encode("ascii")).hexdigest()

@@ -165,12 +165,18 @@ def test_request_narrow_accept_fetch_verify_revoke(provider_ready: Federation,
     assert "revoked by cn-ntlnp" in problem["detail"] and "poaching incident" in problem["detail"]
     assert problem["state"] == "revoked" and problem["revoked_at"].startswith(str(TODAY.year))
     refused = fail(fed.node("ru-lotl", "fetch", agreement, "--out", tmp_path / "third.zip"))
-    assert "revoked" in refused and not (tmp_path / "third.zip").exists()
+    assert not (tmp_path / "third.zip").exists()
+    # The registry's own refusal of a token says when and why, as the README promises.
+    said = " ".join(refused.split())
+    assert re.search(rf"the registry gave no token: agreement {agreement} was revoked by "
+                     rf"cn-ntlnp at {TODAY.year}-\d\d-\d\d \d\d:\d\d UTC: poaching incident",
+                     said), said
     assert "REVOKED" in ok(fed.node("ru-lotl", "request", "show", agreement))
 
 
 @pytest.mark.parametrize(("args", "reason"), [
     (["--dataset", "cn-ntlnp/tigers-1999"], "no catalog entry cn-ntlnp/tigers-1999"),
+    (["--dataset", "leopards-2024"], "name the provider too, as PROVIDER/DATASET"),
     (["--purpose", "education"], "purpose 'education' is not allowed"),
     (["--until", (TODAY + timedelta(days=400)).isoformat()], "days is longer than the policy of"),
     (["--tier", "full"], "tier 'full' is not offered"),
@@ -550,3 +556,17 @@ def test_the_owner_tries_a_decision_from_the_cli_before_signing_it(
     assert "give --reason" in fail(fed.node("cn-ntlnp", "decide", agreement, "approve"))
     assert "its provider decides it" in fail(fed.node("ru-lotl", "decide", agreement,
                                                       "approve", "--dry-run"))
+
+
+def test_a_fetch_while_the_registry_is_down_says_what_that_means(
+        provider_ready: Federation, tmp_path: Path) -> None:
+    fed = provider_ready
+    agreement = make_active(fed, tmp_path)
+    fed.registry.stop()
+    out = tmp_path / "down.zip"
+    said = " ".join(fail(fed.node("ru-lotl", "fetch", agreement, "--out", out)).split())
+    assert "fetch refused" not in said, said  # nobody refused: the registry is not there
+    assert f"the registry at {fed.registry.url} cannot be reached" in said
+    assert "a new token, request or catalog search needs the registry" in said
+    assert not out.exists()
+

@@ -57,6 +57,7 @@ from policies.agreements import (
     is_past_end,
     last_day,
     next_event,
+    revoked_reason,
 )
 from policies.engine import Plan
 from policies.terms import check_terms
@@ -322,10 +323,8 @@ def authorize_fetch(session: Session, *, me: str, claims: AccessClaims, agreemen
     if row.state == REVOKED:
         revocation = restore(session, row).last("revoke")
         at = revocation.at if revocation else row.updated_at
-        why = f": {revocation.reason}" if revocation and revocation.reason else ""
         raise AgreementNotInForce(
-            f"agreement {row.id} was revoked by {revocation.actor if revocation else me} at "
-            f"{at:%Y-%m-%d %H:%M} UTC{why}", state=REVOKED,
+            revoked_reason(row.id, revocation, actor=me, at=row.updated_at), state=REVOKED,
             revoked_at=at.strftime("%Y-%m-%dT%H:%M:%SZ"))
     if row.state != ACTIVE:
         raise AgreementNotInForce(f"agreement {row.id} is {row.state}, not active",

@@ -14,6 +14,7 @@ from rich.table import Column, Table
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 
+from corridor.anchor import AnchorError
 from corridor.cli_context import ServiceContext, service_context
 from corridor.console import err, fail, out
 from corridor.errors import CorridorError
@@ -23,14 +24,20 @@ from corridor.outbound import partner_client
 from corridor.pages import is_development_url
 from corridor.wording import rows_summary
 from corridor.yaml_files import YamlFileError, read_yaml_file
-from crypto.trustlist import TrustList
+from crypto.trustlist import TrustList, TrustListRejected
 from node.exchange.agreement_sync import file_request, push, refresh_one, sync_agreements
 from node.exchange.agreements import STORE, act, local, restore
 from node.exchange.counts_table import counts_table
 from node.exchange.fetch import FetchRefused, fetch_package
 from node.exchange.oauth_client import TokenError
 from node.exchange.preview import preview
-from node.exchange.registry_client import RegistryClient, RegistryError, client_for
+from node.exchange.registry_client import (
+    RegistryClient,
+    RegistryError,
+    RegistryUnreachable,
+    client_for,
+    unreachable,
+)
 from node.exchange.trust_store import TrustStore, TrustUnavailable
 from node.models import Agreement as AgreementRow
 from node.settings import NodeSettings
@@ -52,6 +59,20 @@ def registry_of(settings: NodeSettings) -> RegistryClient:
         return client_for(settings)
     except (RegistryError, KeystoreError) as e:
         fail(str(e))
+
+
+def registry_failure(settings: NodeSettings, error: RegistryError | TokenError) -> str:
+    """What a failed registry call means: an outage explained, or the registry's refusal."""
+    down = isinstance(error, RegistryUnreachable) or (
+        isinstance(error, TokenError) and error.error == "request_failed")
+    if not down:
+        return str(error)
+    try:
+        stored = TrustStore(settings.directory).current()
+    except (AnchorError, TrustListRejected):
+        stored = None
+    cause = error.description if isinstance(error, TokenError) else error
+    return unreachable(settings.registry_url or "?", cause, stored, datetime.now(UTC))
 
 
 def trust_list_of(settings: NodeSettings) -> TrustList:
@@ -147,7 +168,10 @@ def request_create(ctx: click.Context, dataset: str, purpose: str, tier: str, un
                    bbox: str | None, justification: str) -> None:
     """File a request for a partner's dataset at the registry."""
     settings = node_context(ctx).settings
-    provider = dataset.partition("/")[0]
+    provider, slash, name = dataset.partition("/")
+    if not slash or not provider or not name:
+        fail(f"--dataset {dataset}: name the provider too, as PROVIDER/DATASET (e.g. "
+             "cn-ntlnp/leopards-2024); 'corridor node catalog' lists them")
     terms: dict[str, Any] = {"provider": provider, "dataset": dataset, "purpose": purpose,
                              "tier": tier, "until": until}
     if taxa:
@@ -414,9 +438,9 @@ def _sync(session: Session, settings: NodeSettings, *, quiet: bool = False,
                                  datetime.now(UTC))
     except (RegistryError, TokenError) as e:
         if quiet:
-            to.print(f"(registry not asked: {e})")
+            to.print(f"(not synced with the registry: {registry_failure(settings, e)})")
             return
-        fail(str(e))
+        fail(registry_failure(settings, e))
     for agreement_id in report.new_requests:
         row = local(session, agreement_id, settings.member_id)
         to.print(f"New request [bold]{row.id}[/] from {row.requester} for {row.dataset} "

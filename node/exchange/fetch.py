@@ -38,7 +38,7 @@ from crypto.package import content_digest, resource_entries
 from crypto.trustlist import MemberEntry, TrustList
 from node.exchange.agreements import bounded, local
 from node.exchange.oauth_client import TokenError
-from node.exchange.registry_client import RegistryClient
+from node.exchange.registry_client import RegistryClient, RegistryDown, unreachable
 from node.log.exchange_log import LOG
 from node.models import Agreement as AgreementRow
 from node.models import Receipt
@@ -136,6 +136,7 @@ def requested_from(session: Session, client: RegistryClient, trust_list: TrustLi
     :raises NotFound: no such agreement here.
     :raises FetchRefused: this node is its provider, the provider is not an
         active member, or the registry gave no token.
+    :raises RegistryDown: the registry cannot be reached for the token.
     """
     row = local(session, agreement_id, client.member_id)
     if row.requester != client.member_id:
@@ -147,6 +148,9 @@ def requested_from(session: Session, client: RegistryClient, trust_list: TrustLi
     try:
         return row, provider, token(row.provider, agreement_id)
     except TokenError as e:
+        if e.error == "request_failed":
+            raise RegistryDown(unreachable(client.url, e.description, trust_list,
+                                           client.clock())) from e
         raise FetchRefused(f"the registry gave no token: {e.description or e.error}") from e
 
 

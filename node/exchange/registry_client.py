@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from corridor.errors import Unavailable
 from corridor.keystore import load_signing_key
 from crypto.canonical import canonical_json
 from crypto.jws import sign_compact
@@ -27,6 +28,7 @@ from crypto.tokens import (
     REGISTRY_AUDIENCE,
     WITNESS_SCOPE,
 )
+from crypto.trustlist import TrustList
 from node.exchange.oauth_client import TokenClient
 from node.settings import NodeSettings
 
@@ -52,6 +54,32 @@ class RegistryError(Exception):
 
 class RegistryUnreachable(RegistryError):
     """The registry could not be reached at all."""
+
+
+class RegistryDown(Unavailable):
+    """A call needs the registry (a token, the catalog), and it cannot be reached."""
+
+    title = "Registry unreachable"
+
+
+def unreachable(url: str, cause: object, trust_list: TrustList | None, now: datetime) -> str:
+    """What a registry outage means for this node, in words (``cause``: the network error).
+
+    Agreements in force keep working while the stored trust list is valid: a
+    provider checks partners' tokens against it. What needs the registry —
+    a new token, a request, the catalog — waits until it is back.
+    """
+    why = str(cause).rsplit("] ", 1)[-1].strip().rstrip(")") or "no answer"
+    text = f"the registry at {url} cannot be reached ({why})"
+    if trust_list is None:
+        return f"{text}, and this node has no trust list yet: try again when it is back"
+    until = f"{trust_list.expires_at:%Y-%m-%d %H:%M} UTC"
+    if trust_list.is_expired(now):
+        return (f"{text}, and this node's trust list (version {trust_list.version}) expired "
+                f"on {until}: it refuses partners' tokens until it can fetch a new one")
+    return (f"{text}. Agreements in force keep working at this node until its trust list "
+            f"(version {trust_list.version}) expires on {until}; a new token, request or "
+            "catalog search needs the registry: try again when it is back")
 
 
 class RegistryClient:

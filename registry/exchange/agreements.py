@@ -33,12 +33,15 @@ from crypto.keys import KeySet
 from policies.agreement_terms import load_agreement_terms
 from policies.agreements import (
     ACTIVE,
+    REVOKED,
     Agreement,
     AgreementError,
     Event,
     extend,
     is_past_end,
     last_day,
+    restore_stored_history,
+    revoked_reason,
 )
 from policies.errors import PolicyError
 from registry.exchange.catalog import get_entry
@@ -210,8 +213,11 @@ def fetchable(session: Session, agreement_id: str, *, client: str, provider: str
     row = STORE.get(session, agreement_id)
     if row is None or row.requester != client or row.provider != provider:
         return "no such agreement between you and this provider"
+    if row.state == REVOKED:
+        revocation = restore_stored_history(STORE.history(session, row.id)).last("revoke")
+        return revoked_reason(agreement_id, revocation, actor=row.provider, at=row.updated_at)
     if row.state != ACTIVE:
-        return f"agreement {agreement_id} is {row.state}"
+        return f"agreement {agreement_id} is {row.state}, not active"
     if is_past_end(row.terms, now):
         return f"agreement {agreement_id} expired after {last_day(row.terms)}"
     return None

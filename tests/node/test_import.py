@@ -340,3 +340,14 @@ def test_progress_reports_every_byte(engine: sa.Engine, arocha: Path) -> None:
     assert totals == [size]
     assert sum(seen) == size
     assert io  # keep the import used by helpers above
+
+
+def test_the_readme_lists_every_darwin_core_term_the_import_requires_or_checks() -> None:
+    from node.data.validation import DWC_EVENT, DWC_OCCURRENCE
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text("utf-8")
+    section = readme.split("<!-- dwc-terms -->", 1)[1].split("\n\n", 1)[0]
+    for spec in (DWC_EVENT, DWC_OCCURRENCE):
+        for field in spec.fields:
+            if field.required or field.type != "string" or field.enum or field.pattern:
+                assert f"`{field.name}`" in section, field.name
