@@ -364,6 +364,17 @@ def utc(value: datetime | None) -> str:
     return "" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+@ui.app_template_filter("checked")
+def checked(value: datetime | None) -> str:
+    """When a copy was last checked against the registry, and how long ago, in words."""
+    if value is None:
+        return "not yet checked with the registry"
+    minutes = int((now() - value).total_seconds() // 60)
+    ago = ("just now" if minutes < 1 else f"{minutes} min ago" if minutes < 120
+           else f"{minutes // 60} h ago" if minutes < 48 * 60 else f"{minutes // 1440} days ago")
+    return f"as checked with the registry {utc(value)} ({ago})"
+
+
 # --- the exchange log page ------------------------------------------------------
 
 

@@ -58,6 +58,7 @@ from node.exchange.census_cli import run_census
 from node.exchange.fetch import FetchRefused, fetch_package
 from node.exchange.joint_cli import run_joint_count
 from node.exchange.joint_output import write_csv, write_geojson, write_individuals, write_map
+from node.exchange.refresher import start_refresher
 from node.exchange.registry_client import RegistryClient, client_for
 from node.log.witness import COSIGNED, checkpoint_and_submit
 from node.settings import NodeSettings, load_settings
@@ -529,6 +530,11 @@ def running_pages(fed: Federation) -> list[str]:
 
 
 def _serve_until_interrupted(fed: Federation) -> None:
+    # As 'corridor node serve' does: each node refreshes its trust list, pulls and
+    # pushes agreement events every minute and checkpoints its log, so the pages
+    # keep showing what the registry holds.
+    refreshers = [stop for settings in fed.nodes.values()
+                  if (stop := start_refresher(settings)) is not None]
     out.rule("[bold]Still running (Ctrl-C stops everything)")
     for line in running_pages(fed):
         out.print(line, soft_wrap=True, markup=False)
@@ -537,6 +543,9 @@ def _serve_until_interrupted(fed: Federation) -> None:
             time.sleep(3600)
     except KeyboardInterrupt:
         out.print("\nStopping.")
+    finally:
+        for stop in refreshers:
+            stop.set()
 
 
 def _summary(fed: Federation, seconds: float) -> None:

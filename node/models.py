@@ -272,6 +272,8 @@ class Agreement(AgreementColumns, Base):
     role: Mapped[str] = mapped_column(String(16))  # this node's role: provider | requester
     # How many of the events the registry is known to hold (the rest wait for the next push).
     pushed: Mapped[int] = mapped_column(Integer, default=0)
+    # When this copy was last checked against the registry's (None: never).
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class AgreementEvent(AgreementEventColumns, Base):

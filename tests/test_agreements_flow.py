@@ -27,6 +27,7 @@ import httpx
 import pytest
 import yaml
 
+from corridor.db import make_engine, make_session_factory
 from corridor.keystore import load_signing_key
 from corridor.package_reader import verify_package
 from crypto.tokens import issue_access_token, new_jti
@@ -35,6 +36,7 @@ from node.exchange.refresher import exchange_agreements, start_refresher
 from node.exchange.registry_client import client_for
 from node.exchange.trust_store import TrustStore
 from node.settings import load_settings as load_node_settings
+from node.web.users import add_user
 from policies.agreements import verify_document
 from registry.settings import load_settings as load_registry_settings
 from tests.conftest import fail, ok
@@ -570,3 +572,61 @@ def test_a_fetch_while_the_registry_is_down_says_what_that_means(
     assert "a new token, request or catalog search needs the registry" in said
     assert not out.exists()
 
+
+
+def test_a_fetch_right_after_accepting_is_served_without_waiting_for_the_poll(
+        provider_ready: Federation, tmp_path: Path) -> None:
+    fed = provider_ready
+    agreement = agreement_id(ok(request(fed)))
+    ok(fed.node("cn-ntlnp", "sync"))
+    ok(fed.node("cn-ntlnp", "decide", agreement, "approve", "--reason", "agreed"))
+    early = " ".join(fail(fed.node("ru-lotl", "fetch", agreement, "--out",
+                                   tmp_path / "early.zip")).split())
+    assert "is approved, not active" in early  # the requester has not accepted yet
+
+    assert "active" in ok(fed.node("ru-lotl", "request", "accept", agreement))
+    # No 'sync' at cn-ntlnp: the token's arrival makes it ask the registry there and then.
+    fetched = ok(fed.node("ru-lotl", "fetch", agreement, "--out", tmp_path / "now.zip"))
+    assert "Fetched and verified" in fetched
+    shown = ok(fed.node("cn-ntlnp", "request", "show", agreement, "--offline"))
+    assert "ACTIVE" in shown and "accept" in shown  # the acceptance, verified and stored
+
+
+
+PARTNER_PASSWORD = "a partner's long password"
+
+
+def _page(base: str, user: str, path: str) -> str:
+    """``path`` on a node's pages, signed in as ``user``, whitespace folded."""
+    with httpx.Client(base_url=base, timeout=30) as http:
+        login = http.get("/login").text
+        token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', login)
+        assert token
+        signed_in = http.post("/login", data={"csrf_token": token.group(1), "username": user,
+                                               "password": PARTNER_PASSWORD})
+        assert signed_in.status_code in (302, 303), signed_in.text[:300]
+        return " ".join(http.get(path).text.split())
+
+
+def test_the_partner_pages_show_the_state_last_checked_and_when(
+        provider_ready: Federation, tmp_path: Path) -> None:
+    fed = provider_ready
+    agreement = make_active(fed, tmp_path)
+    settings = load_node_settings(fed.nodes["ru-lotl"])
+    engine = make_engine(settings.database_url)
+    with make_session_factory(engine)() as session:
+        add_user(session, "lena", PARTNER_PASSWORD, "owner", now=datetime.now(UTC))
+        session.commit()
+    engine.dispose()
+    base = fed.servers["ru-lotl"].url
+    page = _page(base, "lena", f"/requests/{agreement}")
+    assert re.search(r'state-active">active</span></h1> <p class="muted checked">State as '
+                     r"checked with the registry \d{4}-\d\d-\d\d \d\d:\d\d UTC \(just now\)",
+                     page), page[:2000]
+    ok(fed.node("cn-ntlnp", "revoke", agreement, "--reason", "poaching incident"))
+    # Until ru-lotl syncs, its page says what it last checked, and when.
+    assert 'state-active">active' in _page(base, "lena", f"/requests/{agreement}")
+    exchange_agreements(settings, client_for(settings))  # what the refresher does each minute
+    page = _page(base, "lena", "/agreements")
+    assert 'state-revoked">revoked</span><br><span class="muted checked">as checked with ' \
+           "the registry" in page

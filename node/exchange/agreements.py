@@ -46,6 +46,7 @@ from node.models import Dataset
 from policies.agreement_terms import AgreementTerms, load_agreement_terms
 from policies.agreements import (
     ACTIVE,
+    APPROVED,
     PROVIDER,
     REQUESTER,
     REVOKED,
@@ -134,7 +135,8 @@ def store_view(session: Session, view: Mapping[str, Any], *, me: str,
     Events this node already holds must match the registry's byte for byte;
     new ones are verified with ``keys_for`` before they are stored (and
     logged, in the caller's transaction). Events this node signed and has
-    not pushed yet are kept.
+    not pushed yet are kept. ``verified_at`` records ``now``: the pages say
+    how fresh the state they show is.
 
     :raises AgreementError: the registry's history contradicts this node's,
         or an event does not verify.
@@ -148,10 +150,11 @@ def store_view(session: Session, view: Mapping[str, Any], *, me: str,
         raise AgreementError("events", f"the registry's history of {row.id if row else '?'} "
                                        "differs from this node's")
     if len(remote) <= len(held):
-        if row is not None and row.pushed < len(remote):
-            row.pushed = len(remote)
         if row is None:
             raise AgreementError("events", "the registry sent an agreement without events")
+        if row.pushed < len(remote):
+            row.pushed = len(remote)
+        row.verified_at = now
         return row, False
     before = restore(session, row) if row is not None else None
     agreement = extend(before, remote[len(held):], keys_for=keys_for)
@@ -160,6 +163,7 @@ def store_view(session: Session, view: Mapping[str, Any], *, me: str,
         raise AgreementError("actor", f"{me} is not a party to {agreement.id}")
     role = PROVIDER if agreement.provider == me else REQUESTER
     saved: AgreementRow = STORE.save(session, agreement, now, role=role, pushed=len(remote))
+    saved.verified_at = now
     log_agreement_events(session, agreement, len(held), me=me, now=now)
     return saved, True
 
@@ -307,8 +311,14 @@ def pending_push(session: Session, me: str) -> list[AgreementRow]:
 
 
 def authorize_fetch(session: Session, *, me: str, claims: AccessClaims, agreement_id: str,
-                    now: datetime) -> AgreementRow:
+                    now: datetime, catch_up: Callable[[str], None] | None = None
+                    ) -> AgreementRow:
     """The agreement a verified fetch token may use here, or the reason it may not.
+
+    ``catch_up(agreement_id)`` pulls the agreement's events from the registry
+    now: a valid token for an agreement this node holds as approved means the
+    requester has most likely just accepted, and the partner should not wait
+    for the next poll. The acceptance is verified like any synced event.
 
     :raises NotFound: not an agreement of this node with the token's subject
         (another member's agreement is not confirmed to exist).
@@ -320,12 +330,20 @@ def authorize_fetch(session: Session, *, me: str, claims: AccessClaims, agreemen
         raise NotFound(f"no agreement {agreement_id[:80]} with {claims.subject}")
     if claims.extra.get("agreement") != agreement_id:
         raise WrongAgreement("this token was issued for another agreement")
+    if row.state == APPROVED and catch_up is not None:
+        catch_up(agreement_id)
+        row = STORE.get(session, agreement_id)
+        assert row is not None
     if row.state == REVOKED:
         revocation = restore(session, row).last("revoke")
         at = revocation.at if revocation else row.updated_at
         raise AgreementNotInForce(
             revoked_reason(row.id, revocation, actor=me, at=row.updated_at), state=REVOKED,
             revoked_at=at.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    if row.state == APPROVED:
+        raise AgreementNotInForce(f"agreement {row.id} is approved, not active: the requester "
+                                  "has not accepted it, or the registry could not be asked "
+                                  "whether it has", state=row.state)
     if row.state != ACTIVE:
         raise AgreementNotInForce(f"agreement {row.id} is {row.state}, not active",
                                   state=row.state)

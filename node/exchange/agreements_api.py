@@ -42,7 +42,8 @@ from crypto.tokens import FETCH_SCOPE, AccessClaims
 from node.data.policy_store import PolicyFileError, cursor_key
 from node.data.schemas import PackageQuerySchema
 from node.db import db
-from node.exchange.agreements import authorize_fetch, bounded, log_refusal, log_served, plan_for
+from node.exchange.agreement_calls import in_force
+from node.exchange.agreements import bounded, log_refusal, log_served, plan_for
 from node.exchange.auth import MissingScope, authorize, confirm_active
 from node.exchange.package import (
     CamtrapExporter,
@@ -194,8 +195,7 @@ class AgreementPackage(MethodView):
             raise
         since = query.get("since")
         try:
-            row = authorize_fetch(session, me=settings.member_id, claims=claims,
-                                  agreement_id=agreement_id, now=current)
+            row = in_force(session, claims, agreement_id, current)
             confirm_active(claims)  # a token revoked at the registry stops here (fail closed)
             try:
                 dataset, plan, _ = plan_for(session, row, keys_dir=settings.keys_dir,

@@ -24,8 +24,8 @@ from corridor.web import limit_body
 from crypto.canonical import canonical_json
 from crypto.tokens import COUNTS_SCOPE
 from node.db import db
-from node.exchange.agreement_calls import authorized, refusals_logged
-from node.exchange.agreements import authorize_fetch, plan_for
+from node.exchange.agreement_calls import authorized, in_force, refusals_logged
+from node.exchange.agreements import plan_for
 from node.exchange.auth import confirm_active
 from node.exchange.census import dataset_census, sign_census
 from node.exchange.counts_api import QueryInvalid
@@ -71,8 +71,7 @@ class AgreementCensus(MethodView):
                 window = CensusWindow.parse(data["window"])
             except CensusError as e:
                 raise QueryInvalid(str(e)) from e
-            row = authorize_fetch(session, me=settings.member_id, claims=claims,
-                                  agreement_id=agreement_id, now=current)
+            row = in_force(session, claims, agreement_id, current)
             confirm_active(claims)
             dataset, plan, _ = plan_for(session, row, keys_dir=settings.keys_dir, now=current)
             if dataset.profile == PROFILE_CAMTRAP:

@@ -30,7 +30,7 @@ from corridor.web import limit_body
 from crypto.canonical import canonical_json
 from crypto.tokens import COUNTS_SCOPE
 from node.db import db
-from node.exchange.agreement_calls import authorized, refusals_logged
+from node.exchange.agreement_calls import authorized, in_force, refusals_logged
 from node.exchange.agreements import authorize_fetch, plan_for
 from node.exchange.auth import confirm_active
 from node.exchange.counts import (
@@ -142,8 +142,7 @@ class AgreementCounts(MethodView):
         query = query_from(data)
         with refusals_logged(session, claims, agreement_id=agreement_id, kind="counts.refused",
                              now=current):
-            row = authorize_fetch(session, me=settings.member_id, claims=claims,
-                                  agreement_id=agreement_id, now=current)
+            row = in_force(session, claims, agreement_id, current)
             confirm_active(claims)
             try:
                 dataset, plan, _ = plan_for(session, row, keys_dir=settings.keys_dir,

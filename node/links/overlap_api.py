@@ -22,8 +22,8 @@ from corridor.keystore import public_keys
 from corridor.web import limit_body
 from crypto.tokens import OVERLAP_SCOPE
 from node.db import db
-from node.exchange.agreement_calls import authorized, refusals_logged
-from node.exchange.agreements import authorize_fetch, plan_for
+from node.exchange.agreement_calls import authorized, in_force, refusals_logged
+from node.exchange.agreements import plan_for
 from node.exchange.auth import confirm_active
 from node.exchange.counts import tier_of
 from node.exchange.trust_store import current_trust_store
@@ -66,8 +66,7 @@ class AgreementOverlap(MethodView):
                             kind="overlap.refused", now=current)
         with refusals_logged(session, claims, agreement_id=agreement_id,
                              kind="overlap.refused", now=current):
-            row = authorize_fetch(session, me=settings.member_id, claims=claims,
-                                  agreement_id=agreement_id, now=current)
+            row = in_force(session, claims, agreement_id, current)
             confirm_active(claims)
             dataset, plan, _ = plan_for(session, row, keys_dir=settings.keys_dir, now=current)
             field = tier_of(session, dataset.name, plan).private_overlap
