@@ -72,6 +72,7 @@ from node.exchange.agreements_cli import (
 from node.exchange.census import census_tables, dataset_census
 from node.exchange.oauth_client import TokenError
 from node.exchange.package import ExportError, dataset_plan, exporter_for
+from node.exchange.packages_cli import packages
 from node.exchange.refresher import start_refresher
 from node.exchange.registry_client import (
     RegistryClient,
@@ -826,5 +827,5 @@ def census_cmd(ctx: click.Context, dataset_name: str, taxa: tuple[str, ...], yea
     out.print(census_tables(result))
 
 
-for _command in (*AGREEMENT_COMMANDS, users, log_group, links, overlap):
+for _command in (*AGREEMENT_COMMANDS, users, log_group, links, overlap, packages):
     node.add_command(_command)

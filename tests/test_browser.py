@@ -1,5 +1,5 @@
-"""The node's pages in a real browser: the owner narrows a request and revokes the
-agreement; an auditor filters the exchange log.
+"""The node's pages in a real browser: the owner sees the map of a request, narrows it and
+revokes the agreement; an auditor filters the exchange log; an owner reads it as sentences.
 
 Drives Debian's chromium through Playwright against the node served over
 HTTP on loopback, clicking and typing as a person would. Screenshots (the
@@ -161,6 +161,11 @@ def open_request(page: Page) -> None:
     expect(page.locator("blockquote")).to_contain_text("Foxes and martens cross the border")
     expect(page.get_by_text("What approval would release")).to_be_visible()
     expect(page.get_by_role("cell", name="observations")).to_be_visible()
+    # The map of the cameras as stored and as released, drawn by the node itself.
+    picture = page.get_by_role("img", name=re.compile(r"^Map of ru-lotl.camtrap"))
+    picture.scroll_into_view_if_needed()
+    expect(picture).to_be_visible()
+    assert picture.evaluate("img => img.complete && img.naturalWidth") == 700
 
 
 def narrow_and_approve(page: Page, until: str) -> None:

@@ -176,3 +176,24 @@ def test_a_tampered_package_is_neither_converted_nor_valid(
     _rewrite(package, broken, "observations.csv", bad_count)
     problems = frictionless_errors(broken)
     assert any("type-error" in p and "many" in p for p in problems), problems
+
+
+def test_the_partner_sees_what_a_package_holds_and_where(
+        received: tuple[Federation, Path], tmp_path: Path) -> None:
+    fed, package = received
+    picture = tmp_path / "released.png"
+    said = " ".join(ok(fed.node("ru-lotl", "packages", "show", package, "--map",
+                                picture)).split())
+    with zipfile.ZipFile(package) as zf:
+        cameras = list(csv.DictReader(io.StringIO(zf.read("deployments.csv").decode())))
+    places = {(c["latitude"], c["longitude"]) for c in cameras}
+    assert "verified: signed by cn-ntlnp" in said and "tier generalized" in said
+    assert f"positions rounded to 0.1°, {len(places)} distinct" in said
+    lats = [float(c["latitude"]) for c in cameras]
+    assert f"area {min(lats):.3f} .. {max(lats):.3f} N" in said
+    png = picture.read_bytes()
+    assert png.startswith(b"\x89PNG") and int.from_bytes(png[16:20], "big") == 700
+    tampered = tmp_path / "tampered.zip"
+    _rewrite(package, tampered, "deployments.csv", lambda data: data.replace(b"43.", b"44.", 1))
+    assert "does not verify" in fail(fed.node("ru-lotl", "packages", "show", tampered))
+

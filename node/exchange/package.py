@@ -882,6 +882,10 @@ class DwcExporter:
                 kept.append(terms)
         return kept, starts, applied
 
+    def released_events(self) -> list[dict[str, Any]]:
+        """The event rows this export would release (generalized), for maps and previews."""
+        return self._events()[0]
+
     def _occurrences(self, out: ByteSink, starts: Mapping[str, datetime | None]
                      ) -> tuple[int, dict[str, int]]:
         plan = self.plan

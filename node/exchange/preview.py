@@ -16,16 +16,18 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from corridor.db import table_of
 from corridor.errors import NotFound
 from crypto.keys import SigningKey
 from node.data.policy_store import cursor_key
 from node.exchange.agreements import plan_for
 from node.exchange.counts import count, tier_of
-from node.exchange.package import ExportError, exporter_for
-from node.models import PROFILE_CAMTRAP, Dataset
+from node.exchange.package import CamtrapExporter, ExportError, exporter_for
+from node.exchange.release_map import ReleaseGeometry, withheld_of
+from node.models import PROFILE_CAMTRAP, Dataset, Deployment, Event
 from node.models import Agreement as AgreementRow
 from policies.counts import BIRD_METRICS, CAMTRAP_METRICS, MAX_TAXA, Query
 from policies.engine import Plan
@@ -43,7 +45,7 @@ from policies.policy import Tier
 from policies.suppression import Released, derived
 from policies.taxonomy import accepted_name
 
-__all__ = ["Preview", "counts_query", "preview"]
+__all__ = ["Preview", "counts_query", "preview", "release_geometry"]
 
 
 @dataclass
@@ -159,3 +161,48 @@ def counts_query(dataset: Dataset, plan: Plan, tier: Tier) -> Query:
                         else BIRD_METRICS, taxa=taxa, cell_size=cell, unit=unit,
                         first=first, last=last)
     return query
+
+
+def release_geometry(session: Session, engine: Engine, row: AgreementRow, *, keys_dir: Path,
+                     key: SigningKey, provider: str, now: datetime
+                     ) -> tuple[ReleaseGeometry, str]:
+    """Where ``row``'s dataset has its cameras (or sites), and where the plan shows them.
+
+    Returns the geometry and a cache key: the plan's digest and the dataset's
+    version, which together fix every position the map draws.
+
+    :raises PolicyError: the policy no longer allows these terms.
+    :raises NotFound: the dataset is not at this node.
+    """
+    dataset, plan, _ = plan_for(session, row, keys_dir=keys_dir, now=now)
+    camtrap = dataset.profile == PROFILE_CAMTRAP
+    table = table_of(Deployment if camtrap else Event)
+    ids = table.c.deploymentID if camtrap else table.c.eventID
+    lat = table.c.latitude if camtrap else table.c.decimalLatitude
+    lon = table.c.longitude if camtrap else table.c.decimalLongitude
+    with engine.connect() as conn:
+        stored = [(str(i), float(y), float(x)) for i, y, x in conn.execute(
+            select(ids, lat, lon).where(table.c.dataset_id == dataset.id, lat.is_not(None),
+                                        lon.is_not(None)))]
+    geometry = ReleaseGeometry(stored=[(y, x) for _, y, x in stored], area=plan.bbox)
+    digest = f"{plan.digest().removeprefix('sha256:')[:32]}-{dataset.id}-v{dataset.version}"
+    if plan.aggregate_only:
+        return geometry, digest  # counts only: no position leaves
+    exporter = exporter_for(engine, dataset, plan, provider=provider, key=key, now=now,
+                            cursor_key=cursor_key(keys_dir), recipient=row.requester,
+                            agreement=row.id)
+    if isinstance(exporter, CamtrapExporter):
+        prepared = exporter.prepared
+        geometry.released = [(float(d["latitude"]), float(d["longitude"]),
+                              prepared.precisions.get(d["deploymentID"]))
+                             for d in prepared.deployments
+                             if d.get("latitude") is not None and d.get("longitude") is not None]
+        shown = {str(d["deploymentID"]) for d in prepared.deployments}
+    else:
+        events = exporter.released_events()
+        geometry.released = [(float(e["decimalLatitude"]), float(e["decimalLongitude"]), None)
+                             for e in events
+                             if e.get("decimalLatitude") and e.get("decimalLongitude")]
+        shown = {str(e.get("eventID")) for e in events}
+    geometry.withheld = withheld_of(stored, shown)
+    return geometry, digest

@@ -30,6 +30,7 @@ from flask import (
     redirect,
     render_template,
     request,
+    send_file,
     url_for,
 )
 from flask.typing import ResponseReturnValue
@@ -41,6 +42,7 @@ from sqlalchemy.orm import Session
 from corridor import pages
 from corridor.clock import now
 from corridor.errors import CorridorError, NotFound
+from corridor.files import written_whole
 from corridor.keystore import KeystoreError
 from corridor.log_api import current_audit
 from corridor.pages import FormInvalid, PageForm, Site, load_form, page_message
@@ -48,8 +50,9 @@ from node.data.policy_store import get_policy
 from node.db import db
 from node.exchange.agreement_sync import push
 from node.exchange.agreements import STORE, act, local, restore
-from node.exchange.preview import Preview, preview
+from node.exchange.preview import Preview, preview, release_geometry
 from node.exchange.registry_client import RegistryError, client_for
+from node.exchange.release_map import render_png
 from node.log.exchange_log import LOG
 from node.models import Agreement as AgreementRow
 from node.models import User
@@ -306,6 +309,39 @@ def _preview(session: Session, row: AgreementRow, settings: NodeSettings) -> Pre
     """The plan this node would apply, and a dry run of what it would release."""
     return preview(session, db.engine, row, keys_dir=settings.keys_dir,
                    key=current_signing_key(), provider=settings.member_id, now=now())
+
+
+#: Where rendered release maps are kept, under the node directory (one file per
+#: plan digest and dataset version: the map of a plan never changes).
+MAP_CACHE = "cache/maps"
+
+
+@bp.get("/requests/<agreement_id>/map.png")
+def request_map(agreement_id: str) -> ResponseReturnValue:
+    """The owner's map of a request: cameras as stored, as the plan releases them, withheld.
+
+    Only the provider's owners see it (true positions are drawn). Rendered
+    once per plan digest and dataset version, then served from the cache.
+    """
+    settings, session = current_settings(), db.session()
+    row = _agreement_or_404(session, agreement_id, settings.member_id)
+    if row.provider != settings.member_id:
+        abort(404, description="this node provides no data under this agreement")
+    try:
+        geometry, key = release_geometry(session, db.engine, row, keys_dir=settings.keys_dir,
+                                         key=current_signing_key(),
+                                         provider=settings.member_id, now=now())
+    except (PolicyError, CorridorError) as e:
+        abort(404, description=f"no map: {e}")
+    cached = settings.directory / MAP_CACHE / f"{key}.png"
+    if not cached.is_file():
+        cached.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        png = render_png(geometry, title=f"{row.dataset} under {row.id} "
+                                         f"({row.terms.get('tier')} tier)")
+        with written_whole(cached) as part:
+            part.write_bytes(png)
+            part.chmod(0o600)
+    return send_file(cached, mimetype="image/png", max_age=0)
 
 
 def terms_rows(terms: Mapping[str, Any], start: date) -> list[tuple[str, str]]:

@@ -325,6 +325,26 @@ def test_request_page_shows_terms_policy_plan_and_row_estimate(
     assert "History" in page and "request" in page
 
 
+def test_the_request_page_maps_the_cameras_as_stored_and_as_released(
+        client: FlaskClient, node: NodeSettings) -> None:
+    file_request(node)
+    sign_in(client, "olga")
+    page = text(client.get(f"/requests/{AGREEMENT}"))
+    assert f'<img src="/requests/{AGREEMENT}/map.png"' in page
+    first = client.get(f"/requests/{AGREEMENT}/map.png")
+    assert first.status_code == 200 and first.mimetype == "image/png"
+    png = first.get_data()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+    assert (width, height) == (700, 600)
+    cached = list((node.directory / "cache" / "maps").glob("*.png"))
+    assert len(cached) == 1 and cached[0].read_bytes() == png
+    assert oct(cached[0].stat().st_mode & 0o777) == "0o600"  # true positions: owner only
+    assert client.get(f"/requests/{AGREEMENT}/map.png").get_data() == png  # from the cache
+    stranger = client.application.test_client()
+    assert stranger.get(f"/requests/{AGREEMENT}/map.png").status_code == 302  # sign in first
+
+
 def test_the_narrow_form_offers_no_tier_wider_than_the_request(
         client: FlaskClient, node: NodeSettings) -> None:
     with database(node) as session:
