@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from corridor.errors import BadRequest
+
 __all__ = ["YamlFileError", "read_yaml_file"]
 
 #: The parser's wording -> what to tell a person (first match wins).
@@ -32,7 +34,7 @@ _PLAIN = (
 )
 
 
-class YamlFileError(ValueError):
+class YamlFileError(BadRequest, ValueError):
     """A YAML file cannot be read or parsed; the message says where and why."""
 
 
