@@ -165,7 +165,7 @@ def open_request(page: Page) -> None:
     picture = page.get_by_role("img", name=re.compile(r"^Map of ru-lotl.camtrap"))
     picture.scroll_into_view_if_needed()
     expect(picture).to_be_visible()
-    assert picture.evaluate("img => img.complete && img.naturalWidth") == 700
+    assert picture.evaluate("img => img.decode().then(() => img.naturalWidth)") == 700
 
 
 def narrow_and_approve(page: Page, until: str) -> None:
