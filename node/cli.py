@@ -91,6 +91,7 @@ from node.web.users_cli import users
 from policies.census import CensusError, CensusWindow
 from policies.errors import PolicyError
 from policies.policy import DEFAULT_POLICY_DOCUMENT
+from policies.taxonomy import NameSearch, names_for, search_names, vernacular_names
 from policies.terms import load_terms
 
 # A progress bar is drawn only for inputs larger than this (a few thousand rows).
@@ -639,7 +640,10 @@ def publish(ctx: click.Context, dataset: str, tiers: tuple[str, ...], contact: s
 
 @node.command()
 @click.argument("text", required=False)
-@click.option("--taxon", default=None, help="Scientific name (synonyms match too).")
+@click.option("--taxon", default=None,
+              help="A scientific name (its synonyms match too), a genus, family, order or "
+                   "class (the species below it match), or a common name in English, Russian, "
+                   "Chinese, Korean, Japanese or Mongolian (e.g. heron, журавль, 鹭).")
 @click.option("--country", default=None, help="ISO country code of the provider.")
 @click.option("--from", "date_from", default=None, help="Coverage overlaps from this date.")
 @click.option("--to", "date_to", default=None, help="Coverage overlaps up to this date.")
@@ -661,6 +665,9 @@ def catalog(ctx: click.Context, text: str | None, taxon: str | None, country: st
         print_rows([_catalog_row(entry, whole=fmt == "json") for entry in entries],
                    CATALOG_COLUMNS, fmt)
         return
+    wanted = search_names(taxon) if taxon else None
+    if taxon and wanted is not None and wanted.matched:
+        out.print(f"Taxon {taxon.strip()!r} read as {_taxa_meant(wanted.matched)}.\n")
     if not entries:
         out.print("No datasets match.")
         return
@@ -678,11 +685,32 @@ def catalog(ctx: click.Context, text: str | None, taxon: str | None, country: st
                  + (" ..." if len(entry.get("taxa", [])) > 6 else ""),
                  f"  dates    {temporal.get('start') or '?'} .. {temporal.get('end') or '?'}",
                  f"  tiers    {', '.join(entry.get('tiers', []))}"]
+        if wanted is not None:
+            hits = [t for t in entry.get("taxa", []) if _answers(wanted, t)]
+            lines.append(f"  matched  {', '.join(hits[:6]) or '(a synonym)'}"
+                         + (" ..." if len(hits) > 6 else ""))
         if bbox and len(bbox) == 4:
             west, south, east, north = bbox
             lines.append(f"  area     {latitude_range(south, north, 0)}, "
                          f"{longitude_range(west, east, 0)} (whole degrees)")
         out.print("\n".join(lines) + "\n")
+
+
+def _taxa_meant(names: tuple[str, ...], shown: int = 5) -> str:
+    """The backbone taxa a query matched, with an English common name where there is one."""
+    def one(name: str) -> str:
+        common = vernacular_names(name, "en")
+        return f"{common[0]} ({name})" if common else name
+    listed = ", ".join(one(n) for n in names[:shown])
+    return listed + (f" and {plural(len(names) - shown, 'more taxon', 'more taxa')}"
+                     if len(names) > shown else "")
+
+
+def _answers(wanted: NameSearch, name: str) -> bool:
+    """Whether a catalog entry's taxon is one the query asked for."""
+    found = names_for(name)
+    return bool(found & wanted.names) or any(n.startswith(p) for n in found
+                                             for p in wanted.prefixes)
 
 
 #: The columns of ``catalog --format json|csv``.

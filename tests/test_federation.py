@@ -73,6 +73,26 @@ def test_two_nodes_join_publish_and_find_each_other(
     assert "cn-ntlnp/flyway-counts" not in found.output
     by_taxon = node(fed, "ru-lotl", "catalog", "--taxon", "Limosa lapponica")
     assert "cn-ntlnp/flyway-counts" in by_taxon.output
+    # The example says Anas strepera; the IOC name, the genus, family and common names find it.
+    for query in ("Mareca strepera", "Anas strepera", "Mareca", "gadwall", "赤膀鸭", "Mammalia"):
+        shown = node(fed, "cn-ntlnp", "catalog", "--taxon", query)
+        assert "ru-lotl/leopards-2024" in shown.output, (query, shown.output)
+        assert "cn-ntlnp/flyway-counts" not in shown.output, query
+    gadwall = " ".join(node(fed, "cn-ntlnp", "catalog", "--taxon", "Anas strepera").output.split())
+    assert "read as Gadwall (Mareca strepera)" in gadwall, gadwall
+    assert "matched Mareca strepera" in gadwall, gadwall
+    # Kenya's Anas erythrorhyncha and Spatula hottentota are ducks too.
+    ducks = node(fed, "ru-lotl", "catalog", "--taxon", "Anatidae").output
+    assert "cn-ntlnp/flyway-counts" in ducks and "ru-lotl/leopards-2024" in ducks
+    # Herons and spoonbills: both datasets hold some (Ardea cinerea; Platalea alba in Kenya).
+    herons = " ".join(node(fed, "ru-lotl", "catalog", "--taxon", "heron").output.split())
+    assert "ru-lotl/leopards-2024" in herons and "cn-ntlnp/flyway-counts" in herons, herons
+    assert "Grey Heron (Ardea cinerea)" in herons
+    spoonbills = node(fed, "ru-lotl", "catalog", "--taxon", "Platalea").output
+    assert "cn-ntlnp/flyway-counts" in spoonbills and "ru-lotl/leopards-2024" not in spoonbills
+    # A genus outside the backbone still finds its species, by prefix (Kenya's Thalasseus).
+    assert "cn-ntlnp/flyway-counts" in node(fed, "ru-lotl", "catalog", "--taxon",
+                                            "Thalasseus").output
     listed = node(fed, "cn-ntlnp", "catalog", "--country", "RU", "--format", "json")
     [entry] = json.loads(listed.stdout)
     assert entry["id"] == "ru-lotl/leopards-2024" and entry["tiers"] == ["aggregate",

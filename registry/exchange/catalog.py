@@ -32,7 +32,7 @@ from crypto.canonical import canonical_json
 from crypto.errors import InvalidKey, InvalidSignature
 from crypto.jws import verify_compact
 from policies.policy import MAX_DAYS, PURPOSES
-from policies.taxonomy import names_for, normalise
+from policies.taxonomy import names_for, normalise, search_names
 from registry.log.exchange_log import LOG
 from registry.membership.members import active_keys
 from registry.models import MEMBER_ACTIVE, CatalogEntry, CatalogTaxon, Member
@@ -361,9 +361,16 @@ def publish_entry(session: Session, jws: str, *, sender: str, now: datetime) -> 
 # -- reading -------------------------------------------------------------------
 
 
+def _escaped(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def _like_pattern(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
+    return f"%{_escaped(text)}%"
+
+
+def _prefix_pattern(text: str) -> str:
+    return f"{_escaped(text)}%"
 
 
 def _filters(*, text: str | None, taxon: str | None, country: str | None,
@@ -378,9 +385,11 @@ def _filters(*, text: str | None, taxon: str | None, country: str | None,
             (CatalogEntry.member_id + "/" + CatalogEntry.dataset).ilike(pattern, escape="\\"),
         ))
     if taxon:
-        names = names_for(taxon)
-        conditions.append(CatalogEntry.id.in_(
-            select(CatalogTaxon.entry_id).where(CatalogTaxon.name.in_(sorted(names)))))
+        wanted = search_names(taxon)
+        below = [CatalogTaxon.name.like(_prefix_pattern(p), escape="\\")
+                 for p in sorted(wanted.prefixes)]
+        conditions.append(CatalogEntry.id.in_(select(CatalogTaxon.entry_id).where(
+            or_(CatalogTaxon.name.in_(sorted(wanted.names)), *below))))
     if country:
         conditions.append(Member.country == country.upper())
     # Overlap of [date_from, date_to] with the entry's coverage; ISO dates sort as text.
@@ -401,8 +410,9 @@ def search(session: Session, *, text: str | None = None, taxon: str | None = Non
     """Entries of active members matching every given filter, by id; and the total count.
 
     ``text`` matches title, description or id (case-insensitive substring);
-    ``taxon`` matches any synonym of the taxon; ``country`` is the member's;
-    the date range and ``bbox`` must overlap the entry's coverage.
+    ``taxon`` matches any name of the taxon, the species below a genus, family,
+    order or class, and common names (:func:`policies.taxonomy.search_names`);
+    ``country`` is the member's; the date range and ``bbox`` must overlap the entry's coverage.
 
     Raises:
         BadRequest: ``page`` < 1, ``per_page`` outside 1..100, or ``date_from`` > ``date_to``.

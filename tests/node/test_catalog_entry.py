@@ -63,9 +63,9 @@ def test_camtrap_example_entry(engine: sa.Engine, camtrap_example: Path) -> None
         "title": dataset.title,
         "description": dataset.description,
         "profile": "camtrap-dp",
-        "taxa": ["Anas platyrhynchos", "Anas strepera", "Ardea", "Ardea cinerea",
-                 "Aves", "Martes foina", "Mustela putorius", "Rattus norvegicus",
-                 "Vulpes vulpes"],
+        # Accepted names: the example's Anas strepera is the IOC list's Mareca strepera.
+        "taxa": ["Anas platyrhynchos", "Ardea", "Ardea cinerea", "Aves", "Mareca strepera",
+                 "Martes foina", "Mustela putorius", "Rattus norvegicus", "Vulpes vulpes"],
         "temporal": {"start": "2020-05-30", "end": "2021-04-18"},
         # [4.013, 50.699, 5.659, 51.496] rounded outward.
         "spatial": {"bbox": [4, 50, 6, 52]},

@@ -436,12 +436,63 @@ def test_search_by_text(catalog: Session, text: str, expected: list[str]) -> Non
     ("Panthera tigris tigris", ["cn-ntlnp/leopards", "ru-lotl/tigers"]),
     ("Panthera pardus japonensis", ["cn-ntlnp/leopards"]),
     ("Capreolus capreolus pygargus", ["ru-lotl/tigers"]),
-    ("Panthera tigris", []),
+    # A species finds its subspecies.
+    ("Panthera tigris", ["cn-ntlnp/leopards", "ru-lotl/tigers"]),
+    ("Panthera pardus", ["cn-ntlnp/leopards"]),
     ("Platalea minor", []),
 ])
 def test_search_by_taxon_includes_synonyms(catalog: Session, taxon: str,
                                            expected: list[str]) -> None:
     assert ids(search(catalog, taxon=taxon)) == expected
+
+
+@pytest.mark.parametrize(("taxon", "expected"), [
+    # Genus, family, order, class: every species below, under any of its names.
+    ("Panthera", ["cn-ntlnp/leopards", "ru-lotl/tigers"]),
+    # Antigone vipio was Grus vipio: the old genus still finds it.
+    ("Grus", ["mn-wwf/daurian-cranes", "ru-lotl/cranes"]),
+    ("Antigone", ["mn-wwf/daurian-cranes", "ru-lotl/cranes"]),
+    ("Gruidae", ["mn-wwf/daurian-cranes", "ru-lotl/cranes"]),
+    ("Felidae", ["cn-ntlnp/leopards", "ru-lotl/tigers"]),
+    ("Cervidae", ["ru-lotl/tigers"]),
+    ("Artiodactyla", ["ru-lotl/tigers"]),
+    ("Mammalia", ["cn-ntlnp/leopards", "ru-lotl/tigers"]),
+    ("Aves", ["mn-wwf/daurian-cranes", "ru-lotl/cranes"]),
+    ("Anatidae", []),
+    # Common names in the backbone's six languages: a word, or part of a CJK name.
+    ("crane", ["mn-wwf/daurian-cranes", "ru-lotl/cranes"]),
+    ("White-naped", ["mn-wwf/daurian-cranes", "ru-lotl/cranes"]),
+    ("deer", ["ru-lotl/tigers"]),
+    ("тигр", ["cn-ntlnp/leopards", "ru-lotl/tigers"]),
+    ("鹤", ["mn-wwf/daurian-cranes", "ru-lotl/cranes"]),
+    ("東北虎", []),                          # traditional script: not in the backbone
+    ("东北虎", ["cn-ntlnp/leopards", "ru-lotl/tigers"]),
+    ("두루미", ["mn-wwf/daurian-cranes", "ru-lotl/cranes"]),
+    ("ヒョウ", ["cn-ntlnp/leopards"]),
+    ("тогоруу", ["mn-wwf/daurian-cranes", "ru-lotl/cranes"]),
+    ("er", []),                              # too short to be a word of a name
+    ("heron", []),
+])
+def test_search_by_higher_taxon_and_common_name(catalog: Session, taxon: str,
+                                                expected: list[str]) -> None:
+    assert ids(search(catalog, taxon=taxon)) == expected
+
+
+def test_a_genus_outside_the_backbone_finds_its_species_by_prefix(
+        session: Session, members: Members) -> None:
+    publish(session, members, "ru-lotl", document("ru-lotl", dataset(
+        "voles", taxa=["Myodes rufocanus", "Myodesia x", "Microtus fortis"])))
+    assert ids(search(session, taxon="Myodes")) == ["ru-lotl/voles"]
+    assert ids(search(session, taxon="Myode")) == []       # a prefix is a whole genus
+    assert ids(search(session, taxon="Microtus_")) == []   # _ is literal
+
+
+def test_the_gadwall_is_found_under_either_genus(session: Session, members: Members) -> None:
+    publish(session, members, "ru-lotl", document("ru-lotl", dataset(
+        "ducks", taxa=["Anas strepera"])))
+    for query in ("Mareca strepera", "Anas strepera", "Mareca", "Anas", "Anatidae",
+                  "Gadwall", "赤膀鸭", "серая утка"):
+        assert ids(search(session, taxon=query)) == ["ru-lotl/ducks"], query
 
 
 def test_search_by_country(catalog: Session) -> None:
