@@ -34,6 +34,7 @@ from audit.sources import HttpSource
 from corridor.cli_context import ServiceContext
 from corridor.db import make_engine, make_session_factory
 from corridor.keystore import load_signing_key
+from corridor.lease import Lease
 from corridor.outbound import partner_client
 from corridor.package_reader import verify_package
 from corridor.tlog import LogEntry
@@ -67,7 +68,7 @@ from policies.census import CensusWindow
 from policies.counts import CAMTRAP_METRICS, Query
 from policies.crossers import JointIndividuals
 from policies.suppression import derived
-from registry.log.witness import sign_registry_checkpoint
+from registry.log.witness import sign_registry_checkpoint, start_checkpointer
 from registry.settings import RegistrySettings
 from registry.web.users import add_user as add_registry_user
 
@@ -532,9 +533,14 @@ def running_pages(fed: Federation) -> list[str]:
 def _serve_until_interrupted(fed: Federation) -> None:
     # As 'corridor node serve' does: each node refreshes its trust list, pulls and
     # pushes agreement events every minute and checkpoints its log, so the pages
-    # keep showing what the registry holds.
+    # keep showing what the registry holds; the registry checkpoints its own log.
     refreshers = [stop for settings in fed.nodes.values()
                   if (stop := start_refresher(settings)) is not None]
+    if (registry := fed.registry) is not None and (checkpointer := start_checkpointer(
+            registry.database_url, load_signing_key(registry.keys_dir),
+            registry.checkpoint_interval,
+            Lease("registry-checkpointer", registry.directory, registry.database_url))):
+        refreshers.append(checkpointer)
     out.rule("[bold]Still running (Ctrl-C stops everything)")
     for line in running_pages(fed):
         out.print(line, soft_wrap=True, markup=False)

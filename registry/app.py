@@ -9,6 +9,7 @@ from typing import Any
 from flask import Flask
 
 from corridor.keystore import load_signing_key
+from corridor.lease import Lease
 from corridor.web import service_app
 from registry import api as api_views
 from registry.db import db
@@ -48,5 +49,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     if checkpointer:
         app.extensions["corridor_checkpointer"] = start_checkpointer(
             settings.database_url, app.extensions["corridor_signing_key"],
-            settings.checkpoint_interval)
+            settings.checkpoint_interval,
+            Lease("registry-checkpointer", settings.directory, settings.database_url))
     return app

@@ -9,6 +9,7 @@ are logged and the node keeps serving from its stored copies; once the trust
 list expires, ``node.exchange.auth`` refuses every caller. A task that fails
 in a way nobody foresaw is logged with its traceback and tried again at its
 next turn: the thread never dies, or its worker would stop refreshing for good.
+Under several workers exactly one does this work (:mod:`corridor.lease`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from corridor.db import make_engine, make_session_factory
 from corridor.keystore import KeystoreError, load_signing_key
+from corridor.lease import Lease
 from crypto.trustlist import TrustListRejected
 from node.exchange.agreement_sync import sync_agreements
 from node.exchange.agreements import SyncReport
@@ -103,7 +105,12 @@ def survive(task: str, step: Callable[[], object]) -> None:
 
 
 def start_refresher(settings: NodeSettings) -> threading.Event | None:
-    """Start the background refresher if the node has a registry; return its stop event."""
+    """Start the background refresher if the node has a registry; return its stop event.
+
+    Every gunicorn worker starts one, but only the holder of the node's
+    :class:`~corridor.lease.Lease` works: the others wait for it at each turn
+    and take over if its process dies.
+    """
     intervals = [i for i in (settings.sync_interval, settings.request_poll_interval,
                              settings.checkpoint_interval) if i > 0]
     if not settings.registry_url or not intervals:
@@ -114,6 +121,7 @@ def start_refresher(settings: NodeSettings) -> threading.Event | None:
                             http=httpx.Client(timeout=30), clock=lambda: datetime.now(UTC))
 
     tick = min(intervals)
+    lease = Lease("node-background", settings.directory, settings.database_url)
 
     def due(last: float, interval: int) -> bool:
         return interval > 0 and time.monotonic() - last >= interval
@@ -121,6 +129,10 @@ def start_refresher(settings: NodeSettings) -> threading.Event | None:
     def run() -> None:
         last_refresh = last_exchange = last_checkpoint = float("-inf")
         while True:
+            if not lease.held():
+                if stop.wait(tick):
+                    return
+                continue
             if due(last_refresh, settings.sync_interval):
                 survive("trust list refresh",
                         lambda: refresh_once(settings, client, lambda: datetime.now(UTC)))
@@ -132,6 +144,7 @@ def start_refresher(settings: NodeSettings) -> threading.Event | None:
                 survive("log checkpoint", lambda: checkpoint_once(settings, client))
                 last_checkpoint = time.monotonic()
             if stop.wait(tick):
+                lease.release()
                 return
 
     threading.Thread(target=run, name="trust-list-refresher", daemon=True).start()

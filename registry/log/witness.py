@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session
 
 from corridor.db import make_engine, make_session_factory
 from corridor.errors import Conflict, CorridorError
+from corridor.lease import Lease
 from corridor.tlog import REGISTRY_NAME, REGISTRY_ORIGIN, node_origin
 from crypto.checkpoint import (
     CHECKPOINT_REJECTED,
@@ -316,13 +317,14 @@ def checkpoint_if_grown(session: Session, key: SigningKey, now: datetime) -> Log
     return sign_registry_checkpoint(session, key, now)
 
 
-def start_checkpointer(database_url: str, key: SigningKey, interval: float
-                       ) -> threading.Event | None:
+def start_checkpointer(database_url: str, key: SigningKey, interval: float,
+                       lease: Lease | None = None) -> threading.Event | None:
     """Sign the registry's checkpoint every ``interval`` seconds when the log grew.
 
     Runs in a daemon thread with its own engine; returns the event that stops
-    it (None when ``interval`` is not positive). Every gunicorn worker may run
-    one: they agree through the checkpoints table.
+    it (None when ``interval`` is not positive). Every gunicorn worker may
+    start one; with a ``lease`` only its holder signs (the others take over
+    if it dies), and without one they still agree through the checkpoints table.
     """
     if interval <= 0:
         return None
@@ -333,6 +335,8 @@ def start_checkpointer(database_url: str, key: SigningKey, interval: float
         factory = make_session_factory(engine)
         try:
             while not stop.wait(interval):
+                if lease is not None and not lease.held():
+                    continue
                 try:
                     with factory() as session:
                         row = checkpoint_if_grown(session, key, datetime.now(UTC))
@@ -346,6 +350,8 @@ def start_checkpointer(database_url: str, key: SigningKey, interval: float
                     log.exception("signing a checkpoint of the registry log failed")
         finally:
             engine.dispose()
+            if lease is not None:
+                lease.release()
 
     threading.Thread(target=run, name="registry-checkpointer", daemon=True).start()
     return stop
