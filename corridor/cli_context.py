@@ -20,8 +20,8 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from corridor.config import SettingsError
-from corridor.console import fail
-from corridor.db import make_engine, make_session_factory
+from corridor.console import fail, out
+from corridor.db import make_engine, make_session_factory, migration_state
 
 __all__ = ["ServiceContext", "service_context"]
 
@@ -67,6 +67,13 @@ class ServiceContext(Generic[S]):
             self._migrate(engine)
             self._engine = engine
         return self._engine
+
+    def migrate_command(self, migrations: Path) -> None:
+        """``migrate``: bring the schema up to date and say at which revision it now is."""
+        engine = self.migrate()
+        with engine.connect() as connection:
+            current, head = migration_state(connection, migrations)
+        out.print(f"Database schema at migration {current} (the newest is {head}).")
 
     @property
     def engine(self) -> Engine:

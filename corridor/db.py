@@ -15,6 +15,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import JSON, Connection, DateTime, Engine, MetaData, Table, create_engine, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import sessionmaker
@@ -148,6 +150,13 @@ def run_migrations(engine: Engine, migrations: Path) -> None:
     with engine.begin() as connection:
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, "head")
+
+
+def migration_state(connection: Connection, migrations: Path) -> tuple[str | None, str | None]:
+    """The database's Alembic revision and the newest one in ``migrations`` (None: none)."""
+    current = MigrationContext.configure(connection).get_current_revision()
+    head = ScriptDirectory.from_config(alembic_config(migrations, "sqlite://")).get_current_head()
+    return current, head
 
 
 def metadata() -> MetaData:

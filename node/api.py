@@ -7,10 +7,13 @@ from typing import Any
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from corridor.anchor import AnchorError
+from corridor.clock import now
+from corridor.health import Check, database_check, health_blueprint, trust_list_check
 from corridor.keystore import public_keys
 from node.data.datasets import current_datasets, get_dataset, metadata_view
 from node.data.schemas import DatasetListSchema, DatasetSchema, JWKSSchema, WhoAmISchema
-from node.db import db
+from node.db import MIGRATIONS_DIR, db
 from node.exchange.agreements_api import blp as agreement_packages
 from node.exchange.auth import authorize
 from node.exchange.census_api import blp as agreement_census
@@ -71,5 +74,19 @@ class NodeKeys(MethodView):
         return public_keys(current_settings().keys_dir).to_jwks()
 
 
-BLUEPRINTS = [blp, partners, agreement_packages, agreement_counts, agreement_census,
+def _health() -> dict[str, Check]:
+    try:
+        trust_list = current_trust_store().current()
+    except AnchorError:
+        trust_list = None
+    return {"database": database_check(db.session(), MIGRATIONS_DIR),
+            "trust_list": trust_list_check(
+                trust_list.version if trust_list else None,
+                trust_list.expires_at if trust_list else None,
+                trust_list.issued_at if trust_list else None, now())}
+
+
+health = health_blueprint(_health)
+
+BLUEPRINTS = [health, blp, partners, agreement_packages, agreement_counts, agreement_census,
               agreement_overlap, links]

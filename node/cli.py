@@ -61,7 +61,7 @@ from node.data.policy_store import (
 )
 from node.data.sources import SourceError
 from node.data.validation import ProblemLog
-from node.db import upgrade
+from node.db import MIGRATIONS_DIR, upgrade
 from node.exchange.agreements import bounded
 from node.exchange.agreements_cli import COMMANDS as AGREEMENT_COMMANDS
 from node.exchange.agreements_cli import (
@@ -537,6 +537,17 @@ def _log_key_event(ctx: click.Context, type_: str, **fields: str) -> None:
             session.commit()
     except SQLAlchemyError as e:
         fail(f"the key change is done, but it could not be written to the exchange log: {e}")
+
+
+@node.command()
+@click.pass_context
+def migrate(ctx: click.Context) -> None:
+    """Bring the database schema to the newest migration and say which it is.
+
+    Run it after upgrading Corridor and before starting gunicorn (the systemd
+    units run it as ExecStartPre); every other command migrates too.
+    """
+    node_context(ctx).migrate_command(MIGRATIONS_DIR)
 
 
 @node.command()

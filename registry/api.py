@@ -11,9 +11,11 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from corridor.errors import TooManyRequests
+from corridor.health import Check, database_check, health_blueprint
+from corridor.keystore import KeystoreError, load_signing_key
 from crypto.keys import KeySet
 from registry import context
-from registry.db import db
+from registry.db import MIGRATIONS_DIR, db
 from registry.exchange.agreements_api import agreements_blueprint
 from registry.exchange.auth import current_client, require_token
 from registry.exchange.catalog_api import catalog_blueprint
@@ -139,4 +141,19 @@ class MemberKey(MethodView):
                 "trust_list_version": version}
 
 
-BLUEPRINTS = [members, trust, catalog_blueprint, agreements_blueprint, witness_blueprint]
+def _health() -> dict[str, Check]:
+    settings = context.settings()
+    try:
+        kid = load_signing_key(settings.keys_dir).kid
+        key = (Check(True, "readable and active", {"kid": kid}) if kid == context.signing_key().kid
+               else Check(True, f"readable; a newer key ({kid}) is active on disk: restart "
+                                "the service to sign with it", {"kid": context.signing_key().kid}))
+    except KeystoreError as e:
+        key = Check(False, f"{e.title}: on the host, keys/ "
+                           "must be mode 0700, its files 0600, owned by the service user")
+    return {"database": database_check(db.session(), MIGRATIONS_DIR), "signing_key": key}
+
+
+health = health_blueprint(_health)
+
+BLUEPRINTS = [health, members, trust, catalog_blueprint, agreements_blueprint, witness_blueprint]

@@ -23,7 +23,7 @@ from corridor.listing import format_option, print_rows
 from crypto.keys import KeySet
 from crypto.trustlist import ANCHOR_TYP
 from registry.app import create_app
-from registry.db import upgrade
+from registry.db import MIGRATIONS_DIR, upgrade
 from registry.log.cli import log, witness
 from registry.membership.members import check_node_url, list_members, member_kids, set_status
 from registry.membership.trust import publish_trust_list
@@ -188,6 +188,17 @@ def admit(ctx: click.Context, member_id: str, kids: tuple[str, ...]) -> None:
 def suspend(ctx: click.Context, member_id: str) -> None:
     """Suspend a member: no more tokens, and it leaves the trust list."""
     _decide(ctx, member_id, MEMBER_SUSPENDED)
+
+
+@registry.command()
+@click.pass_context
+def migrate(ctx: click.Context) -> None:
+    """Bring the database schema to the newest migration and say which it is.
+
+    Run it after upgrading Corridor and before starting gunicorn (the systemd
+    units run it as ExecStartPre); every other command migrates too.
+    """
+    registry_context(ctx).migrate_command(MIGRATIONS_DIR)
 
 
 @registry.command()
