@@ -167,7 +167,9 @@ def render_config(member_id: str, name: str, country: str, url: str | None,
         lines += ["", "[registry]", f"url = {toml_string(registry_url)}",
                   "sync_interval = 3600  # seconds between trust-list refreshes while serving",
                   "request_poll_interval = 60  # seconds between pulls of requests and "
-                  "pushes of decisions"]
+                  "pushes of decisions",
+                  "checkpoint_interval = 300  # seconds between signed, witnessed checkpoints "
+                  "of the log (0: off)"]
     lines += ["", "[storage]"]
     if database_url:
         lines.append(f"database_url = {toml_string(database_url)}")
