@@ -1,14 +1,17 @@
 """JWS compact serialization (RFC 7515), Ed25519 only.
 
-Every token is signed with ``alg`` = ``EdDSA`` (RFC 8037) and carries the
-signer's ``kid``. Verification is a pipeline of cheap structural checks done
-here, before any cryptography, followed by the signature check in joserfc with
-a registry that knows no algorithm but EdDSA:
+Every token is signed with ``alg`` = ``Ed25519``, the fully-specified name of
+RFC 9864 (which deprecates the polymorphic ``EdDSA`` of RFC 8037), and
+carries the signer's ``kid``. For one release ``EdDSA`` is still accepted
+from peers that have not upgraded: our keys are Ed25519 by construction, so
+both names mean the same signature. Verification is a pipeline of cheap
+structural checks done here, before any cryptography, followed by the
+signature check in joserfc with a registry that knows no other algorithm:
 
 1. size at most ``max_size``; exactly three ``.``-separated segments;
 2. the protected header is canonical base64url of a JSON object without
    duplicate members;
-3. ``alg`` is exactly ``EdDSA``; ``kid`` is present and in the caller's
+3. ``alg`` is exactly ``Ed25519`` (or, for now, ``EdDSA``); ``kid`` is present and in the caller's
    :class:`~crypto.keys.KeySet` (the key is chosen by the verifier, never
    taken from the token: ``jwk``, ``jku``, ``x5u``, ``x5c``, ``x5t`` and
    ``x5t#S256`` are refused);
@@ -28,12 +31,14 @@ from typing import Any, NoReturn
 from joserfc import jws as jose_jws
 from joserfc.errors import JoseError
 from joserfc.jwa import EdDSAAlgorithm
+from joserfc.jws import JWSRegistry
 
 from crypto._encoding import b64url_decode, strict_json_loads
 from crypto.errors import InvalidSignature
 from crypto.keys import KeySet, SigningKey, VerifyKey
 
 __all__ = [
+    "ACCEPTED_ALGORITHMS",
     "ALGORITHM",
     "FORBIDDEN_HEADERS",
     "Verified",
@@ -43,8 +48,12 @@ __all__ = [
     "verify_detached",
 ]
 
-#: The only JWS algorithm this module produces or accepts (RFC 8037 §3.1).
-ALGORITHM = "EdDSA"
+#: The JWS algorithm this module signs with (RFC 9864 §2.2).
+ALGORITHM = "Ed25519"
+
+#: What it accepts: ``Ed25519``, and until the next release the deprecated
+#: polymorphic ``EdDSA`` (RFC 8037 §3.1) that older peers still send.
+ACCEPTED_ALGORITHMS = (ALGORITHM, "EdDSA")
 
 #: Header parameters that would let a token name its own verification key.
 FORBIDDEN_HEADERS = frozenset({"jwk", "jku", "x5u", "x5c", "x5t", "x5t#S256"})
@@ -73,17 +82,17 @@ class Verified:
 
 class _PinnedEdDSA(EdDSAAlgorithm):
     # joserfc warns on every use of "EdDSA" that RFC 9864 deprecates the
-    # polymorphic name in favour of "Ed25519". Our keys are Ed25519 by
-    # construction (crypto.keys loads nothing else), so the warning is noise.
-    # joserfc tests the attribute for truth; the base class types it as str.
+    # polymorphic name. We only verify it (never sign with it), with keys
+    # that are Ed25519 by construction (crypto.keys loads nothing else), so
+    # the warning would be noise. joserfc tests the attribute for truth.
     security_warning = ""
 
 
-_EDDSA = _PinnedEdDSA()
+_ALGORITHMS = {ALGORITHM: JWSRegistry.algorithms[ALGORITHM], "EdDSA": _PinnedEdDSA()}
 
 
 def _registry(max_size: int = _DEFAULT_MAX_SIZE) -> jose_jws.JWSRegistry:
-    """A joserfc registry that can resolve no algorithm but EdDSA.
+    """A joserfc registry that can resolve no algorithm but Ed25519 (and ``EdDSA``).
 
     ``algorithms=[...]`` is joserfc's allow-list; replacing the instance's
     ``algorithms`` table as well means even a bug in that allow-list could
@@ -91,8 +100,9 @@ def _registry(max_size: int = _DEFAULT_MAX_SIZE) -> jose_jws.JWSRegistry:
     names are allowed (``strict_check_header=False``) so callers can add
     their own protected headers; registered ones are still type-checked.
     """
-    registry = jose_jws.JWSRegistry(algorithms=[ALGORITHM], strict_check_header=False)
-    registry.algorithms = {ALGORITHM: _EDDSA}
+    registry = jose_jws.JWSRegistry(algorithms=list(ACCEPTED_ALGORITHMS),
+                                    strict_check_header=False)
+    registry.algorithms = dict(_ALGORITHMS)
     registry.recommended = [ALGORITHM]
     # Our own max_size is the bound; keep joserfc's per-segment limits from
     # being stricter than what the caller asked for.
@@ -111,7 +121,7 @@ def sign_compact(
 ) -> str:
     """Sign ``payload`` and return the JWS compact serialization.
 
-    The protected header is ``alg`` = ``EdDSA``, ``kid`` = ``key.kid``, then
+    The protected header is ``alg`` = ``Ed25519``, ``kid`` = ``key.kid``, then
     ``typ`` if given, then ``headers``.
 
     :raises ValueError: if ``headers`` tries to set ``alg`` or ``kid`` (or
@@ -249,7 +259,7 @@ def _decode_header(segment: bytes) -> dict[str, Any]:
 
 def _check_header(header: dict[str, Any], keys: KeySet, expected_typ: str | None) -> VerifyKey:
     alg = header.get("alg")
-    if alg != ALGORITHM:
+    if not isinstance(alg, str) or alg not in ACCEPTED_ALGORITHMS:
         _fail(f"alg {alg!r:.40} is not allowed")
     embedded = FORBIDDEN_HEADERS.intersection(header)
     if embedded:

@@ -104,8 +104,9 @@ class VerifyKey:
 
         Requires ``kty`` = ``OKP``, ``crv`` = ``Ed25519`` and an ``x`` of 32
         bytes. An optional ``kid`` must equal the key's thumbprint, an
-        optional ``alg`` must be ``EdDSA``, an optional ``use`` must be
-        ``sig`` and optional ``key_ops`` may only contain ``verify``.
+        optional ``alg`` must be ``Ed25519`` (or the deprecated ``EdDSA``), an
+        optional ``use`` must be ``sig`` and optional ``key_ops`` may only
+        contain ``verify``.
 
         :raises InvalidKey: on any deviation, and whenever private key
             material (``d``) is present.
@@ -130,8 +131,8 @@ class VerifyKey:
         key = cls.from_bytes(raw)
         if "kid" in jwk and jwk["kid"] != key.kid:
             raise InvalidKey("JWK kid does not match the key's RFC 7638 thumbprint")
-        if "alg" in jwk and jwk["alg"] != "EdDSA":
-            raise InvalidKey("JWK alg must be 'EdDSA'")
+        if "alg" in jwk and jwk["alg"] not in ("Ed25519", "EdDSA"):
+            raise InvalidKey("JWK alg must be 'Ed25519' (or the deprecated 'EdDSA')")
         if "use" in jwk and jwk["use"] != "sig":
             raise InvalidKey("JWK use must be 'sig'")
         if "key_ops" in jwk:
@@ -157,7 +158,7 @@ class VerifyKey:
             "crv": "Ed25519",
             "x": b64url_encode(self._raw),
             "kid": self._kid,
-            "alg": "EdDSA",
+            "alg": "Ed25519",
             "use": "sig",
         }
 

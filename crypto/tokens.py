@@ -10,7 +10,7 @@ as the other, nor as any other document our keys sign (RFC 8725 §3.11):
   what the registry signs for a member, for one audience: the registry
   itself or another member's node.
 
-Both are checked by :func:`crypto.jwt.decode_jwt` (EdDSA only, key chosen by
+Both are checked by :func:`crypto.jwt.decode_jwt` (Ed25519 only, key chosen by
 ``kid`` from the verifier's key set, ``jwk``/``jku``/``x5u``/``crit`` refused)
 plus the rules below. Every failure raises the opaque
 :class:`~crypto.errors.InvalidSignature`; the cause is in its ``reason``.

@@ -1,6 +1,6 @@
 """The signed messages of the match ledger: propose, confirm, reject, retract.
 
-Every message is a compact JWS (``typ`` :data:`LINK_TYP`, EdDSA, the sending
+Every message is a compact JWS (``typ`` :data:`LINK_TYP`, Ed25519, the sending
 node's key) over canonical JSON::
 
     {"type": "corridor.link", "action": "propose", "link": "<uuid>",

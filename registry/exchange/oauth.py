@@ -77,7 +77,7 @@ from sqlalchemy.orm import Session
 
 from corridor.web import problem
 from crypto.errors import InvalidSignature
-from crypto.jws import ALGORITHM
+from crypto.jws import ACCEPTED_ALGORITHMS
 from crypto.keys import KeySet
 from crypto.tokens import (
     AGREEMENT_SCOPES,
@@ -600,7 +600,7 @@ def metadata() -> dict[str, Any]:
     """The RFC 8414 authorization server metadata of the running registry."""
     issuer = context.settings().issuer
     methods = [PRIVATE_KEY_JWT]
-    algs = [ALGORITHM]
+    algs = list(ACCEPTED_ALGORITHMS)
     return {
         "issuer": issuer,
         "token_endpoint": context.settings().token_endpoint,

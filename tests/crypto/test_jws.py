@@ -1,4 +1,4 @@
-"""JWS compact and detached serialization, EdDSA only."""
+"""JWS compact and detached serialization, Ed25519 only (alg Ed25519; EdDSA still accepted)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from crypto._encoding import b64url_decode
 from crypto.errors import SIGNATURE_REJECTED, InvalidSignature
 from crypto.jws import (
     Verified,
@@ -35,7 +36,7 @@ def test_compact_round_trip(key: SigningKey, keyset: KeySet) -> None:
     token = sign_compact(b'{"hello":"world"}', key)
     result = verify_compact(token, keyset)
     assert result == Verified(
-        header={"alg": "EdDSA", "kid": key.kid}, payload=b'{"hello":"world"}', kid=key.kid
+        header={"alg": "Ed25519", "kid": key.kid}, payload=b'{"hello":"world"}', kid=key.kid
     )
 
 
@@ -52,7 +53,7 @@ def test_typ_and_extra_headers_are_protected(key: SigningKey, keyset: KeySet) ->
     token = sign_compact(b"x", key, typ="example+jwt", headers={"cty": "text/plain", "n": 1})
     header = verify_compact(token, keyset, expected_typ="example+jwt").header
     assert header == {
-        "alg": "EdDSA",
+        "alg": "Ed25519",
         "kid": key.kid,
         "typ": "example+jwt",
         "cty": "text/plain",
@@ -71,7 +72,8 @@ def test_key_rotation(key: SigningKey, other_key: SigningKey) -> None:
     keys = KeySet([key.public_key, other_key.public_key])
     old = sign_compact(b"old", key)
     new = sign_compact(b"new", other_key)
-    assert verify_compact(old, keys) == Verified({"alg": "EdDSA", "kid": key.kid}, b"old", key.kid)
+    assert verify_compact(old, keys) == Verified({"alg": "Ed25519", "kid": key.kid}, b"old",
+                                                 key.kid)
     assert verify_compact(new, keys).kid == other_key.kid
     # Retiring the old key stops its tokens, keeps the new ones.
     rotated = KeySet([other_key.public_key])
@@ -85,7 +87,7 @@ def test_detached_round_trip(key: SigningKey, keyset: KeySet) -> None:
     assert jws.split(".")[1] == ""
     result = verify_detached(jws, b"big document", keyset)
     assert result.payload == b"big document"
-    assert result.header == {"alg": "EdDSA", "kid": key.kid, "cty": "doc"}
+    assert result.header == {"alg": "Ed25519", "kid": key.kid, "cty": "doc"}
 
 
 def test_detached_signs_the_base64url_payload(key: SigningKey, keyset: KeySet, forge: Any) -> None:
@@ -102,12 +104,26 @@ def test_token_of_exactly_max_size_is_accepted(key: SigningKey, keyset: KeySet) 
     assert verify_compact(token, keyset, max_size=len(token)).payload == b"x" * 100
 
 
-def test_no_security_warning_is_emitted(key: SigningKey, keyset: KeySet) -> None:
-    # joserfc warns that "EdDSA" is deprecated (RFC 9864); we silence it at the source.
+def test_no_security_warning_is_emitted(ctx: Ctx, key: SigningKey, keyset: KeySet) -> None:
+    # joserfc warns that "EdDSA" is deprecated (RFC 9864): we sign with Ed25519, and
+    # verifying a legacy EdDSA token must not warn either.
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         verify_compact(sign_compact(b"x", key), keyset)
         verify_detached(sign_detached(b"x", key), b"x", keyset)
+        verify_compact(ctx.forge.ed25519(ctx.header(alg="EdDSA"), b"{}", ctx.key), keyset)
+
+
+def test_tokens_are_signed_with_the_fully_specified_name(key: SigningKey) -> None:
+    header = json.loads(b64url_decode(sign_compact(b"x", key).split(".")[0]))
+    assert header["alg"] == "Ed25519"
+
+
+def test_a_peer_still_sending_eddsa_is_accepted_for_one_release(ctx: Ctx, keyset: KeySet) -> None:
+    # RFC 8037's polymorphic name, from a peer that has not upgraded: same key, same signature.
+    legacy = ctx.forge.ed25519(ctx.header(alg="EdDSA"), b'{"v":1}', ctx.key)
+    assert verify_compact(legacy, keyset).header["alg"] == "EdDSA"
+    assert verify_compact(legacy, keyset).payload == b'{"v":1}'
 
 
 @given(st.binary(max_size=2048))
@@ -135,7 +151,7 @@ class Ctx:
 
     def header(self, **extra: Any) -> dict[str, Any]:
         """A valid header for ``key``, with changes (None deletes)."""
-        header: dict[str, Any] = {"alg": "EdDSA", "kid": self.key.kid}
+        header: dict[str, Any] = {"alg": "Ed25519", "kid": self.key.kid}
         for name, value in extra.items():
             if value is None:
                 header.pop(name, None)
@@ -172,7 +188,8 @@ BAD_TOKENS: dict[str, Callable[[Ctx], str | bytes]] = {
     "alg-missing": lambda c: c.forge.ed25519(c.header(alg=None), b"{}", c.key),
     "alg-null": lambda c: c.forge.ed25519(c.header(alg=False), b"{}", c.key),
     "alg-eddsa-lowercase": lambda c: c.forge.ed25519(c.header(alg="eddsa"), b"{}", c.key),
-    "alg-Ed25519-rfc9864": lambda c: c.forge.ed25519(c.header(alg="Ed25519"), b"{}", c.key),
+    "alg-Ed448": lambda c: c.forge.ed25519(c.header(alg="Ed448"), b"{}", c.key),
+    "alg-eddsa-lower-case": lambda c: c.forge.ed25519(c.header(alg="eddsa"), b"{}", c.key),
     "alg-list": lambda c: c.forge.ed25519(c.header(alg=["EdDSA"]), b"{}", c.key),
     "alg-RS256": lambda c: c.forge.ed25519(c.header(alg="RS256"), b"{}", c.key),
     "alg-ES256": lambda c: c.forge.ed25519(c.header(alg="ES256"), b"{}", c.key),
@@ -457,10 +474,10 @@ def test_sign_refuses_typ_twice(key: SigningKey) -> None:
         sign_compact(b"x", key, typ="JWT", headers={"typ": "JOSE"})
 
 
-@pytest.mark.parametrize("alg", ["none", "HS256", "RS256", "ES256", "PS256", "Ed25519", "ES256K"])
+@pytest.mark.parametrize("alg", ["none", "HS256", "RS256", "ES256", "PS256", "Ed448", "ES256K"])
 def test_joserfc_registry_rejects_other_algorithms(alg: str) -> None:
     # Defence in depth: even past our own alg check, joserfc cannot resolve
-    # anything but EdDSA.
+    # anything but Ed25519 (and EdDSA).
     from joserfc.errors import UnsupportedAlgorithmError
 
     with pytest.raises(UnsupportedAlgorithmError):

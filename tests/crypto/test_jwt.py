@@ -61,7 +61,7 @@ def test_round_trip(key: SigningKey, keyset: KeySet) -> None:
 def test_header_has_typ_jwt(key: SigningKey) -> None:
     header_segment = encode_jwt(claims(), key).split(".")[0]
     header = json.loads(_unb64(header_segment))
-    assert header == {"alg": "EdDSA", "kid": key.kid, "typ": "JWT"}
+    assert header == {"alg": "Ed25519", "kid": key.kid, "typ": "JWT"}
 
 
 @pytest.mark.parametrize("typ", ["jwt", "application/jwt"])

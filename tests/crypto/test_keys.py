@@ -73,7 +73,7 @@ def test_kid_is_thumbprint_of_public_jwk(key: SigningKey) -> None:
         "crv": "Ed25519",
         "x": jwk["x"],
         "kid": key.kid,
-        "alg": "EdDSA",
+        "alg": "Ed25519",
         "use": "sig",
     }
     assert len(unb64(jwk["x"])) == 32
@@ -203,6 +203,12 @@ def _jwk(**changes: Any) -> dict[str, Any]:
     return jwk
 
 
+@pytest.mark.parametrize("alg", ["Ed25519", "EdDSA"])
+def test_a_jwk_may_name_the_new_or_the_deprecated_algorithm(alg: str) -> None:
+    # RFC 9864's Ed25519, and RFC 8037's EdDSA that older members still publish.
+    assert VerifyKey.from_jwk(_jwk(alg=alg)).kid == RFC8037_THUMBPRINT
+
+
 BAD_JWKS: dict[str, Any] = {
     "private-d": _jwk(d=RFC8037_D),
     "private-d-with-kid": _jwk(d=RFC8037_D, kid=RFC8037_THUMBPRINT),
@@ -225,6 +231,7 @@ BAD_JWKS: dict[str, Any] = {
     "kid-not-string": _jwk(kid=7),
     "alg-rs256": _jwk(alg="RS256"),
     "alg-hs256": _jwk(alg="HS256"),
+    "alg-ed448": _jwk(alg="Ed448"),
     "use-enc": _jwk(use="enc"),
     "key-ops-sign": _jwk(key_ops=["sign"]),
     "key-ops-not-list": _jwk(key_ops="verify"),

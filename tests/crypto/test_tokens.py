@@ -95,7 +95,7 @@ def test_assertion_round_trip(key: SigningKey, keyset: KeySet) -> None:
     assert {k: claims[k] for k in ("iss", "sub", "aud", "iat", "exp")} == {
         "iss": CLIENT, "sub": CLIENT, "aud": ENDPOINT, "iat": NOW, "exp": NOW + 60}
     assert len(claims["jti"]) == 22  # 128 random bits, base64url
-    assert _header(token) == {"alg": "EdDSA", "kid": key.kid, "typ": CLIENT_ASSERTION_TYP}
+    assert _header(token) == {"alg": "Ed25519", "kid": key.kid, "typ": CLIENT_ASSERTION_TYP}
 
 
 def test_assertion_jti_is_fresh_each_time(key: SigningKey, keyset: KeySet) -> None:
@@ -262,7 +262,7 @@ def issue(key: SigningKey, **options: Any) -> str:
 
 def test_access_token_round_trip(key: SigningKey, keyset: KeySet) -> None:
     token = issue(key, scope="node:read agreement:42", extra={"agreement": "ag-42"})
-    assert _header(token) == {"alg": "EdDSA", "kid": key.kid, "typ": ACCESS_TOKEN_TYP}
+    assert _header(token) == {"alg": "Ed25519", "kid": key.kid, "typ": ACCESS_TOKEN_TYP}
     assert verify_token(token, keyset) == AccessClaims(
         subject=CLIENT, client_id=CLIENT, audience=AUDIENCE,
         scope=frozenset({"node:read", "agreement:42"}), jti="t1", issued_at=NOW,

@@ -122,7 +122,7 @@ def test_sign_entry_is_a_verifiable_jws_of_canonical_json() -> None:
     token = sign_entry(entry, key)
     verified = verify_compact(token, KeySet([key.public_key]), expected_typ=CATALOG_TYP)
     assert verified.payload == canonical_json(entry)
-    assert verified.header == {"alg": "EdDSA", "kid": key.kid, "typ": CATALOG_TYP}
+    assert verified.header == {"alg": "Ed25519", "kid": key.kid, "typ": CATALOG_TYP}
     assert json.loads(verified.payload) == entry
 
 

@@ -175,11 +175,11 @@ def test_metadata_rfc_8414(reg: RegistryHarness) -> None:
                              "links:write", "node:read",
                              "witness:submit"],
         "token_endpoint_auth_methods_supported": ["private_key_jwt"],
-        "token_endpoint_auth_signing_alg_values_supported": ["EdDSA"],
+        "token_endpoint_auth_signing_alg_values_supported": ["Ed25519", "EdDSA"],
         "introspection_endpoint_auth_methods_supported": ["private_key_jwt"],
-        "introspection_endpoint_auth_signing_alg_values_supported": ["EdDSA"],
+        "introspection_endpoint_auth_signing_alg_values_supported": ["Ed25519", "EdDSA"],
         "revocation_endpoint_auth_methods_supported": ["private_key_jwt"],
-        "revocation_endpoint_auth_signing_alg_values_supported": ["EdDSA"],
+        "revocation_endpoint_auth_signing_alg_values_supported": ["Ed25519", "EdDSA"],
     }
     # authlib's own RFC 8414 validator agrees, member by member. It insists on a
     # non-empty response_types_supported, which a server without an
