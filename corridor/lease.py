@@ -56,7 +56,14 @@ class Lease:
     def held(self) -> bool:
         """Whether this process holds the lease now, taking it if it is free."""
         with self._guard:
-            if self._file is None and not self._take_file():
+            try:
+                if self._file is None and not self._take_file():
+                    return False
+            except OSError as e:
+                # A lock file that cannot be made (read-only or foreign-owned directory):
+                # no lease, said once per turn, and the worker keeps serving.
+                log.warning("%s: cannot take the lock file %s (%s)", self.name, self.path,
+                            e.strerror)
                 return False
             return not self._database_url.startswith("postgresql") or self._hold_advisory()
 

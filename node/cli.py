@@ -91,7 +91,7 @@ from node.web.users_cli import users
 from policies.census import CensusError, CensusWindow
 from policies.errors import PolicyError
 from policies.policy import DEFAULT_POLICY_DOCUMENT
-from policies.taxonomy import NameSearch, names_for, search_names, vernacular_names
+from policies.taxonomy import search_names, vernacular_names
 from policies.terms import load_terms
 
 # A progress bar is drawn only for inputs larger than this (a few thousand rows).
@@ -697,7 +697,7 @@ def catalog(ctx: click.Context, text: str | None, taxon: str | None, country: st
                  f"  dates    {temporal.get('start') or '?'} .. {temporal.get('end') or '?'}",
                  f"  tiers    {', '.join(entry.get('tiers', []))}"]
         if wanted is not None:
-            hits = [t for t in entry.get("taxa", []) if _answers(wanted, t)]
+            hits = [t for t in entry.get("taxa", []) if wanted.answers(t)]
             lines.append(f"  matched  {', '.join(hits[:6]) or '(a synonym)'}"
                          + (" ..." if len(hits) > 6 else ""))
         if bbox and len(bbox) == 4:
@@ -715,13 +715,6 @@ def _taxa_meant(names: tuple[str, ...], shown: int = 5) -> str:
     listed = ", ".join(one(n) for n in names[:shown])
     return listed + (f" and {plural(len(names) - shown, 'more taxon', 'more taxa')}"
                      if len(names) > shown else "")
-
-
-def _answers(wanted: NameSearch, name: str) -> bool:
-    """Whether a catalog entry's taxon is one the query asked for."""
-    found = names_for(name)
-    return bool(found & wanted.names) or any(n.startswith(p) for n in found
-                                             for p in wanted.prefixes)
 
 
 #: The columns of ``catalog --format json|csv``.

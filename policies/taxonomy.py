@@ -247,6 +247,12 @@ class NameSearch:
     #: The backbone's accepted taxa the query matched directly, for showing what it meant.
     matched: tuple[str, ...]
 
+    def answers(self, name: str) -> bool:
+        """Whether ``name`` (under any of its names) is one the query asks for."""
+        found = names_for(name)
+        return bool(found & self.names) or any(n.startswith(p) for n in found
+                                               for p in self.prefixes)
+
 
 # Scripts written without spaces between words: a query matches inside a name.
 _UNSPACED = ("CJK", "HIRAGANA", "KATAKANA", "HANGUL")

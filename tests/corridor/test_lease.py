@@ -96,3 +96,13 @@ def test_on_postgresql_one_holder_across_directories(
         assert time.monotonic() < deadline, "PostgreSQL did not free the dead holder's lock"
         time.sleep(0.1)
     replica.release()
+
+
+def test_a_lock_file_that_cannot_be_made_is_no_lease(tmp_path: Path, database_url: str) -> None:
+    blocked = tmp_path / "run"
+    blocked.write_text("not a directory")  # mkdir of DIR/run fails
+    lease = Lease("work", tmp_path, database_url)
+    assert not lease.held()
+    blocked.unlink()
+    assert lease.held()   # the next turn can take it
+    lease.release()

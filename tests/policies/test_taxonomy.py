@@ -235,3 +235,15 @@ def test_a_broken_vernacular_file_names_the_line(row: str, message: str) -> None
     taxa = parse_taxa(HEADER + "Grus grus,species,accepted,,,,,,IOC,\n")
     with pytest.raises(BackboneError, match=message):
         parse_vernacular("scientificName,language,vernacularName,source\n" + row + "\n", taxa)
+
+
+@pytest.mark.parametrize(("query", "name", "answers"), [
+    ("Mareca strepera", "Anas strepera", True),     # a synonym of the taxon
+    ("Anatidae", "Anas erythrorhyncha", True),      # outside the backbone, genus below
+    ("Platalea", "Platalea minor", True),
+    ("Platalea", "Ardea cinerea", False),
+    ("Panthera tigris", "Panthera tigris altaica", True),
+    ("Myodes", "Myodesia x", False),                # a prefix is a whole genus
+])
+def test_a_search_answers_the_names_it_asks_for(query: str, name: str, answers: bool) -> None:
+    assert search_names(query).answers(name) is answers
