@@ -297,3 +297,30 @@ def parks(federation: Federation) -> Federation:
     for member, side in (("ru-lotl", "ru"), ("cn-ntlnp", "cn")):
         ok(federation.node(member, "generate-demo", "--side", side, "--observations", "3000"))
     return federation
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Validate, with the Frictionless library, every package the session exported.
+
+    Tests check the packages they are about; this checks all of them, so a
+    change that breaks Camtrap DP conformance in a path no test validates
+    explicitly still fails the run (DESIGN.md §10; issue 15).
+    """
+    if exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.USAGE_ERROR) \
+            or session.config.option.collectonly:
+        return
+    from tests.packages import exported_package_problems  # frictionless is slow to import
+
+    factory = session.config._tmp_path_factory  # type: ignore[attr-defined]
+    checked, found = exported_package_problems(factory.getbasetemp())
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line("")  # the progress line is still open here
+        reporter.write_sep("-", f"frictionless: {checked} exported package(s) validated, "
+                                f"{len(found)} invalid")
+        for package, problems in found.items():
+            reporter.write_line(f"  {package}:", red=True)
+            for problem in problems[:10]:
+                reporter.write_line(f"    {problem}")
+    if found:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

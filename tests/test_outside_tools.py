@@ -7,8 +7,11 @@ example, not from the code under test.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
+import shutil
+import tempfile
 import zipfile
 from collections import Counter
 from datetime import UTC, datetime
@@ -20,7 +23,12 @@ import yaml
 from dwca.read import DwCAReader
 
 from tests.conftest import Federation, fail, ok, run_cli
-from tests.packages import assert_frictionless_valid, frictionless_errors
+from tests.packages import (
+    assert_frictionless_valid,
+    exported_package_problems,
+    frictionless_errors,
+    intact_descriptor,
+)
 
 DWC = "http://rs.tdwg.org/dwc/terms/"
 LEOPARD = "Panthera pardus orientalis"
@@ -197,3 +205,51 @@ def test_the_partner_sees_what_a_package_holds_and_where(
     _rewrite(package, tampered, "deployments.csv", lambda data: data.replace(b"43.", b"44.", 1))
     assert "does not verify" in fail(fed.node("ru-lotl", "packages", "show", tampered))
 
+
+
+def _reseal(package: Path, out: Path, changes: dict[str, Any],
+            incremental: bool | None = None) -> None:
+    """A copy of ``package`` with some files changed and its descriptor made to match them."""
+    with zipfile.ZipFile(package) as src:
+        files = {item.filename: src.read(item.filename) for item in src.infolist()}
+    for name, change in changes.items():
+        files[name] = change(files[name])
+    descriptor = json.loads(files["datapackage.json"])
+    for resource in descriptor["resources"]:
+        data = files[resource["path"]]
+        resource.update(bytes=len(data), hash="sha256:" + hashlib.sha256(data).hexdigest())
+    if incremental is not None:
+        descriptor["corridor"]["incremental"] = incremental
+    files["datapackage.json"] = json.dumps(descriptor).encode()
+    with zipfile.ZipFile(out, "w") as dst:
+        for name, data in files.items():
+            dst.writestr(name, data)
+
+
+def test_the_session_check_validates_every_intact_export_and_only_those(
+        received: tuple[Federation, Path]) -> None:
+    _, package = received
+    # Outside the session's temporary directory: the session check must not see these.
+    with tempfile.TemporaryDirectory() as tmp:
+        _check_the_session_check(package, Path(tmp))
+
+
+def _check_the_session_check(package: Path, root: Path) -> None:
+    shutil.copy(package, root / "as-exported.zip")
+    _rewrite(package, root / "tampered.zip", "observations.csv",  # not what was exported
+             lambda data: data + b"x")
+    _reseal(package, root / "invalid.zip",
+            {"deployments.csv": lambda data: data.replace(b",false,", b",maybe,", 1)})
+
+    def header_only(data: bytes) -> bytes:  # as if the cameras had come in an earlier package
+        return data.split(b"\n", 1)[0] + b"\n"
+
+    _reseal(package, root / "orphans.zip", {"deployments.csv": header_only}, incremental=False)
+    _reseal(package, root / "increment.zip", {"deployments.csv": header_only}, incremental=True)
+
+    checked, found = exported_package_problems(root)
+    assert intact_descriptor(root / "tampered.zip") is None
+    assert checked == 4
+    assert set(found) == {root / "invalid.zip", root / "orphans.zip"}, found
+    assert any("type-error" in p and "maybe" in p for p in found[root / "invalid.zip"])
+    assert all(": foreign-key: " in p for p in found[root / "orphans.zip"])
