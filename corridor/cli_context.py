@@ -53,11 +53,18 @@ class ServiceContext(Generic[S]):
     @property
     def settings(self) -> S:
         """The service's settings (exits with the reason if the directory is not usable)."""
+        try:
+            return self.read_settings()
+        except SettingsError as e:
+            fail(str(e))
+
+    def read_settings(self) -> S:
+        """The service's settings, read once.
+
+        :raises SettingsError: the directory is not usable (``doctor`` reports it).
+        """
         if self._settings is None:
-            try:
-                self._settings = self._load_settings(self.directory)
-            except SettingsError as e:
-                fail(str(e))
+            self._settings = self._load_settings(self.directory)
         return self._settings
 
     def migrate(self) -> Engine:

@@ -28,10 +28,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.serving import run_simple
 
 from corridor.anchor import AnchorError, read_anchor_for
+from corridor.backup import Layout
+from corridor.backup_cli import backup_commands
 from corridor.cli_context import ServiceContext
 from corridor.config import SettingsError, validate_identity
 from corridor.console import err, fail, out
 from corridor.db import make_engine
+from corridor.doctor import doctor_command
 from corridor.errors import CorridorError
 from corridor.files import written_whole
 from corridor.keystore import (
@@ -70,6 +73,7 @@ from node.exchange.agreements_cli import (
     sync_agreements_command,
 )
 from node.exchange.census import census_tables, dataset_census
+from node.exchange.doctor import node_findings
 from node.exchange.oauth_client import TokenError
 from node.exchange.package import ExportError, dataset_plan, exporter_for
 from node.exchange.packages_cli import packages
@@ -86,7 +90,14 @@ from node.links.cli import links, overlap
 from node.log.cli import log_group
 from node.log.exchange_log import LOG
 from node.models import PROFILE_CAMTRAP
-from node.settings import CONFIG_FILE, NodeSettings, load_settings, render_config
+from node.settings import (
+    CONFIG_FILE,
+    DEFAULT_DB_FILE,
+    KEYS_DIR,
+    NodeSettings,
+    load_settings,
+    render_config,
+)
 from node.web.users_cli import users
 from policies.census import CensusError, CensusWindow
 from policies.errors import PolicyError
@@ -859,5 +870,11 @@ def census_cmd(ctx: click.Context, dataset_name: str, taxa: tuple[str, ...], yea
     out.print(census_tables(result))
 
 
-for _command in (*AGREEMENT_COMMANDS, users, log_group, links, overlap, packages):
+#: What ``backup`` saves and ``restore`` puts back of a node directory.
+BACKUP_LAYOUT = Layout("node", CONFIG_FILE, DEFAULT_DB_FILE, "CORRIDOR_NODE_DATABASE_URL",
+                       MIGRATIONS_DIR, members=("anchor.json", KEYS_DIR, "trust"))
+
+for _command in (*AGREEMENT_COMMANDS, users, log_group, links, overlap, packages,
+                 *backup_commands(BACKUP_LAYOUT),
+                 doctor_command("node", CONFIG_FILE, MIGRATIONS_DIR, node_findings)):
     node.add_command(_command)

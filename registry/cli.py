@@ -13,10 +13,13 @@ from pathlib import Path
 import click
 from werkzeug.serving import run_simple
 
+from corridor.backup import Layout
+from corridor.backup_cli import backup_commands
 from corridor.cli_context import ServiceContext, service_context
 from corridor.config import SettingsError
 from corridor.console import fail, out
 from corridor.db import make_engine, make_session_factory
+from corridor.doctor import doctor_command
 from corridor.errors import CorridorError
 from corridor.keystore import KeystoreError, create_keystore, load_signing_key
 from corridor.listing import format_option, print_rows
@@ -28,7 +31,13 @@ from registry.log.cli import log, witness
 from registry.membership.members import check_node_url, list_members, member_kids, set_status
 from registry.membership.trust import publish_trust_list
 from registry.models import MEMBER_ACTIVE, MEMBER_SUSPENDED
-from registry.settings import CONFIG_FILE, RegistrySettings, load_settings, render_config
+from registry.settings import (
+    CONFIG_FILE,
+    DEFAULT_DB_FILE,
+    RegistrySettings,
+    load_settings,
+    render_config,
+)
 from registry.web.users_cli import users
 
 
@@ -213,5 +222,11 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     run_simple(host, port, app, threaded=True)
 
 
-for _command in (log, witness, users):
+#: What ``backup`` saves and ``restore`` puts back of a registry directory.
+BACKUP_LAYOUT = Layout("registry", CONFIG_FILE, DEFAULT_DB_FILE,
+                       "CORRIDOR_REGISTRY_DATABASE_URL", MIGRATIONS_DIR,
+                       members=("anchor.json", "keys"))
+
+for _command in (log, witness, users, *backup_commands(BACKUP_LAYOUT),
+                 doctor_command("registry", CONFIG_FILE, MIGRATIONS_DIR, lambda _context: [])):
     registry.add_command(_command)
