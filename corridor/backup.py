@@ -20,6 +20,7 @@ own SQLite file, or into an empty PostgreSQL database or schema through
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
@@ -140,7 +141,10 @@ def write_backup(layout: Layout, directory: Path, database_url: str, out: Path, 
         else:
             raise BackupError(f"cannot back up a {url.get_backend_name()} database")
         revision = _revision(database_url, layout.migrations)
-        files = [(name, directory / name) for name in _directory_members(layout, directory)]
+        # Copied first, so that a file the service replaces meanwhile (its trust
+        # list, a rotated key) is archived exactly as hashed.
+        files = [(name, _snapshot(directory / name, staging / "files" / name))
+                 for name in _directory_members(layout, directory)]
         files.append((member, dump))
         entries = [_entry(name, path) for name, path in files]
         manifest = {
@@ -156,13 +160,10 @@ def write_backup(layout: Layout, directory: Path, database_url: str, out: Path, 
         with written_whole(out) as part:
             fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
             with os.fdopen(fd, "wb") as sink, tarfile.open(fileobj=sink, mode="w|gz") as tar:
-                _add_bytes(tar, MANIFEST, raw)
+                _add(tar, MANIFEST, len(raw), io.BytesIO(raw))
                 for name, path in files:
-                    info = tarfile.TarInfo(name)
-                    info.size = path.stat().st_size
-                    info.mode = 0o600
                     with path.open("rb") as handle:
-                        tar.addfile(info, handle)
+                        _add(tar, name, path.stat().st_size, handle)
     return BackupSummary(out, len(files) - 1, url.get_backend_name(), revision,
                          out.stat().st_size)
 
@@ -191,23 +192,17 @@ def _entry(name: str, path: Path) -> dict[str, Any]:
     return {"path": name, "sha256": digest.hexdigest(), "bytes": size}
 
 
-def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+def _snapshot(source: Path, target: Path) -> Path:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, target)
+    return target
+
+
+def _add(tar: tarfile.TarFile, name: str, size: int, contents: IO[bytes]) -> None:
     info = tarfile.TarInfo(name)
-    info.size = len(data)
+    info.size = size
     info.mode = 0o600
-    tar.addfile(info, _BytesReader(data))
-
-
-class _BytesReader:
-    """The minimal file object ``tarfile.addfile`` reads from."""
-
-    def __init__(self, data: bytes) -> None:
-        self._data, self._at = data, 0
-
-    def read(self, size: int = -1) -> bytes:
-        end = len(self._data) if size < 0 else self._at + size
-        chunk, self._at = self._data[self._at:end], min(end, len(self._data))
-        return chunk
+    tar.addfile(info, contents)
 
 
 def _sqlite_path(url: URL) -> Path:
@@ -253,7 +248,8 @@ def _search_path(url: URL) -> list[str]:
     """The schemas a ``options=-csearch_path=...`` query parameter names (empty: none)."""
     options = url.query.get("options")
     for option in [options] if isinstance(options, str) else list(options or ()):
-        for word in unquote(option).split():
+        # "-csearch_path=a,b" or "-c search_path=a,b" (libpq accepts both)
+        for word in unquote(option).replace("-c ", "-c").split():
             if word.startswith("-csearch_path="):
                 return [s.strip().strip('"') for s in word.split("=", 1)[1].split(",")
                         if s.strip()]
