@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -68,3 +69,30 @@ def time_zone_setting(value: object) -> str:
                             "such as 'Asia/Vladivostok', 'Asia/Harbin', 'UTC')") from e
     return value
 
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+#: Who may read ``/metrics`` unless the config says otherwise: this host only.
+LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+
+
+def metrics_from_setting(value: object) -> tuple[Network, ...]:
+    """The ``metrics_from`` setting: the networks that may read ``/metrics``
+    (``["127.0.0.1/32", "10.0.0.0/8"]``; a bare address is one host; ``[]``: nobody).
+    Absent (``None``): :data:`LOOPBACK`.
+
+    :raises SettingsError: not a list, or an entry that is not an address or a network
+        with its host bits clear.
+    """
+    if value is None:
+        return LOOPBACK
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise SettingsError(f"metrics_from = {value!r}: give a list of networks such as "
+                            '["127.0.0.1/32", "10.0.0.0/8"] ([] turns it off)')
+    networks = []
+    for entry in value:
+        try:
+            networks.append(ipaddress.ip_network(entry.strip()))
+        except ValueError as e:
+            raise SettingsError(f"metrics_from: {entry!r} is not a network ({e})") from e
+    return tuple(networks)

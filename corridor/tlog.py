@@ -34,6 +34,7 @@ from sqlalchemy import (
     String,
     Text,
     bindparam,
+    func,
     insert,
     select,
     tuple_,
@@ -240,6 +241,12 @@ class TransparencyLog:
     def size(self, session: Session) -> int:
         """Number of committed entries (as this transaction sees them)."""
         return int(session.scalar(select(self.head.size).where(self.head.id == 1)) or 0)
+
+    def counts_by_type(self, session: Session) -> dict[str, int]:
+        """How many entries of each type the log holds (``package.served``: 12, ...)."""
+        e = self.entry
+        return {type_: int(n) for type_, n in
+                session.execute(select(e.type, func.count()).group_by(e.type))}
 
     def _nodes_by_key(self, session: Session,
                       keys: list[tuple[int, int]]) -> dict[tuple[int, int], bytes]:

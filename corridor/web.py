@@ -16,17 +16,20 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable, Iterable
 from itertools import accumulate
 from typing import Any
 
 from flask import Flask, Response, current_app, json, request
 from flask_smorest import Api
+from prometheus_client.core import Metric
 from sqlalchemy.exc import DataError as DBAPIDataError
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from corridor.clock import install_clock
 from corridor.errors import BadRequest, CorridorError
+from corridor.metrics import ServiceMetrics, metrics_blueprint
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger(__name__)
@@ -153,11 +156,13 @@ def check_body() -> None:
 
 
 def service_app(name: str, *, title: str, settings: Any, config: dict[str, Any],
-                database: Any, blueprints: Any, max_body: int, proxies: int = 0,
+                database: Any, blueprints: Any, max_body: int,
+                metrics_facts: Callable[[], Iterable[Metric]], proxies: int = 0,
                 **flask_config: Any) -> tuple[Flask, ProblemApi]:
     """The Flask app both services share: OpenAPI 3.1 at /openapi.json, problem+json
-    errors, a clock (``CORRIDOR_CLOCK`` in ``config`` for tests), settings, database
-    and blueprints. ``config`` is the caller's remaining Flask settings.
+    errors, a clock (``CORRIDOR_CLOCK`` in ``config`` for tests), settings, database,
+    blueprints and ``/metrics`` (:mod:`corridor.metrics`; ``metrics_facts`` yields the
+    service's scrape-time figures). ``config`` is the caller's remaining Flask settings.
 
     ``proxies``: how many reverse proxies in front of the service to trust for
     ``X-Forwarded-For/Proto/Host`` (0: none, so a client cannot claim another
@@ -174,8 +179,9 @@ def service_app(name: str, *, title: str, settings: Any, config: dict[str, Any],
     app.extensions["corridor_settings"] = settings
     database.init_app(app, settings.database_url)
     app.before_request(check_body)
+    ServiceMetrics(name, metrics_facts, settings.metrics_from, proxies).init_app(app)
     api = ProblemApi(app)
-    for blueprint in blueprints:
+    for blueprint in [*blueprints, metrics_blueprint()]:
         api.register_blueprint(blueprint)
     if proxies:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies,  # type: ignore[method-assign]

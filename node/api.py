@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
+from prometheus_client.core import Metric
 
 from corridor.anchor import AnchorError
 from corridor.clock import now
 from corridor.health import Check, database_check, health_blueprint, trust_list_check
 from corridor.keystore import public_keys
+from corridor.metrics import log_families, trust_list_families
 from node.data.datasets import current_datasets, get_dataset, metadata_view
 from node.data.schemas import DatasetListSchema, DatasetSchema, JWKSSchema, WhoAmISchema
 from node.db import MIGRATIONS_DIR, db
@@ -21,6 +24,7 @@ from node.exchange.counts_api import blp as agreement_counts
 from node.exchange.trust_store import current_trust_store
 from node.links.api import blp as links
 from node.links.overlap_api import blp as agreement_overlap
+from node.log.exchange_log import LOG
 from node.settings import current_settings
 
 blp = Blueprint("datasets", __name__, url_prefix="/datasets",
@@ -84,6 +88,21 @@ def _health() -> dict[str, Check]:
                 trust_list.version if trust_list else None,
                 trust_list.expires_at if trust_list else None,
                 trust_list.issued_at if trust_list else None, now())}
+
+
+def metrics_facts() -> Iterator[Metric]:
+    """The node's figures read at scrape time: its exchange log, the trust list it holds."""
+    session = db.session()
+    try:
+        size, by_type = LOG.size(session), LOG.counts_by_type(session)
+    finally:
+        session.rollback()
+    yield from log_families(size, by_type)
+    try:
+        trust_list = current_trust_store().current()
+    except AnchorError:
+        trust_list = None
+    yield from trust_list_families(trust_list, now())
 
 
 health = health_blueprint(_health)

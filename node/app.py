@@ -42,6 +42,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app, api = service_app(
         "node", title=f"Corridor node {settings.member_id}", settings=settings, config=config,
         database=db, blueprints=api_views.BLUEPRINTS, max_body=1024 * 1024,
+        metrics_facts=api_views.metrics_facts,
         proxies=settings.proxies,
         JSON_SORT_KEYS=False,
         SECRET_KEY=secret_key_override() or load_session_secret(settings.keys_dir),

@@ -27,7 +27,10 @@ from typing import Any
 from flask import current_app
 
 from corridor.config import (
+    LOOPBACK,
+    Network,
     SettingsError,
+    metrics_from_setting,
     proxies_setting,
     time_zone_setting,
     toml_string,
@@ -65,6 +68,7 @@ class NodeSettings:
         proxies: reverse proxies in front of the node whose X-Forwarded-For/Proto/Host
             are trusted (0: none; 1 behind the TLS proxy of ``deploy/``).
         time_zone: IANA zone the node's pages give times in (``UTC`` by default).
+        metrics_from: networks whose clients may read ``/metrics`` (loopback by default).
     """
 
     directory: Path
@@ -81,6 +85,7 @@ class NodeSettings:
     max_problems_reported: int = 50
     proxies: int = 0
     time_zone: str = "UTC"
+    metrics_from: tuple[Network, ...] = LOOPBACK
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -145,6 +150,7 @@ def load_settings(directory: Path, environ: Mapping[str, str] | None = None) -> 
         import_batch_rows=int(storage.get("import_batch_rows", 5_000)),
         proxies=proxies_setting(node.get("proxies", 0)),
         time_zone=time_zone_setting(node.get("time_zone", "UTC")),
+        metrics_from=metrics_from_setting(node.get("metrics_from")),
         extra={k: v for k, v in data.items() if k not in {"node", "storage", "registry"}},
     )
 
@@ -160,6 +166,7 @@ def render_config(member_id: str, name: str, country: str, url: str | None,
         f"country = {toml_string(country)}",
         "proxies = 0  # 1 behind a TLS reverse proxy (trust its X-Forwarded-*)",
         'time_zone = "UTC"  # the pages\' times, e.g. "Asia/Vladivostok" (IANA names)',
+        'metrics_from = ["127.0.0.1/32", "::1/128"]  # who may read /metrics ([]: nobody)',
     ]
     if url:
         lines.append(f"url = {toml_string(url)}")

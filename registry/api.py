@@ -3,22 +3,27 @@ OAuth2 alongside)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 from flask import request as flask_request
 from flask.views import MethodView
 from flask_smorest import Blueprint
+from prometheus_client.core import Metric
+from sqlalchemy import select
 
 from corridor.errors import TooManyRequests
 from corridor.health import Check, database_check, health_blueprint
 from corridor.keystore import KeystoreError, load_signing_key
+from corridor.metrics import log_families, trust_list_families
 from crypto.keys import KeySet
 from registry import context
 from registry.db import MIGRATIONS_DIR, db
 from registry.exchange.agreements_api import agreements_blueprint
 from registry.exchange.auth import current_client, require_token
 from registry.exchange.catalog_api import catalog_blueprint
+from registry.log.exchange_log import LOG
 from registry.log.witness_api import witness_blueprint
 from registry.membership.members import (
     add_key,
@@ -27,6 +32,7 @@ from registry.membership.members import (
     verify_join_request,
 )
 from registry.membership.trust import current_trust_list, publish_trust_list
+from registry.models import TrustListVersion
 from registry.schemas import (
     JoinRequestSchema,
     JWKSSchema,
@@ -152,6 +158,19 @@ def _health() -> dict[str, Check]:
         key = Check(False, f"{e.title}: on the host, keys/ "
                            "must be mode 0700, its files 0600, owned by the service user")
     return {"database": database_check(db.session(), MIGRATIONS_DIR), "signing_key": key}
+
+
+def metrics_facts() -> Iterator[Metric]:
+    """The registry's figures read at scrape time: its exchange log, the last trust list signed."""
+    session = db.session()
+    try:
+        size, by_type = LOG.size(session), LOG.counts_by_type(session)
+        latest = session.scalar(select(TrustListVersion)
+                                .order_by(TrustListVersion.version.desc()).limit(1))
+    finally:
+        session.rollback()
+    yield from log_families(size, by_type)
+    yield from trust_list_families(latest, context.now())
 
 
 health = health_blueprint(_health)

@@ -42,6 +42,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     app, api = service_app("registry", title=settings.name, settings=settings, config=config,
                            database=db, blueprints=api_views.BLUEPRINTS, max_body=256 * 1024,
+                           metrics_facts=api_views.metrics_facts,
                            proxies=settings.proxies)
     app.extensions["corridor_signing_key"] = load_signing_key(settings.keys_dir)
     init_oauth(app)

@@ -22,7 +22,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from corridor.config import SettingsError, proxies_setting, time_zone_setting, toml_string
+from corridor.config import (
+    LOOPBACK,
+    Network,
+    SettingsError,
+    metrics_from_setting,
+    proxies_setting,
+    time_zone_setting,
+    toml_string,
+)
 
 CONFIG_FILE = "registry.toml"
 DEFAULT_DB_FILE = "registry.db"
@@ -49,6 +57,7 @@ class RegistrySettings:
         checkpoint_interval: seconds between checks that sign a new checkpoint of the
             registry's exchange log when it grew (0: only ``corridor registry log checkpoint``).
         time_zone: IANA zone the registry's pages give times in (``UTC`` by default).
+        metrics_from: networks whose clients may read ``/metrics`` (loopback by default).
     """
 
     directory: Path
@@ -62,6 +71,7 @@ class RegistrySettings:
     proxies: int = 0
     checkpoint_interval: int = 300
     time_zone: str = "UTC"
+    metrics_from: tuple[Network, ...] = LOOPBACK
 
     @property
     def keys_dir(self) -> Path:
@@ -113,6 +123,7 @@ def load_settings(directory: Path, environ: Mapping[str, str] | None = None) -> 
             proxies=proxies_setting(reg.get("proxies", 0)),
             checkpoint_interval=interval,
             time_zone=time_zone_setting(reg.get("time_zone", "UTC")),
+        metrics_from=metrics_from_setting(reg.get("metrics_from")),
         )
     except (tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as e:
         if isinstance(e, SettingsError):
@@ -135,6 +146,7 @@ def render_config(name: str, url: str, *, development: bool,
         "proxies = 0              # 1 behind a TLS reverse proxy (trust its X-Forwarded-*)",
         "checkpoint_interval = 300  # seconds between signed checkpoints of the log (0: off)",
         'time_zone = "UTC"        # the pages\' times, e.g. "Asia/Seoul" (IANA names)',
+        'metrics_from = ["127.0.0.1/32", "::1/128"]  # who may read /metrics ([]: nobody)',
         "",
         "[storage]",
     ]

@@ -19,12 +19,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from corridor.db import make_engine, make_session_factory
+from corridor.metrics import MULTIPROC_VARIABLE
 from node.log.exchange_log import LOG as NODE_LOG
 from node.settings import load_settings as load_node_settings
 from registry.log.witness import refusals, witnessed
@@ -41,10 +44,13 @@ class Gunicorn:
     """One service under ``python -m gunicorn`` with deploy/gunicorn.conf.py; its log file."""
 
     def __init__(self, module: str, directory_variable: str, directory: Path, url: str,
-                 log: Path) -> None:
+                 log: Path, metrics: Path | None = None) -> None:
         self.log = log
         self.url = url
         env = {**os.environ, directory_variable: str(directory), "CORRIDOR_LOG_FORMAT": "text"}
+        env.pop(MULTIPROC_VARIABLE, None)  # None: the config makes a temporary one
+        if metrics is not None:
+            env[MULTIPROC_VARIABLE] = str(metrics)
         port = url.rsplit(":", 1)[1]
         self._handle = open(log, "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
@@ -120,8 +126,9 @@ def served(parks: Federation, tmp_path: Path) -> Iterator[dict[str, Gunicorn]]:
                 ("cn-ntlnp", "node", "CORRIDOR_NODE_DIR", fed.nodes["cn-ntlnp"])):
             server = fed.servers[name]
             server.stop()
-            services[name] = Gunicorn(module, variable, directory, server.url,
-                                      tmp_path / f"{name}-gunicorn.log")
+            services[name] = Gunicorn(
+                module, variable, directory, server.url, tmp_path / f"{name}-gunicorn.log",
+                metrics=tmp_path / "node-metrics" if module == "node" else None)
         yield services
     finally:
         for service in services.values():
@@ -182,3 +189,22 @@ def test_one_worker_runs_the_background_work_and_the_story_holds(
     reconciled = run_cli("audit", "reconcile", "--registry", fed.registry_dir,
                          "--node", fed.nodes["cn-ntlnp"], "--node", fed.nodes["ru-lotl"])
     assert reconciled.exit_code == 0, reconciled.output
+
+    # /metrics adds up both workers' counters (and the killed worker's), whichever answers.
+    for service in (node, registry):
+        with ThreadPoolExecutor(8) as pool:  # a new connection each: both workers answer some
+            answers = list(pool.map(httpx.get, [f"{service.url}/livez"] * 40))
+        assert [r.status_code for r in answers] == [200] * 40
+        for _ in range(6):
+            assert livez_count(service) == 40
+    assert len({f.stem.rsplit("_", 1)[1] for f in (tmp_path / "node-metrics").glob("*.db")}) \
+        >= 3, "the two workers and the one killed each keep their counters"
+
+
+def livez_count(service: Gunicorn) -> float:
+    """How many ``GET /livez`` the service's /metrics says were answered with 200."""
+    text = httpx.get(f"{service.url}/metrics").raise_for_status().text
+    return sum(sample.value for family in text_string_to_metric_families(text)
+               for sample in family.samples
+               if sample.name == "corridor_http_requests_total"
+               and sample.labels == {"method": "GET", "route": "/livez", "status": "200"})
