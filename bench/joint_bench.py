@@ -54,12 +54,9 @@ import argparse
 import io
 import logging
 import multiprocessing
-import os
 import shutil
 import sqlite3
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -70,7 +67,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import httpx
+from gunicorn_serving import serve_with_gunicorn
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
@@ -147,52 +144,6 @@ def pick_year(spans: list[tuple[str | None, str | None]], today: date) -> int:
         raise SystemExit(f"no whole year of data ({first} to {last}) ends before the "
                          f"embargo cutoff {cutoff}; give --year")
     return max(years, key=lambda y: (covered(y), y))
-
-
-def serve_in_process(net: LoopbackFederation, member: str, stack: ExitStack) -> None:
-    """Move ``member``'s server out of this process: gunicorn on the same port.
-
-    The node's registered URL is unchanged; the in-process server stops first
-    so that the port is free, and gunicorn is stopped when ``stack`` closes.
-    """
-    server = net.servers.pop(member)
-    url = server.url
-    server.stop()
-    directory = net.nodes[member].directory
-    env = dict(os.environ, CORRIDOR_NODE_DIR=str(directory))
-    errors = stack.enter_context((directory / "gunicorn.log").open("wb"))
-    config = Path(__file__).resolve().parent.parent / "deploy" / "gunicorn.conf.py"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", str(config), "--workers", "1",
-         "--bind", url.removeprefix("http://"), "--access-logfile", "/dev/null",
-         "node.wsgi:app"], env=env, stdout=subprocess.DEVNULL, stderr=errors)
-
-    def stop() -> None:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-    stack.callback(stop)
-    deadline = time.monotonic() + 30
-    while not answers(f"{url}/.well-known/jwks.json"):
-        if process.poll() is not None:
-            errors.flush()
-            log = (directory / "gunicorn.log").read_text(errors="replace")
-            raise SystemExit(f"gunicorn for {member} exited:\n{log[-2000:]}")
-        if time.monotonic() > deadline:
-            raise SystemExit(f"gunicorn for {member} did not answer on {url} in 30 s")
-        time.sleep(0.2)
-
-
-def answers(url: str) -> bool:
-    """Whether ``url`` answers 200 now."""
-    try:
-        return httpx.get(url, timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 # ------------------------------------------------------------------ timing
@@ -447,7 +398,7 @@ def main() -> None:
             engines.clear()
             if args.serve == "processes":
                 for member in agreements:
-                    serve_in_process(net, member, stack)
+                    serve_with_gunicorn(net, member, stack, workers=1)
             print(f"{len(agreements)} aggregate agreements active; setup took "
                   f"{time.perf_counter() - started:.0f} s", flush=True)
             fan_out(requester, agreements, query, root / "received", args.runs, args.serve)
