@@ -24,6 +24,8 @@ Any failure raises the opaque :class:`~crypto.errors.InvalidSignature`.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -42,6 +44,7 @@ __all__ = [
     "ALGORITHM",
     "FORBIDDEN_HEADERS",
     "Verified",
+    "VerifiedCache",
     "sign_compact",
     "sign_detached",
     "verify_compact",
@@ -78,6 +81,52 @@ class Verified:
     header: dict[str, Any]
     payload: bytes
     kid: str
+
+
+class VerifiedCache:
+    """The last ``size`` compact JWS that verified, by their exact text (least recently used
+    out first): a bearer token presented again skips parsing and the signature check.
+
+    Only successes are kept, so a flood of forged tokens costs what it always
+    did and cannot push good entries out faster than new tokens would. A hit
+    counts only if the key that verified it is still in the caller's keys
+    (a key id is the key's thumbprint, so the same id is the same key) and
+    the expected ``typ`` is the same; everything else about the token (its
+    claims, its times) the caller checks again every time.
+    """
+
+    def __init__(self, size: int = 1024) -> None:
+        if size < 1:
+            raise ValueError("size must be at least 1")
+        self._size = size
+        self._entries: OrderedDict[tuple[str, str | None, int], Verified] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, token: str, keys: KeySet, expected_typ: str | None,
+            max_size: int) -> Verified | None:
+        """The earlier verification of ``token`` under the same ``expected_typ`` and
+        ``max_size``, if the key that verified it is still one of ``keys``."""
+        entry = (token, expected_typ, max_size)
+        with self._lock:
+            verified = self._entries.get(entry)
+            if verified is None:
+                return None
+            self._entries.move_to_end(entry)
+        return verified if verified.kid in keys else None
+
+    def put(self, token: str, expected_typ: str | None, max_size: int,
+            verified: Verified) -> None:
+        """Remember that ``token`` verified as ``verified``."""
+        entry = (token, expected_typ, max_size)
+        with self._lock:
+            self._entries[entry] = verified
+            self._entries.move_to_end(entry)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        """How many verifications are remembered."""
+        return len(self._entries)
 
 
 class _PinnedEdDSA(EdDSAAlgorithm):
@@ -157,6 +206,7 @@ def verify_compact(
     *,
     max_size: int = _DEFAULT_MAX_SIZE,
     expected_typ: str | None = None,
+    cache: VerifiedCache | None = None,
 ) -> Verified:
     """Verify a JWS compact serialization with one of ``keys``.
 
@@ -165,8 +215,17 @@ def verify_compact(
     :param max_size: largest accepted token, in bytes.
     :param expected_typ: if given, the header's ``typ`` must match it
         (case-insensitively, ``application/`` optional: RFC 7515 §4.1.9).
+    :param cache: earlier successes to answer from, and to add this one to
+        (:class:`VerifiedCache`; only ``str`` tokens are remembered).
     :raises InvalidSignature: whatever is wrong with the token.
     """
+    if cache is not None and isinstance(token, str):
+        known = cache.get(token, keys, expected_typ, max_size)
+        if known is not None:
+            return known
+        verified = verify_compact(token, keys, max_size=max_size, expected_typ=expected_typ)
+        cache.put(token, expected_typ, max_size, verified)
+        return verified
     raw, (header_segment, payload_segment, signature_segment) = _split(token, max_size)
     header = _decode_header(header_segment)
     key = _check_header(header, keys, expected_typ)

@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 
 from crypto._encoding import strict_json_loads
 from crypto.errors import TOKEN_REJECTED, InvalidSignature
-from crypto.jws import sign_compact, verify_compact
+from crypto.jws import VerifiedCache, sign_compact, verify_compact
 from crypto.keys import KeySet, SigningKey
 
 __all__ = ["DEFAULT_REQUIRED_CLAIMS", "decode_jwt", "encode_jwt"]
@@ -58,6 +58,7 @@ def decode_jwt(
     max_lifetime: int | None = None,
     required: Iterable[str] = DEFAULT_REQUIRED_CLAIMS,
     max_size: int = 8192,
+    cache: VerifiedCache | None = None,
 ) -> dict[str, Any]:
     """Verify a JWT and its claims, and return the claims.
 
@@ -74,6 +75,8 @@ def decode_jwt(
         seconds (both claims then become mandatory).
     :param required: claims that must be present.
     :param max_size: largest accepted token, in bytes.
+    :param cache: signatures already verified (:class:`crypto.jws.VerifiedCache`); the
+        claims are checked again on every call all the same.
     :raises InvalidSignature: on any failure, with ``str()`` equal to
         :data:`~crypto.errors.TOKEN_REJECTED` and the cause in ``.reason``.
     """
@@ -86,7 +89,7 @@ def decode_jwt(
     required = tuple(required)
 
     try:
-        verified = verify_compact(token, keys, max_size=max_size, expected_typ=typ)
+        verified = verify_compact(token, keys, max_size=max_size, expected_typ=typ, cache=cache)
     except InvalidSignature as e:
         raise InvalidSignature(e.reason, message=TOKEN_REJECTED) from e
     try:

@@ -28,6 +28,7 @@ from typing import Any, NoReturn
 
 from crypto._encoding import b64url_decode, strict_json_loads
 from crypto.errors import TOKEN_REJECTED, InvalidSignature
+from crypto.jws import VerifiedCache
 from crypto.jwt import decode_jwt, encode_jwt
 from crypto.keys import KeySet, SigningKey
 
@@ -255,6 +256,7 @@ def verify_access_token(
     issuer: str,
     now: int,
     leeway: int = CLOCK_LEEWAY,
+    cache: VerifiedCache | None = None,
 ) -> AccessClaims:
     """Verify an access token presented to ``audience``.
 
@@ -263,7 +265,8 @@ def verify_access_token(
     ``scope``; ``iss`` = ``issuer``; ``aud`` exactly the string ``audience``
     (RFC 9068 §4: a list is refused, so a token meant for several parties is
     never accepted by one); ``client_id`` = ``sub``; a lifetime of at most
-    :data:`MAX_ACCESS_TOKEN_TTL`; a well-formed ``scope``.
+    :data:`MAX_ACCESS_TOKEN_TTL`; a well-formed ``scope``. ``cache`` spares a token
+    presented again its signature check, never its claim checks.
 
     :raises InvalidSignature: whatever is wrong (the cause is in ``reason``).
     """
@@ -278,6 +281,7 @@ def verify_access_token(
         max_lifetime=MAX_ACCESS_TOKEN_TTL,
         required=_ACCESS_TOKEN_CLAIMS,
         max_size=MAX_TOKEN_SIZE,
+        cache=cache,
     )
     if claims["aud"] != audience:
         _reject("aud must be exactly the audience, as a single string")
