@@ -365,7 +365,9 @@ class Importer:
         resource_list = descriptor.get("resources")
         if not isinstance(resource_list, list):
             raise SourceError("datapackage.json: 'resources' must be a list")
-        resources = {r.get("name"): r for r in resource_list if isinstance(r, dict)}
+        # Only resources named by a string can be one of ours (a list as a name is not).
+        resources = {r["name"]: r for r in resource_list
+                     if isinstance(r, dict) and isinstance(r.get("name"), str)}
         paths: dict[str, str] = {}
         for resource in CAMTRAP_RESOURCES:
             path = resources.get(resource, {}).get("path")
