@@ -17,14 +17,17 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterable
+from http import HTTPStatus
 from itertools import accumulate
 from typing import Any
 
 from flask import Flask, Response, current_app, json, request
 from flask_smorest import Api
+from flask_smorest.utils import prepare_response
+from marshmallow import INCLUDE, Schema, fields
 from prometheus_client.core import Metric
 from sqlalchemy.exc import DataError as DBAPIDataError
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAllowed
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from corridor.clock import install_clock
@@ -44,14 +47,47 @@ def problem(status: int, title: str, detail: str | None = None, **extra: Any) ->
     return Response(json.dumps(body), status=status, mimetype=PROBLEM_JSON)
 
 
+class ProblemSchema(Schema):
+    """An RFC 9457 problem document, as every error of the services is sent."""
+
+    class Meta:
+        unknown = INCLUDE  # problem types may add members (RFC 9457 §3.2)
+
+    type = fields.String(required=True, metadata={"example": "about:blank"})
+    title = fields.String(required=True, metadata={"description": "What went wrong, in words."})
+    status = fields.Integer(required=True)
+    detail = fields.String(metadata={"description": "This occurrence, and what to do."})
+    errors = fields.Dict(metadata={"description": "Per location and field, what is wrong "
+                                                  "(422 and some 400)."})
+
+
 class ProblemApi(Api):  # type: ignore[misc]
-    """flask-smorest ``Api`` whose errors are RFC 9457 problem documents."""
+    """flask-smorest ``Api`` whose errors are RFC 9457 problem documents, documented so."""
+
+    ERROR_SCHEMA = ProblemSchema
 
     def init_app(self, app: Flask, *args: Any, **kwargs: Any) -> None:
         """Attach to ``app`` and register the problem handlers."""
         super().init_app(app, *args, **kwargs)
         app.register_error_handler(CorridorError, self.handle_corridor_error)
         app.register_error_handler(Exception, self.handle_unexpected)
+
+    def _register_responses(self) -> None:
+        """Every error response in the OpenAPI document as what it is: problem+json.
+
+        flask-smorest would document them with its success content type; this
+        is its own registration (one response per status, and ``default``)
+        with :data:`PROBLEM_JSON`.
+        """
+        for status in HTTPStatus:
+            response: dict[str, Any] = {"description": status.phrase}
+            if status >= 400:
+                response["schema"] = self.ERROR_SCHEMA
+            prepare_response(response, self.spec, PROBLEM_JSON)
+            self.spec.components.response(status.name, response, lazy=True)
+        default = {"description": "Default error response", "schema": self.ERROR_SCHEMA}
+        prepare_response(default, self.spec, PROBLEM_JSON)
+        self.spec.components.response(self.DEFAULT_ERROR_RESPONSE_NAME, default, lazy=True)
 
     def handle_http_exception(self, error: HTTPException) -> Response:
         """Render werkzeug errors (404 routes, 405, webargs 422) as problems."""
@@ -65,6 +101,9 @@ class ProblemApi(Api):  # type: ignore[misc]
         response = problem(code, error.name, detail, **extra)
         for key, value in (data.get("headers") or {}).items():
             response.headers[key] = value
+        if isinstance(error, MethodNotAllowed) and error.valid_methods:
+            # RFC 9110 §15.5.6: a 405 names the methods the resource has.
+            response.headers["Allow"] = ", ".join(sorted(error.valid_methods))
         return response
 
     def handle_corridor_error(self, error: CorridorError) -> Response:

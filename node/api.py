@@ -14,6 +14,7 @@ from corridor.clock import now
 from corridor.health import Check, database_check, health_blueprint, trust_list_check
 from corridor.keystore import public_keys
 from corridor.metrics import log_families, trust_list_families
+from corridor.openapi_tokens import needs_token
 from node.data.datasets import current_datasets, get_dataset, metadata_view
 from node.data.schemas import DatasetListSchema, DatasetSchema, JWKSSchema, WhoAmISchema
 from node.db import MIGRATIONS_DIR, db
@@ -59,6 +60,7 @@ class WhoAmI(MethodView):
     """Check that a partner's token is accepted here."""
 
     @partners.response(200, WhoAmISchema)
+    @needs_token("node:read")
     def get(self) -> dict[str, Any]:
         """Verify the caller's access token against this node's trust list and echo who it is."""
         claims = authorize("node:read")

@@ -11,11 +11,13 @@ from flask import Flask
 from corridor.anchor import AnchorError, read_anchor
 from corridor.keystore import load_session_secret, public_keys
 from corridor.log_api import AuditLog, CheckpointTrust, init_audit
+from corridor.openapi_tokens import document_tokens
 from corridor.pages import ui
 from corridor.tlog import REGISTRY_NAME, node_origin
 from corridor.web import service_app
 from node import api as api_views
 from node.db import db
+from node.exchange.auth import refuse_without_token
 from node.exchange.trust_store import ANCHOR_FILE
 from node.log.exchange_log import LOG
 from node.settings import NodeSettings, load_settings, secret_key_override
@@ -47,6 +49,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         JSON_SORT_KEYS=False,
         SECRET_KEY=secret_key_override() or load_session_secret(settings.keys_dir),
         **pages.flask_settings(settings.url))
+    app.before_request(refuse_without_token)
     # The exchange log for auditors: read-only API under /log (DESIGN.md §10).
     init_audit(app, api, AuditLog(label=settings.member_id, log=LOG, database=db,
                                   accounts=ACCOUNTS, trust=lambda: checkpoint_trust(settings),
@@ -55,6 +58,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     pages.csrf.init_app(app)
     app.register_blueprint(ui)
     app.register_blueprint(pages.bp)  # with the ledger's page (links_pages) on it
+    document_tokens(app, api, description="An access token from the registry (RFC 9068) "
+                                          "whose audience is this node.")
     return app
 
 

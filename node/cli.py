@@ -85,6 +85,7 @@ from node.exchange.registry_client import (
     client_for,
 )
 from node.exchange.rows import export_dwc, export_dwca, received_to_dwc
+from node.exchange.token_cli import token
 from node.exchange.trust_store import TrustStore, install_anchor
 from node.links.cli import links, overlap
 from node.log.cli import log_group
@@ -874,7 +875,7 @@ def census_cmd(ctx: click.Context, dataset_name: str, taxa: tuple[str, ...], yea
 BACKUP_LAYOUT = Layout("node", CONFIG_FILE, DEFAULT_DB_FILE, "CORRIDOR_NODE_DATABASE_URL",
                        MIGRATIONS_DIR, members=("anchor.json", KEYS_DIR, "trust"))
 
-for _command in (*AGREEMENT_COMMANDS, users, log_group, links, overlap, packages,
+for _command in (*AGREEMENT_COMMANDS, users, log_group, links, overlap, packages, token,
                  *backup_commands(BACKUP_LAYOUT),
                  doctor_command("node", CONFIG_FILE, MIGRATIONS_DIR, node_findings)):
     node.add_command(_command)

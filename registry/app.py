@@ -10,10 +10,12 @@ from flask import Flask
 
 from corridor.keystore import load_signing_key
 from corridor.lease import Lease
+from corridor.openapi_tokens import document_tokens
 from corridor.web import service_app
 from registry import api as api_views
 from registry.db import db
 from registry.exchange.oauth import init_oauth
+from registry.exchange.oauth_spec import document_oauth
 from registry.log.witness import start_checkpointer
 from registry.settings import RegistrySettings, load_settings
 from registry.web import pages
@@ -46,7 +48,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
                            proxies=settings.proxies)
     app.extensions["corridor_signing_key"] = load_signing_key(settings.keys_dir)
     init_oauth(app)
+    document_oauth(app, api.spec)
     pages.init_app(app, api)  # the auditor's log API (/log/...) and pages
+    document_tokens(app, api, description="An access token this registry issued "
+                                          "(POST /oauth/token), audience 'registry'.")
     if checkpointer:
         app.extensions["corridor_checkpointer"] = start_checkpointer(
             settings.database_url, app.extensions["corridor_signing_key"],

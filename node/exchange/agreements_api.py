@@ -37,6 +37,7 @@ from corridor.clock import Clock, now
 from corridor.db import make_session_factory
 from corridor.errors import Conflict, CorridorError
 from corridor.keystore import KeystoreError
+from corridor.openapi_tokens import needs_token
 from corridor.tlog import node_origin
 from crypto.tokens import FETCH_SCOPE, AccessClaims
 from node.data.policy_store import PolicyFileError, cursor_key
@@ -181,6 +182,7 @@ class AgreementPackage(MethodView):
 
     @blp.arguments(PackageQuerySchema, location="query", unknown=RAISE)
     @blp.response(200, content_type="application/zip")
+    @needs_token(FETCH_SCOPE)
     def get(self, query: dict[str, Any], agreement_id: str) -> Response:
         """Stream the package (a zip with datapackage.json and its detached JWS)."""
         settings = current_settings()

@@ -28,10 +28,11 @@ import logging
 from typing import Any
 
 import httpx
-from flask import request
+from flask import current_app, request
 
 from corridor.clock import now
 from corridor.errors import CorridorError, Forbidden, Unauthorized
+from corridor.openapi_tokens import token_scopes
 from crypto.errors import InvalidSignature
 from crypto.jws import VerifiedCache
 from crypto.tokens import AccessClaims, verify_access_token
@@ -80,6 +81,20 @@ def _bearer() -> str:
         raise InvalidToken("a Bearer access token from the registry is required",
                            headers={"WWW-Authenticate": 'Bearer realm="corridor"'})
     return token.strip()
+
+
+def refuse_without_token() -> None:
+    """``before_request``: a view that needs a token (:func:`corridor.openapi_tokens.needs_token`)
+    answers 401 to a request with no bearer token at all before it reads the body, so a
+    stranger learns nothing from its validation. The view checks the token itself.
+
+    :raises InvalidToken: no ``Authorization: Bearer`` header.
+    """
+    view = current_app.view_functions.get(request.endpoint or "")
+    view_class = getattr(view, "view_class", None)
+    handler = getattr(view_class, request.method.lower(), None) if view_class else view
+    if token_scopes(handler) is not None:
+        _bearer()
 
 
 def authorize(*scopes: str, confirm_with_registry: bool = False) -> AccessClaims:

@@ -20,6 +20,7 @@ from flask_smorest import Blueprint
 from marshmallow import RAISE, Schema, fields, validate
 
 from corridor.clock import now
+from corridor.openapi_tokens import needs_token
 from corridor.web import limit_body
 from crypto.canonical import canonical_json
 from crypto.tokens import COUNTS_SCOPE
@@ -60,6 +61,7 @@ class AgreementCensus(MethodView):
 
     @blp.arguments(CensusQuerySchema, location="json")
     @blp.response(200)
+    @needs_token(COUNTS_SCOPE)
     def post(self, data: dict[str, Any], agreement_id: str) -> dict[str, Any]:
         """Count, log and sign; answer ``{"result": ..., "jws": ...}``."""
         settings, session, current = current_settings(), db.session(), now()

@@ -25,6 +25,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 
 from corridor.clock import now
 from corridor.errors import CorridorError
+from corridor.openapi_tokens import needs_token
 from corridor.tlog import node_origin
 from corridor.web import limit_body
 from crypto.canonical import canonical_json
@@ -132,6 +133,7 @@ class AgreementCounts(MethodView):
 
     @blp.arguments(CountsQuerySchema, location="json")
     @blp.response(200)
+    @needs_token(COUNTS_SCOPE)
     def post(self, data: dict[str, Any], agreement_id: str) -> dict[str, Any]:
         """Count, suppress, log and sign; answer ``{"result": ..., "jws": ...}``."""
         settings = current_settings()

@@ -16,6 +16,7 @@ from marshmallow import RAISE, Schema, fields, validate
 
 from corridor.clock import now
 from corridor.errors import CorridorError
+from corridor.openapi_tokens import needs_token
 from corridor.web import limit_body
 from crypto.tokens import LINKS_SCOPE
 from node.db import db
@@ -48,6 +49,7 @@ class Links(MethodView):
 
     @blp.arguments(LinkDeliverySchema, location="json")
     @blp.response(200)
+    @needs_token(LINKS_SCOPE)
     def post(self, data: dict[str, Any]) -> dict[str, Any]:
         """Verify, apply and log the message; answer the link's state here."""
         settings = current_settings()

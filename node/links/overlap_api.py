@@ -19,6 +19,7 @@ from marshmallow import RAISE, Schema, fields, validate
 from corridor.clock import now
 from corridor.errors import Forbidden
 from corridor.keystore import public_keys
+from corridor.openapi_tokens import needs_token
 from corridor.web import limit_body
 from crypto.tokens import OVERLAP_SCOPE
 from node.db import db
@@ -59,6 +60,7 @@ class AgreementOverlap(MethodView):
 
     @blp.arguments(OverlapStepSchema, location="json")
     @blp.response(200)
+    @needs_token(OVERLAP_SCOPE)
     def post(self, data: dict[str, Any], agreement_id: str) -> dict[str, Any]:
         """Answer step 1 or conclude with step 3."""
         settings, session, current = current_settings(), db.session(), now()

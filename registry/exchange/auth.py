@@ -33,6 +33,7 @@ from typing import ParamSpec, TypeVar
 
 from flask import Response, g, request
 
+from corridor.openapi_tokens import needs_token
 from corridor.web import problem
 from crypto.errors import InvalidSignature
 from crypto.keys import KeySet
@@ -58,6 +59,7 @@ def require_token(*scopes: str) -> Callable[[Callable[P, R]], Callable[P, R | Re
     required = frozenset(scopes)
 
     def decorator(view: Callable[P, R]) -> Callable[P, R | Response]:
+        @needs_token(*sorted(required))  # for the OpenAPI document (corridor.openapi_tokens)
         @functools.wraps(view)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R | Response:
             refusal = _authorize(required)
