@@ -348,7 +348,7 @@ class Checkpoint(MethodView):
     @blp.response(200, content_type="text/plain", description=(
         "C2SP tlog-checkpoint signed note; the registry's cosignature line follows "
         "the service's own once witnessed"))
-    @blp.alt_response(404, description="no checkpoint signed yet")
+    @blp.alt_response(404, "NOT_FOUND")  # no checkpoint signed yet
     @blp.doc(responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
     def get(self) -> Response:
         """The latest checkpoint note, as signed (public: it holds no data)."""

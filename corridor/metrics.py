@@ -205,8 +205,7 @@ def metrics_blueprint() -> Blueprint:
 
         @blp.response(200, {"type": "string"}, content_type=CONTENT_TYPE_LATEST,
                       description="Prometheus text exposition format.")
-        @blp.alt_response(404, description="Not from a network allowed to scrape "
-                                           "(the route is not shown to others).")
+        @blp.alt_response(404, "NOT_FOUND")  # to a client outside metrics_from
         def get(self) -> Response:
             """Counters of this service's requests and refusals, its log and trust list."""
             metrics: ServiceMetrics = current_app.extensions["corridor_metrics"]

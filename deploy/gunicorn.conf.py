@@ -35,8 +35,8 @@ timeout = 120            # seconds a worker may be silent (streamed exports writ
 graceful_timeout = 30
 max_requests = 50000     # recycle workers now and then to bound any slow leak (at 2000
 max_requests_jitter = 5000  # they restarted every few seconds under load)
-limit_request_line = 8190
-limit_request_fields = 50
+limit_request_line = 8190    # longer request lines: 414 (problem+json, corridor/gunicorn_errors.py)
+limit_request_fields = 50    # more header fields, or one over 8190 bytes: 431
 forwarded_allow_ips = "127.0.0.1"
 accesslog = "-"
 errorlog = "-"
@@ -46,6 +46,13 @@ def on_starting(server: Any) -> None:
     """Forget the counters of an earlier run whose directory was named by the environment."""
     for stale in Path(os.environ[METRICS_VARIABLE]).glob("*.db"):
         stale.unlink()
+
+
+def post_worker_init(worker: Any) -> None:
+    """gunicorn's own refusals (414, 431, 400) as problem+json, like the services' errors."""
+    from corridor.gunicorn_errors import install
+
+    install()
 
 
 def child_exit(server: Any, worker: Any) -> None:

@@ -35,7 +35,7 @@ def test_operations_that_need_a_token_say_so_with_their_scopes_and_refusals(
     assert {"401", "403"} <= set(whoami["responses"])
     package = node["paths"]["/agreements/{agreement_id}/package"]["get"]
     assert package["security"] == [{"registryToken": ["agreement:fetch"]}]
-    assert {"401", "403", "404"} <= set(package["responses"])
+    assert {"401", "403", "404", "409"} <= set(package["responses"])
     assert "security" not in node["paths"]["/datasets"]["get"]  # public metadata
     assert "security" not in node["paths"]["/.well-known/jwks.json"]["get"]
 
@@ -44,6 +44,11 @@ def test_operations_that_need_a_token_say_so_with_their_scopes_and_refusals(
     assert catalog["post"]["security"] == [{"registryToken": ["catalog:write"]}]
     assert catalog["get"]["security"] == [{"registryToken": ["catalog:read"]}]
     assert "security" not in registry["paths"]["/trust-list"]["get"]
+    witness = registry["paths"]["/witness/{member_id}"]["post"]
+    assert {"401", "403", "404", "409"} <= set(witness["responses"])
+    assert witness["responses"]["409"] == {"$ref": "#/components/responses/CONFLICT"}
+    conflict = registry["components"]["responses"]["CONFLICT"]
+    assert list(conflict["content"]) == [PROBLEM]
 
 
 def test_a_call_without_a_token_is_refused_before_its_body_is_read(

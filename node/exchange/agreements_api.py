@@ -182,6 +182,7 @@ class AgreementPackage(MethodView):
 
     @blp.arguments(PackageQuerySchema, location="query", unknown=RAISE)
     @blp.response(200, content_type="application/zip")
+    @blp.alt_response(409, "CONFLICT")
     @needs_token(FETCH_SCOPE)
     def get(self, query: dict[str, Any], agreement_id: str) -> Response:
         """Stream the package (a zip with datapackage.json and its detached JWS)."""

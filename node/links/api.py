@@ -49,6 +49,7 @@ class Links(MethodView):
 
     @blp.arguments(LinkDeliverySchema, location="json")
     @blp.response(200)
+    @blp.alt_response(409, "CONFLICT")
     @needs_token(LINKS_SCOPE)
     def post(self, data: dict[str, Any]) -> dict[str, Any]:
         """Verify, apply and log the message; answer the link's state here."""

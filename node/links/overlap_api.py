@@ -60,6 +60,7 @@ class AgreementOverlap(MethodView):
 
     @blp.arguments(OverlapStepSchema, location="json")
     @blp.response(200)
+    @blp.alt_response(409, "CONFLICT")
     @needs_token(OVERLAP_SCOPE)
     def post(self, data: dict[str, Any], agreement_id: str) -> dict[str, Any]:
         """Answer step 1 or conclude with step 3."""

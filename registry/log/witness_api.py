@@ -126,6 +126,7 @@ class Witness(MethodView):
     @require_token(WITNESS_SCOPE)
     @witness_blueprint.arguments(SubmissionSchema)
     @witness_blueprint.response(200, CosignedSchema)
+    @witness_blueprint.alt_response(409, "CONFLICT")
     def post(self, body: dict[str, Any], member_id: str) -> dict[str, Any]:
         """Cosign the caller's checkpoint if it is consistent with the last one cosigned."""
         caller = current_client()
