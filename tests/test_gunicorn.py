@@ -197,8 +197,9 @@ def test_one_worker_runs_the_background_work_and_the_story_holds(
         assert [r.status_code for r in answers] == [200] * 40
         for _ in range(6):
             assert livez_count(service) == 40
+    # Counted by more than one process (which ones answered is gunicorn's choice).
     assert len({f.stem.rsplit("_", 1)[1] for f in (tmp_path / "node-metrics").glob("*.db")}) \
-        >= 3, "the two workers and the one killed each keep their counters"
+        >= 2, "the workers keep their counters in files of their own"
 
 
 def livez_count(service: Gunicorn) -> float:
