@@ -20,6 +20,7 @@ import json
 import os
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,19 @@ def kill_everything(service: Gunicorn) -> None:
         until(lambda w=worker: not Path(f"/proc/{w}").exists()
               or "Z" in Path(f"/proc/{w}/stat").read_text().split()[2], 10,
               f"worker {worker} to die")
+
+
+def crash_mid_burst(service: Gunicorn, clients: list[threading.Thread],
+                    enough: Callable[[], bool], stop: threading.Event) -> None:
+    """Start ``clients``, kill -9 ``service`` once ``enough`` holds, wait for the clients."""
+    for thread in clients:
+        thread.start()
+    until(enough, 60, "enough answers before the crash")
+    kill_everything(service)
+    stop.set()
+    for thread in clients:
+        thread.join(30)
+    service.stop()  # already dead: this only closes its log
 
 
 def database_of(fed: Federation, service: str) -> str:
@@ -113,15 +127,8 @@ def test_the_log_survives_kill_9_in_a_burst_and_holds_every_answer_given(
                 with lock:
                     answers.append(response.json()["result"]["log"])
 
-    threads = [threading.Thread(target=client) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    until(lambda: len(answers) >= 20, 60, "20 answers before the crash")
-    kill_everything(node)
-    stop.set()
-    for thread in threads:
-        thread.join(30)
-    node.stop()  # already dead: this only closes its log
+    crash_mid_burst(node, [threading.Thread(target=client) for _ in range(8)],
+                    lambda: len(answers) >= 20, stop)
     assert not failures, failures
 
     # The operator's first step: a checkpoint of the log as the crash left it, witnessed
@@ -172,16 +179,9 @@ def test_the_registry_survives_kill_9_in_a_burst_of_token_requests(
             with lock:
                 issued.append(token)
 
-    threads = [threading.Thread(target=client, args=pair) for pair in
-               [("ru-lotl", "cn-ntlnp"), ("cn-ntlnp", "ru-lotl")] * 4]
-    for thread in threads:
-        thread.start()
-    until(lambda: len(issued) >= 30, 60, "30 tokens before the crash")
-    kill_everything(registry)
-    stop.set()
-    for thread in threads:
-        thread.join(30)
-    registry.stop()  # already dead: this only closes its log
+    crash_mid_burst(registry, [threading.Thread(target=client, args=pair) for pair in
+                               [("ru-lotl", "cn-ntlnp"), ("cn-ntlnp", "ru-lotl")] * 4],
+                    lambda: len(issued) >= 30, stop)
     assert not failures, failures
 
     ok(fed.registry_cli("log", "checkpoint"))  # what the operator does first, offline
