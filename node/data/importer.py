@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from sqlalchemy import Connection, Engine, Table, func, select, update
+from sqlalchemy import Connection, Engine, String, Table, func, select, update
 
 from corridor.db import BulkWriter, table_of
 from corridor.errors import CorridorError
@@ -246,7 +246,9 @@ class _TableLoader:
         self.batch: list[dict[str, Any]] = []
         self.keys: set[str] = set()
         self.count = 0
-        self.parser = RowParser(spec, self.columns)
+        self.parser = RowParser(spec, self.columns, {
+            c.name: c.type.length for c in table.columns
+            if isinstance(c.type, String) and c.type.length})
         self.writer = BulkWriter(conn, table)
 
     def bind(self, header: list[str]) -> None:

@@ -352,9 +352,12 @@ class RowParser:
     also gives ``eventDate_start_utc`` and ``eventDate_end_utc``.
     """
 
-    def __init__(self, spec: TableSpec, keep: Iterable[str]) -> None:
+    def __init__(self, spec: TableSpec, keep: Iterable[str],
+                 max_lengths: Mapping[str, int] | None = None) -> None:
         kept = set(keep)
         self.spec = spec
+        #: Longest text each column stores (PostgreSQL refuses longer; SQLite would not).
+        self.max_lengths = dict(max_lengths or {})
         self.missing = spec.missing_values
         self.plan: list[tuple[str, Callable[[str], Any] | None, bool, int]] = []
         self.dropped = frozenset(f.name for f in spec.fields if f.name not in kept)
@@ -387,6 +390,17 @@ class RowParser:
                     out[name + "_utc"] = None
                 elif kind == _EVENT_DATE:
                     out[name + "_start_utc"] = out[name + "_end_utc"] = None
+                continue
+            if "\x00" in raw:  # PostgreSQL text cannot hold one, and no real value has one
+                log.add(Problem(file, line, name, "holds a NUL character, which no field may "
+                                                  "contain"))
+                ok = False
+                continue
+            limit = self.max_lengths.get(name)
+            if limit is not None and len(raw) > limit:
+                log.add(Problem(file, line, name, f"is {len(raw):,} characters long; at most "
+                                                  f"{limit:,} are stored"))
+                ok = False
                 continue
             if convert is None:
                 out[name] = raw

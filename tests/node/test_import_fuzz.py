@@ -58,6 +58,9 @@ def import_or_refuse(engine: sa.Engine, package: Path) -> None:
 @FIZZ
 @given(file=st.sampled_from(FILES), row=st.integers(0, 600), column=st.integers(0, 40),
        value=NASTY)
+# Both found here, on PostgreSQL only: a NUL, and an id longer than its column.
+@example(file="deployments.csv", row=1, column=0, value="\x00")
+@example(file="deployments.csv", row=1, column=0, value="x" * 5000)
 def test_any_one_cell_changed_is_imported_or_refused_by_name(
         engine: sa.Engine, example_copy: Callable[[str], Path], file: str, row: int,
         column: int, value: str) -> None:
